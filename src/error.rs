@@ -1,0 +1,89 @@
+//! The one error type of the HTTP API and its JSON response.
+//!
+//! Every failure a client can cause or see is a variant here; each variant's doc names its
+//! status. The body is always `{"error": "..."}`. Infrastructure failures are logged in full and
+//! shown to clients only as a generic message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::broker::BrokerError;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or a parameter is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400: the message is missing, empty or not a string.
+    #[error("message is required")]
+    MessageRequired,
+    /// 404: no such route or resource.
+    #[error("not found")]
+    NotFound,
+    /// 413: the body or message is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: a content type this endpoint does not read.
+    #[error("unsupported content type: send {0}")]
+    UnsupportedMediaType(&'static str),
+    /// 503 with `Retry-After`: too many open streams.
+    #[error("too many open streams, retry later")]
+    TooManyStreams,
+    /// 503: the hub holds as many topics as it may.
+    #[error("too many topics, retry later")]
+    TooManyTopics,
+    /// 503: the broker cannot be reached; nothing was accepted.
+    #[error("broker unavailable, retry later")]
+    Unavailable(String),
+    /// 503: the server is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+impl ApiError {
+    /// The status code of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::MessageRequired => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyStreams
+            | Self::TooManyTopics
+            | Self::Unavailable(_)
+            | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(err: BrokerError) -> Self {
+        match err {
+            BrokerError::TooManyTopics => Self::TooManyTopics,
+            BrokerError::Unavailable(detail) => Self::Unavailable(detail),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(detail) = &self {
+            tracing::warn!(%detail, "broker unavailable");
+        }
+        let status = self.status();
+        let mut response = (status, Json(json!({"error": self.to_string()}))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+}

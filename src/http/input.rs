@@ -1,0 +1,185 @@
+//! Reading a publish request into a [`Draft`]: content types, size limits, validation.
+//!
+//! Everything a publisher sends is checked here, once, into the hub's types.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::hub::{Draft, TopicName};
+use crate::sse::EventName;
+
+/// Which body forms an endpoint reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Accept {
+    /// `application/json` only (`POST /api/messages`).
+    Json,
+    /// JSON, `application/x-www-form-urlencoded` or `text/plain` (`POST /publish`).
+    Any,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body in bytes.
+    pub body: usize,
+    /// Largest message in bytes.
+    pub message: usize,
+}
+
+/// Fields found in the body (or, for `/publish`, the query string).
+#[derive(Debug, Default)]
+struct Fields {
+    message: Option<String>,
+    topic: Option<String>,
+    event: Option<String>,
+}
+
+/// Reads and validates a publish request.
+///
+/// # Errors
+/// 415, 413 or 400 as the README lists them.
+pub async fn read_draft(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+    accept: Accept,
+    limits: Limits,
+) -> Result<Draft, ApiError> {
+    let kind = content_kind(headers, accept)?;
+    let bytes = read_body(headers, body, limits.body).await?;
+    let mut fields = match kind {
+        Kind::Json => json_fields(&bytes)?,
+        Kind::Form => form_fields(&bytes)?,
+        Kind::Text => Fields {
+            message: Some(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?,
+            ),
+            ..Fields::default()
+        },
+    };
+    if let (Accept::Any, Some(query)) = (accept, query) {
+        let extra = form_fields(query.as_bytes())?;
+        fields.topic = fields.topic.or(extra.topic);
+        fields.event = fields.event.or(extra.event);
+    }
+    let message = fields
+        .message
+        .filter(|m| !m.trim().is_empty())
+        .ok_or(ApiError::MessageRequired)?;
+    if message.len() > limits.message {
+        return Err(ApiError::TooLarge(format!(
+            "message is longer than {} bytes",
+            limits.message
+        )));
+    }
+    let topic = match fields.topic {
+        Some(topic) => TopicName::new(&topic).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        None => TopicName::default_topic(),
+    };
+    let name = match fields.event {
+        Some(event) => EventName::new(&event)
+            .map_err(|e| ApiError::BadRequest(format!("invalid event: {e}")))?,
+        None => EventName::message(),
+    };
+    Ok(Draft {
+        topic,
+        name,
+        message,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Json,
+    Form,
+    Text,
+}
+
+fn content_kind(headers: &HeaderMap, accept: Accept) -> Result<Kind, ApiError> {
+    let expected = match accept {
+        Accept::Json => "application/json",
+        Accept::Any => "application/json, application/x-www-form-urlencoded or text/plain",
+    };
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let kind = match mime.as_deref() {
+        Some("application/json") => Kind::Json,
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Kind::Json,
+        Some("application/x-www-form-urlencoded") => Kind::Form,
+        Some("text/plain") => Kind::Text,
+        _ => return Err(ApiError::UnsupportedMediaType(expected)),
+    };
+    match (accept, kind) {
+        (Accept::Json, Kind::Json) | (Accept::Any, _) => Ok(kind),
+        _ => Err(ApiError::UnsupportedMediaType(expected)),
+    }
+}
+
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("body is larger than {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(ApiError::BadRequest(format!("could not read body: {err}"))),
+    }
+}
+
+fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::BadRequest("expected a JSON object".into()));
+    };
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) if key == "message" => Err(ApiError::MessageRequired),
+            Some(_) => Err(ApiError::BadRequest(format!("{key} must be a string"))),
+        }
+    };
+    Ok(Fields {
+        message: text("message")?,
+        topic: text("topic")?,
+        event: text("event")?,
+    })
+}
+
+fn form_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("invalid form body: {err}")))?;
+    let mut fields = Fields::default();
+    for (key, value) in pairs {
+        let slot = match key.as_str() {
+            "message" => &mut fields.message,
+            "topic" => &mut fields.topic,
+            "event" => &mut fields.event,
+            _ => continue,
+        };
+        slot.get_or_insert(value);
+    }
+    Ok(fields)
+}

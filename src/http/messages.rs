@@ -1,0 +1,82 @@
+//! `POST /api/messages` (JSON, 201 `accepted`) and `POST /publish` (JSON, form or text, 202
+//! `queued`): the seed's two ways to publish.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::input::{read_draft, Accept};
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/messages", post(api_messages))
+        .route("/publish", post(publish))
+}
+
+async fn api_messages(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    accept(
+        &app,
+        &headers,
+        None,
+        body,
+        Accept::Json,
+        StatusCode::CREATED,
+        "accepted",
+    )
+    .await
+}
+
+async fn publish(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let query = query.as_deref();
+    accept(
+        &app,
+        &headers,
+        query,
+        body,
+        Accept::Any,
+        StatusCode::ACCEPTED,
+        "queued",
+    )
+    .await
+}
+
+async fn accept(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+    forms: Accept,
+    status: StatusCode,
+    word: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let draft = read_draft(headers, query, body, forms, app.input_limits()).await?;
+    let published = app.hub().publish(draft).await?;
+    let event = &published.event;
+    Ok((
+        status,
+        Json(json!({
+            "status": word,
+            "data": {
+                "message": event.message,
+                "topic": event.topic.as_str(),
+                "event": event.name.as_str(),
+                "id": event.id.to_string(),
+                "subscribers": published.subscribers,
+            }
+        })),
+    ))
+}

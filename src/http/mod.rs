@@ -1,0 +1,75 @@
+//! The HTTP API: one module per resource, each exposing `router()`, merged in [`router`].
+//!
+//! Handlers are thin: extract, call the hub, map the result. Errors are [`ApiError`]s.
+
+mod assets;
+mod health;
+pub(crate) mod input;
+mod messages;
+mod stream;
+mod topics;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The whole API, as a table of contents.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(assets::router())
+        .merge(health::router())
+        .merge(messages::router())
+        .merge(stream::router())
+        .merge(topics::router())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Gives every error response our JSON shape, `{"error": "..."}`: the router's own bodiless
+/// 405 (keeping its `Allow` header) and the plain-text rejections of axum's extractors.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+        text => text.to_owned(),
+    };
+    let mut json = axum::Json(serde_json::json!({ "error": message })).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(json.headers_mut().drain());
+    Response::from_parts(parts, json.into_body())
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path = %path.chars().take(200).collect::<String>(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

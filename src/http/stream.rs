@@ -1,0 +1,125 @@
+//! `GET /stream`: parses the subscription (topics, mode, resume point), takes a stream slot and
+//! answers `text/event-stream` with a [`Session`] as the body.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream;
+
+use crate::app::AppState;
+use crate::broker::ResumeFrom;
+use crate::error::ApiError;
+use crate::hub::Pattern;
+use crate::session::{Mode, Session, StreamGuard};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/stream", get(open_stream))
+}
+
+/// A parsed `GET /stream` query.
+struct Request {
+    patterns: Vec<Pattern>,
+    mode: Mode,
+    last_event_id: Option<String>,
+}
+
+fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|err| ApiError::BadRequest(format!("invalid query string: {err}")))?;
+    let mut request = Request {
+        patterns: Vec::new(),
+        mode: Mode::Burst,
+        last_event_id: None,
+    };
+    for (key, value) in pairs {
+        match key.as_str() {
+            "topic" => {
+                let pattern =
+                    Pattern::parse(&value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                if !request.patterns.contains(&pattern) {
+                    request.patterns.push(pattern);
+                }
+            }
+            "mode" => {
+                request.mode = match value.as_str() {
+                    "burst" => Mode::Burst,
+                    "live" => Mode::Live,
+                    _ => return Err(ApiError::BadRequest("mode must be burst or live".into())),
+                }
+            }
+            "lastEventId" => request.last_event_id = Some(value),
+            _ => {}
+        }
+    }
+    if request.patterns.len() > max_patterns {
+        return Err(ApiError::BadRequest(format!(
+            "at most {max_patterns} topics per stream"
+        )));
+    }
+    if request.patterns.is_empty() {
+        request.patterns.push(
+            Pattern::parse(crate::hub::topic::DEFAULT_TOPIC)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        );
+    }
+    Ok(request)
+}
+
+async fn open_stream(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut request = parse_query(query.as_deref(), app.config().max_topics_per_stream)?;
+    // EventSource sends the header on reconnects, reusing the first URL: the header is newer.
+    if let Some(header) = headers.get("last-event-id") {
+        request.last_event_id = Some(String::from_utf8_lossy(header.as_bytes()).into_owned());
+    }
+    if app.shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let guard = StreamGuard::acquire(app.stream_count(), app.config().max_streams)
+        .ok_or(ApiError::TooManyStreams)?;
+    let resume = request
+        .last_event_id
+        .as_deref()
+        .map(|id| match id.trim().parse::<u64>() {
+            Ok(id) => ResumeFrom::After(id),
+            Err(_) => ResumeFrom::Unknown,
+        });
+    let (subscription, replay) = app
+        .hub()
+        .subscribe(&request.patterns, resume, app.replay_limit())
+        .await?;
+    let session = Session::new(
+        request.mode,
+        app.session_settings(),
+        subscription,
+        replay,
+        request.last_event_id.as_deref(),
+        app.shutdown_token(),
+        guard,
+    );
+    let body = stream::unfold(session, |mut session| async move {
+        let chunk = session.next_chunk().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), session))
+    });
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

@@ -1,0 +1,73 @@
+//! `GET /api/topics` and `GET /api/topics/{topic}/events?after=ID&limit=N`.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::hub::TopicName;
+
+/// Largest page of `GET /api/topics/{topic}/events`.
+const MAX_LIMIT: usize = 1000;
+/// Default page size.
+const DEFAULT_LIMIT: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/topics", get(list))
+        .route("/api/topics/{*topic_events}", get(events))
+}
+
+async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let topics = app.hub().topics().await?;
+    Ok(Json(json!({ "topics": topics })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// Topic names may contain `/`, so the route is a catch-all ending in `/events`.
+async fn events(
+    State(app): State<AppState>,
+    Path(topic_events): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let topic = topic_events
+        .strip_suffix("/events")
+        .ok_or(ApiError::NotFound)?;
+    let topic = TopicName::new(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let after = match page.after.as_deref() {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::BadRequest("after must be an event id".into()))?,
+    };
+    let limit = match page.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")))?,
+    };
+    let events = app.hub().history(&topic, after, limit).await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id.to_string(),
+                "topic": e.topic.as_str(),
+                "event": e.name.as_str(),
+                "message": e.message,
+                "timestamp": e.timestamp,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "topic": topic.as_str(), "events": events })))
+}

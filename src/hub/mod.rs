@@ -1,0 +1,164 @@
+//! The hub: topics, ids, history and subscriptions, with no HTTP in sight.
+//!
+//! [`Hub`] is a cheap handle joining the local [`Fanout`] (who is subscribed here) with a
+//! [`Broker`] (who numbers and stores events, and carries them between nodes).
+
+pub mod event;
+pub mod fanout;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use event::{Draft, Event};
+pub use fanout::{Fanout, Lagged, Subscription};
+pub use topic::{Pattern, TopicError, TopicName};
+
+use crate::broker::memory::{Limits, MemoryBroker};
+use crate::broker::{Broker, BrokerError, Replay, ResumeFrom};
+
+/// An accepted publish.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The numbered event.
+    pub event: Arc<Event>,
+    /// Local subscriptions matching its topic when it was accepted.
+    pub subscribers: usize,
+}
+
+/// A topic for `GET /api/topics`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopicInfo {
+    /// Its name.
+    pub topic: String,
+    /// Local streams that would receive an event on it (exact and wildcard).
+    pub subscribers: usize,
+    /// Id of its newest event in history, as text.
+    pub last_id: Option<String>,
+    /// Events of it held in history.
+    pub history: usize,
+}
+
+/// See the module docs. Clone freely.
+#[derive(Clone)]
+pub struct Hub {
+    fanout: Arc<Fanout>,
+    broker: Arc<dyn Broker>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("broker", &self.broker.name())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// A hub on the in-memory broker, with per-subscriber queues of `queue` events.
+    pub fn memory(limits: Limits, queue: usize) -> Self {
+        let fanout = Arc::new(Fanout::new(queue));
+        let broker = Arc::new(MemoryBroker::new(Arc::clone(&fanout), limits));
+        Self::new(fanout, broker)
+    }
+
+    /// A hub on any broker that delivers into `fanout`.
+    pub fn new(fanout: Arc<Fanout>, broker: Arc<dyn Broker>) -> Self {
+        Self { fanout, broker }
+    }
+
+    /// The backend.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// Publishes an event.
+    ///
+    /// # Errors
+    /// When the broker refuses or cannot be reached.
+    pub async fn publish(&self, draft: Draft) -> Result<Published, BrokerError> {
+        let event = self.broker.publish(draft).await?;
+        let subscribers = self.fanout.subscribers(&event.topic);
+        Ok(Published { event, subscribers })
+    }
+
+    /// Subscribes to `patterns`; with `resume`, also returns the events to replay first (the
+    /// subscription then skips those). Subscribing before reading history means nothing
+    /// published in between is missed.
+    ///
+    /// # Errors
+    /// When history cannot be read.
+    pub async fn subscribe(
+        &self,
+        patterns: &[Pattern],
+        resume: Option<ResumeFrom>,
+        replay_limit: usize,
+    ) -> Result<(Subscription, Replay), BrokerError> {
+        let mut subscription = self.fanout.subscribe(patterns);
+        let Some(from) = resume else {
+            return Ok((subscription, Replay::default()));
+        };
+        let replay = self.broker.replay(patterns, from, replay_limit).await?;
+        if let Some(last) = replay.events.last() {
+            subscription.skip_through(last.id);
+        } else if let ResumeFrom::After(id) = from {
+            if !replay.gap {
+                subscription.skip_through(id);
+            }
+        }
+        Ok((subscription, replay))
+    }
+
+    /// Events of one topic after `after` (oldest first), at most `limit`.
+    ///
+    /// # Errors
+    /// When history cannot be read.
+    pub async fn history(
+        &self,
+        topic: &TopicName,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Event>>, BrokerError> {
+        let patterns = [Pattern::Exact(topic.clone())];
+        let mut replay = self
+            .broker
+            .replay(&patterns, ResumeFrom::After(after), usize::MAX)
+            .await?;
+        replay.events.truncate(limit);
+        Ok(replay.events)
+    }
+
+    /// Every topic with history or subscribers, by name.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, BrokerError> {
+        let mut topics: BTreeMap<TopicName, TopicInfo> = BTreeMap::new();
+        for stats in self.broker.topics().await? {
+            topics.insert(
+                stats.name.clone(),
+                TopicInfo {
+                    topic: stats.name.to_string(),
+                    subscribers: 0,
+                    last_id: stats.last_id.map(|id| id.to_string()),
+                    history: stats.history,
+                },
+            );
+        }
+        for name in self.fanout.subscribed_topics() {
+            topics.entry(name.clone()).or_insert_with(|| TopicInfo {
+                topic: name.to_string(),
+                subscribers: 0,
+                last_id: None,
+                history: 0,
+            });
+        }
+        Ok(topics
+            .into_iter()
+            .map(|(name, mut info)| {
+                info.subscribers = self.fanout.subscribers(&name);
+                info
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,266 @@
+//! What one SSE stream sends, as a sequence of byte chunks: the burst mode (the seed's
+//! contract) and the live mode. No HTTP here: `http::stream` wraps a [`Session`] in a body.
+//!
+//! Every frame written is either a shared pre-encoded event frame or one of the fixed control
+//! frames below, so no input reaches the wire except through the encoder.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Replay;
+use crate::hub::event::unix_now;
+use crate::hub::{Event, Subscription};
+use crate::sse::{EventName, FrameBuilder};
+
+/// How a stream behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The seed's: one message repeated, then `close`, then the end.
+    Burst,
+    /// Every matching event, until shutdown or the client leaves.
+    Live,
+}
+
+/// Fixed settings of every session of a server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Repeats of a burst.
+    pub repeats: u32,
+    /// Pause between repeats.
+    pub interval: Duration,
+    /// Idle time before a heartbeat comment.
+    pub heartbeat: Duration,
+    /// `retry:` hint of live streams, milliseconds.
+    pub retry_ms: u64,
+}
+
+/// Counts open streams; the count drops when the session ends (the guard is dropped).
+#[derive(Debug)]
+pub struct StreamGuard(Arc<AtomicUsize>);
+
+impl StreamGuard {
+    /// Takes a slot if fewer than `max` are taken.
+    pub fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+enum State {
+    /// Waiting for an event (burst: the one to repeat; live: the next one).
+    Waiting,
+    /// Burst: `sent` repeats of `event` are out, the first at `started`.
+    Repeating {
+        event: Arc<Event>,
+        sent: u32,
+        started: Instant,
+    },
+    Done,
+}
+
+/// One stream's state machine. Call [`Session::next_chunk`] until it returns `None`.
+pub struct Session {
+    mode: Mode,
+    settings: Arc<Settings>,
+    subscription: Option<Subscription>,
+    /// Frames due before anything else (handshake, gap notice, replayed events).
+    queued: VecDeque<Bytes>,
+    state: State,
+    shutdown: CancellationToken,
+    _guard: StreamGuard,
+}
+
+impl Session {
+    /// A session over a fresh subscription and the replay the hub returned for it.
+    pub fn new(
+        mode: Mode,
+        settings: Arc<Settings>,
+        subscription: Subscription,
+        replay: Replay,
+        requested: Option<&str>,
+        shutdown: CancellationToken,
+        guard: StreamGuard,
+    ) -> Self {
+        let mut queued = VecDeque::new();
+        let mut opening = FrameBuilder::new();
+        if mode == Mode::Live {
+            opening = opening.retry(settings.retry_ms);
+        }
+        queued.push_back(
+            opening
+                .event(&name("keepalive"))
+                .data(
+                    &json!({"timestamp": unix_now(), "data": {"status": "connected"}}).to_string(),
+                )
+                .finish(),
+        );
+        if replay.gap {
+            queued.push_back(gap_frame(requested.unwrap_or("")));
+        }
+        let mut subscription = Some(subscription);
+        let state = match mode {
+            Mode::Live => {
+                queued.extend(replay.events.iter().map(|e| e.replay_frame().clone()));
+                State::Waiting
+            }
+            Mode::Burst => match replay.events.into_iter().next() {
+                Some(event) => {
+                    subscription = None;
+                    State::Repeating {
+                        event,
+                        sent: 0,
+                        started: Instant::now(),
+                    }
+                }
+                None => State::Waiting,
+            },
+        };
+        Self {
+            mode,
+            settings,
+            subscription,
+            queued,
+            state,
+            shutdown,
+            _guard: guard,
+        }
+    }
+
+    /// The next bytes to write, or `None` when the response should end.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.queued.pop_front() {
+            return Some(frame);
+        }
+        if matches!(self.state, State::Done) {
+            return None;
+        }
+        if self.shutdown.is_cancelled() {
+            return Some(self.finish("shutdown", "server shutting down"));
+        }
+        match self.mode {
+            Mode::Live => self.next_live().await,
+            Mode::Burst => self.next_burst().await,
+        }
+    }
+
+    async fn next_live(&mut self) -> Option<Bytes> {
+        let heartbeat = Instant::now() + self.settings.heartbeat;
+        let subscription = self.subscription.as_mut()?;
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+            received = subscription.recv() => match received {
+                Ok(event) => Some(event.live_frame().clone()),
+                Err(lagged) => {
+                    tracing::debug!(%lagged, "disconnecting a slow subscriber");
+                    self.state = State::Done;
+                    Some(FrameBuilder::new()
+                        .comment("lagged behind: reconnect with Last-Event-ID to resume from history")
+                        .finish())
+                }
+            },
+            () = sleep_until(heartbeat) => Some(heartbeat_frame()),
+        }
+    }
+
+    async fn next_burst(&mut self) -> Option<Bytes> {
+        let (repeats, interval) = (self.settings.repeats, self.settings.interval);
+        match &mut self.state {
+            State::Waiting => {
+                let heartbeat = Instant::now() + self.settings.heartbeat;
+                let subscription = self.subscription.as_mut()?;
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+                    received = subscription.recv() => match received {
+                        Ok(event) => {
+                            self.subscription = None;
+                            let frame = event.burst_frames(repeats, interval)[0].clone();
+                            self.state = State::Repeating { event, sent: 1, started: Instant::now() };
+                            Some(frame)
+                        }
+                        // Unreachable in practice (the first event is taken at once); end
+                        // cleanly so the client reconnects and resumes.
+                        Err(_) => Some(self.finish("lagged", "reconnect to resume")),
+                    },
+                    () = sleep_until(heartbeat) => Some(heartbeat_frame()),
+                }
+            }
+            State::Repeating {
+                event,
+                sent,
+                started,
+            } => {
+                if *sent >= repeats {
+                    return Some(self.finish("complete", "stream complete"));
+                }
+                let due = *started + interval * *sent;
+                let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
+                *sent += 1;
+                if *sent == 1 {
+                    *started = Instant::now();
+                    return Some(frame);
+                }
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+                    () = sleep_until(due) => Some(frame),
+                }
+            }
+            State::Done => None,
+        }
+    }
+
+    /// The `close` frame; the response ends after it.
+    fn finish(&mut self, status: &str, message: &str) -> Bytes {
+        self.state = State::Done;
+        self.subscription = None;
+        FrameBuilder::new()
+            .event(&name("close"))
+            .data(
+                &json!({"timestamp": unix_now(), "data": {"status": status, "message": message}})
+                    .to_string(),
+            )
+            .finish()
+    }
+}
+
+fn name(text: &str) -> EventName {
+    EventName::new(text).unwrap_or_else(|_| EventName::message())
+}
+
+fn heartbeat_frame() -> Bytes {
+    Bytes::from_static(b": heartbeat\n\n")
+}
+
+/// The documented `gap` event: events after the requested id may have been missed.
+fn gap_frame(requested: &str) -> Bytes {
+    FrameBuilder::new()
+        .event(&name("gap"))
+        .data(
+            &json!({"timestamp": unix_now(), "data": {
+                "status": "gap",
+                "requested": requested,
+                "message": "events after the requested id are no longer all in history; continuing from the oldest held"
+            }})
+            .to_string(),
+        )
+        .finish()
+}
