@@ -83,6 +83,9 @@ async fn raw(
     (status, headers, body)
 }
 
+/// Method, path, content type, body, expected status.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16);
+
 #[tokio::test]
 async fn bad_input_gets_json_errors_and_the_service_keeps_working() {
     let app = spawn_app(|c| {
@@ -91,7 +94,7 @@ async fn bad_input_gets_json_errors_and_the_service_keeps_working() {
     })
     .await;
     let json = Some("application/json");
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/api/messages", json, b"{not json".to_vec(), 400),
         ("POST", "/api/messages", json, b"[1,2]".to_vec(), 400),
         ("POST", "/api/messages", json, b"{}".to_vec(), 400),

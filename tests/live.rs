@@ -91,7 +91,7 @@ async fn custom_event_types_are_delivered_as_such() {
 #[tokio::test]
 async fn live_order_holds_under_concurrent_publishers() {
     let app = spawn_app(|_| {}).await;
-    let mut streams = vec![
+    let mut streams = [
         app.stream("/stream?mode=live&topic=t").await,
         app.stream("/stream?mode=live&topic=t&topic=u").await,
     ];

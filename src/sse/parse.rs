@@ -48,23 +48,27 @@ impl Parser {
     }
 
     /// Parses a chunk, handing each completed event to `sink` (no allocation of a `Vec`).
-    pub fn feed_with(&mut self, chunk: &[u8], mut sink: impl FnMut(SseEvent)) {
-        for &byte in chunk {
-            if self.after_cr {
-                self.after_cr = false;
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            match byte {
-                b'\n' => self.end_line(&mut sink),
-                b'\r' => {
-                    self.after_cr = true;
-                    self.end_line(&mut sink);
-                }
-                _ => self.line.push(byte),
+    pub fn feed_with(&mut self, mut chunk: &[u8], mut sink: impl FnMut(SseEvent)) {
+        if self.after_cr {
+            self.after_cr = false;
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
             }
         }
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', chunk) {
+            self.line.extend_from_slice(&chunk[..at]);
+            self.end_line(&mut sink);
+            let cr = chunk[at] == b'\r';
+            chunk = &chunk[at + 1..];
+            if cr {
+                match chunk.first() {
+                    Some(b'\n') => chunk = &chunk[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.line.extend_from_slice(chunk);
     }
 
     /// The reconnection time most recently set by the stream.
