@@ -25,7 +25,11 @@ async fn api_messages_accepts_json() {
     assert_eq!(body["status"], "accepted");
     assert_eq!(body["data"]["message"], "Hello from curl");
     assert_eq!(body["data"]["topic"], "default");
-    assert!(body["data"]["id"].as_str().unwrap().parse::<u64>().is_ok());
+    assert!(body["data"]["id"]
+        .as_str()
+        .unwrap()
+        .parse::<ssehub::sse::EventId>()
+        .is_ok());
     assert_eq!(body["data"]["subscribers"], 0);
 }
 

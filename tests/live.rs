@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{data, message, spawn_app, SseStream, PATIENCE};
 use futures_util::future::join_all;
-use ssehub::sse::SseEvent;
+use ssehub::sse::{EventId, SseEvent};
 
 /// Reads `n` events that are not keepalives.
 async fn take(stream: &mut SseStream, n: usize) -> Vec<SseEvent> {
@@ -17,7 +17,7 @@ async fn take(stream: &mut SseStream, n: usize) -> Vec<SseEvent> {
     events
 }
 
-fn ids(events: &[SseEvent]) -> Vec<u64> {
+fn ids(events: &[SseEvent]) -> Vec<EventId> {
     events
         .iter()
         .map(|e| e.id.as_deref().unwrap().parse().unwrap())
@@ -106,10 +106,11 @@ async fn live_order_holds_under_concurrent_publishers() {
             ids
         }
     });
-    let published: Vec<(&str, u64)> = join_all(publishers).await.into_iter().flatten().collect();
-    let mut all_ids: Vec<u64> = published.iter().map(|(_, id)| *id).collect();
+    let published: Vec<(&str, EventId)> =
+        join_all(publishers).await.into_iter().flatten().collect();
+    let mut all_ids: Vec<EventId> = published.iter().map(|(_, id)| *id).collect();
     all_ids.sort_unstable();
-    let mut t_ids: Vec<u64> = published
+    let mut t_ids: Vec<EventId> = published
         .iter()
         .filter(|(t, _)| *t == "t")
         .map(|(_, id)| *id)
@@ -184,7 +185,14 @@ async fn an_id_older_than_history_gets_a_gap_event_then_the_oldest_held() {
     );
 
     // A malformed or unknown id is treated the same way.
-    for bad in ["banana", "99999999999999999999", &u64::MAX.to_string()] {
+    for bad in [
+        "banana",
+        "99999999999999999999",
+        "1-",
+        "-1",
+        "1-2-3",
+        "99999999999999-1",
+    ] {
         let mut stream = app
             .stream_with("/stream?mode=live&topic=t", &[("last-event-id", bad)])
             .await;
@@ -229,7 +237,7 @@ async fn history_expires_by_age() {
     let mut stream = app
         .stream(&format!(
             "/stream?mode=live&topic=t&lastEventId={}",
-            first - 1
+            EventId::new(first.ms, first.seq - 1)
         ))
         .await;
     assert_eq!(stream.next_event().await.unwrap().event, "gap");

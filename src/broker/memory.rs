@@ -4,9 +4,10 @@
 //! hands the event to the fan-out before the next publish starts, so ids increase in delivery
 //! order across the whole hub (what makes one `Last-Event-ID` enough to resume several topics).
 //!
-//! Ids start from the clock in microseconds, so ids issued after a restart are larger than any
-//! issued before it: a client resuming with an id from a previous run is told about the gap
-//! instead of silently skipping the new run's first events.
+//! Ids are `MS-SEQ`: the publish time in milliseconds (never decreasing) and a counter. The
+//! time part makes ids issued after a restart larger than any issued before it, so a client
+//! resuming with an id from a previous run is told about the gap instead of silently skipping
+//! the new run's first events.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +18,7 @@ use futures_util::FutureExt;
 
 use super::{Broker, BrokerError, Replay, ResumeFrom, TopicStats};
 use crate::hub::event::unix_now;
-use crate::hub::{Draft, Event, Fanout, Pattern, TopicName};
+use crate::hub::{Draft, Event, EventId, Fanout, Pattern, TopicName};
 
 /// History limits of the memory broker.
 #[derive(Debug, Clone, Copy)]
@@ -41,30 +42,30 @@ pub struct MemoryBroker {
 
 #[derive(Debug)]
 struct State {
-    next_id: u64,
+    /// The id issued last.
+    last_id: EventId,
     topics: HashMap<TopicName, TopicHistory>,
     /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
     /// before it may have missed events we can no longer name.
-    forgotten_up_to: u64,
+    forgotten_up_to: EventId,
 }
 
 #[derive(Debug, Default)]
 struct TopicHistory {
     events: VecDeque<Arc<Event>>,
     /// Newest id that left this topic's history.
-    evicted_up_to: u64,
-    last_id: u64,
+    evicted_up_to: EventId,
+    last_id: EventId,
 }
 
 impl MemoryBroker {
     /// A broker delivering into `fanout`.
     pub fn new(fanout: Arc<Fanout>, limits: Limits) -> Self {
-        let micros = (unix_now() * 1e6) as u64;
         Self {
             state: Mutex::new(State {
-                next_id: micros.max(1),
+                last_id: EventId::default(),
                 topics: HashMap::new(),
-                forgotten_up_to: 0,
+                forgotten_up_to: EventId::default(),
             }),
             fanout,
             limits,
@@ -88,8 +89,9 @@ impl MemoryBroker {
                 return Err(BrokerError::TooManyTopics);
             }
         }
-        let id = state.next_id;
-        state.next_id += 1;
+        let ms = ((now * 1000.0) as u64).max(state.last_id.ms);
+        let id = EventId::new(ms, state.last_id.seq + 1);
+        state.last_id = id;
         let event = Arc::new(Event::new(id, draft, now));
         let history = state.topics.entry(event.topic.clone()).or_default();
         history.last_id = id;
@@ -147,8 +149,8 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'a, Result<Replay, BrokerError>> {
         let state = self.lock();
         let (after, mut gap) = match from {
-            ResumeFrom::After(id) if id < state.next_id => (id, id < state.forgotten_up_to),
-            _ => (0, true),
+            ResumeFrom::After(id) if id <= state.last_id => (id, id < state.forgotten_up_to),
+            _ => (EventId::default(), true),
         };
         let mut events = Vec::new();
         for (name, history) in &state.topics {

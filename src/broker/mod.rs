@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::hub::{Draft, Event, Pattern, TopicName};
+use crate::hub::{Draft, Event, EventId, Pattern, TopicName};
 
 /// Why a backend could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum BrokerError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResumeFrom {
     /// After this event id.
-    After(u64),
+    After(EventId),
     /// The client sent an id this hub never issued (malformed or from elsewhere).
     Unknown,
 }
@@ -48,7 +48,7 @@ pub struct TopicStats {
     /// Its name.
     pub name: TopicName,
     /// Id of the newest event published to it, if history still knows one.
-    pub last_id: Option<u64>,
+    pub last_id: Option<EventId>,
     /// Events of it held in history.
     pub history: usize,
 }

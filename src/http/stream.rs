@@ -83,13 +83,14 @@ async fn open_stream(
     }
     let guard = StreamGuard::acquire(app.stream_count(), app.config().max_streams)
         .ok_or(ApiError::TooManyStreams)?;
-    let resume = request
-        .last_event_id
-        .as_deref()
-        .map(|id| match id.trim().parse::<u64>() {
-            Ok(id) => ResumeFrom::After(id),
-            Err(_) => ResumeFrom::Unknown,
-        });
+    let resume =
+        request
+            .last_event_id
+            .as_deref()
+            .map(|id| match id.parse::<crate::hub::EventId>() {
+                Ok(id) => ResumeFrom::After(id),
+                Err(_) => ResumeFrom::Unknown,
+            });
     let (subscription, replay) = app
         .hub()
         .subscribe(&request.patterns, resume, app.replay_limit())

@@ -43,7 +43,7 @@ async fn events(
         .ok_or(ApiError::NotFound)?;
     let topic = TopicName::new(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let after = match page.after.as_deref() {
-        None | Some("") => 0,
+        None | Some("") => crate::hub::EventId::default(),
         Some(text) => text
             .parse()
             .map_err(|_| ApiError::BadRequest("after must be an event id".into()))?,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::topic::TopicName;
-use crate::sse::{EventName, FrameBuilder};
+use crate::sse::{EventId, EventName, FrameBuilder};
 
 /// What a publisher hands in: validated, not yet numbered.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct Draft {
 #[derive(Debug)]
 pub struct Event {
     /// Unique, increasing in publish order across the whole hub (see the README's "Event ids").
-    pub id: u64,
+    pub id: EventId,
     /// The topic it was published to.
     pub topic: TopicName,
     /// The `event:` type.
@@ -43,7 +43,7 @@ pub struct Event {
 
 impl Event {
     /// Numbers a draft and encodes its live frame.
-    pub fn new(id: u64, draft: Draft, timestamp: f64) -> Self {
+    pub fn new(id: EventId, draft: Draft, timestamp: f64) -> Self {
         let live = encode(
             id,
             &draft.name,
@@ -99,7 +99,7 @@ impl Event {
     }
 }
 
-fn encode(id: u64, name: &EventName, data: serde_json::Value) -> Bytes {
+fn encode(id: EventId, name: &EventName, data: serde_json::Value) -> Bytes {
     FrameBuilder::new()
         .event(name)
         .id(id)
@@ -124,7 +124,7 @@ mod tests {
     fn frames_carry_the_message_exactly() {
         let message = "line\nbreak \"quoted\" \r\nevent: close\n\n".to_owned();
         let event = Event::new(
-            9,
+            EventId::new(1, 9),
             Draft {
                 topic: TopicName::default_topic(),
                 name: EventName::message(),
@@ -141,7 +141,7 @@ mod tests {
             let parsed = Parser::new().feed(frame);
             assert_eq!(parsed.len(), 1);
             assert_eq!(parsed[0].event, "message");
-            assert_eq!(parsed[0].id.as_deref(), Some("9"));
+            assert_eq!(parsed[0].id.as_deref(), Some("1-9"));
             let data: serde_json::Value = serde_json::from_str(&parsed[0].data).unwrap();
             assert_eq!(data["data"]["message"], message.as_str(), "frame {i}");
         }

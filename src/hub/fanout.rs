@@ -17,6 +17,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::event::Event;
 use super::topic::{Pattern, TopicName};
+use crate::sse::EventId;
 
 type Ring = broadcast::Sender<Arc<Event>>;
 
@@ -93,7 +94,7 @@ impl Fanout {
             receivers,
             patterns: patterns.to_vec(),
             fanout: Arc::clone(self),
-            last_id: 0,
+            last_id: EventId::default(),
         }
     }
 
@@ -154,12 +155,12 @@ pub struct Subscription {
     heads: Vec<Option<Arc<Event>>>,
     patterns: Vec<Pattern>,
     fanout: Arc<Fanout>,
-    last_id: u64,
+    last_id: EventId,
 }
 
 impl Subscription {
     /// Skips every event up to and including `id` (already delivered from history).
-    pub fn skip_through(&mut self, id: u64) {
+    pub fn skip_through(&mut self, id: EventId) {
         self.last_id = self.last_id.max(id);
     }
 

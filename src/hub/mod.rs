@@ -10,6 +10,7 @@ pub mod topic;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use crate::sse::EventId;
 pub use event::{Draft, Event};
 pub use fanout::{Fanout, Lagged, Subscription};
 pub use topic::{Pattern, TopicError, TopicName};
@@ -116,7 +117,7 @@ impl Hub {
     pub async fn history(
         &self,
         topic: &TopicName,
-        after: u64,
+        after: EventId,
         limit: usize,
     ) -> Result<Vec<Arc<Event>>, BrokerError> {
         let patterns = [Pattern::Exact(topic.clone())];

@@ -6,19 +6,19 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::fields::EventName;
+use super::fields::{EventId, EventName};
 
 /// Builder of one event-stream frame (one event, or comments, or a `retry:`).
 ///
 /// # Examples
 /// ```
-/// use ssehub::sse::{EventName, FrameBuilder};
+/// use ssehub::sse::{EventId, EventName, FrameBuilder};
 /// let frame = FrameBuilder::new()
 ///     .event(&EventName::message())
-///     .id(7)
+///     .id(EventId::new(1700000000000, 7))
 ///     .data("two\nlines")
 ///     .finish();
-/// assert_eq!(&frame[..], b"event: message\nid: 7\ndata: two\ndata: lines\n\n");
+/// assert_eq!(&frame[..], b"event: message\nid: 1700000000000-7\ndata: two\ndata: lines\n\n");
 /// ```
 #[derive(Debug, Default)]
 pub struct FrameBuilder {
@@ -39,8 +39,8 @@ impl FrameBuilder {
         self
     }
 
-    /// Adds `id: N`. Ids are numbers, so they cannot hold a line break or NUL.
-    pub fn id(mut self, id: u64) -> Self {
+    /// Adds `id: MS-SEQ`. Ids are numbers, so they cannot hold a line break or NUL.
+    pub fn id(mut self, id: EventId) -> Self {
         self.line(b"id: ", id.to_string().as_bytes());
         self
     }
@@ -118,10 +118,10 @@ mod tests {
     fn encodes_byte_exact() {
         let frame = FrameBuilder::new()
             .event(&EventName::new("close").unwrap())
-            .id(42)
+            .id(EventId::new(5, 42))
             .data("{\"a\":1}")
             .finish();
-        assert_eq!(&frame[..], b"event: close\nid: 42\ndata: {\"a\":1}\n\n");
+        assert_eq!(&frame[..], b"event: close\nid: 5-42\ndata: {\"a\":1}\n\n");
         let retry = FrameBuilder::new().retry(2000).comment("hi").finish();
         assert_eq!(&retry[..], b"retry: 2000\n: hi\n\n");
     }
@@ -161,14 +161,14 @@ mod tests {
         ] {
             let frame = FrameBuilder::new()
                 .event(&EventName::message())
-                .id(1)
+                .id(EventId::new(0, 1))
                 .data(text)
                 .finish();
             let events = roundtrip(&frame);
             assert_eq!(events.len(), 1, "{text:?} produced {events:?}");
             assert_eq!(events[0].event, "message");
             assert_eq!(events[0].data, text);
-            assert_eq!(events[0].id.as_deref(), Some("1"));
+            assert_eq!(events[0].id.as_deref(), Some("0-1"));
             assert_eq!(events[0].retry, None);
         }
     }
@@ -180,11 +180,14 @@ mod tests {
             "a\r\nid: 5\r\n\r\ndata: x",
             "a\r\rretry: 9",
         ] {
-            let frame = FrameBuilder::new().id(1).data(text).finish();
+            let frame = FrameBuilder::new()
+                .id(EventId::new(0, 1))
+                .data(text)
+                .finish();
             let events = roundtrip(&frame);
             assert_eq!(events.len(), 1, "{text:?}");
             assert_eq!(events[0].event, "message");
-            assert_eq!(events[0].id.as_deref(), Some("1"));
+            assert_eq!(events[0].id.as_deref(), Some("0-1"));
             assert_eq!(events[0].retry, None);
             assert_eq!(
                 events[0].data,

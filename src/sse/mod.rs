@@ -10,5 +10,5 @@ pub mod fields;
 pub mod parse;
 
 pub use encode::FrameBuilder;
-pub use fields::{EventName, FieldError};
+pub use fields::{BadEventId, EventId, EventName, FieldError};
 pub use parse::{Parser, SseEvent};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use ssehub::sse::{Parser, SseEvent};
+use ssehub::sse::{EventId, Parser, SseEvent};
 use ssehub::{AppState, Config};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -70,7 +70,7 @@ impl TestApp {
     }
 
     /// Publishes and asserts it was accepted; returns the event id.
-    pub async fn publish(&self, topic: &str, message: &str) -> u64 {
+    pub async fn publish(&self, topic: &str, message: &str) -> EventId {
         let (status, body) = self
             .post_json(serde_json::json!({"message": message, "topic": topic}))
             .await;
