@@ -59,6 +59,27 @@ impl AppState {
         Self::with_hub(config, hub)
     }
 
+    /// State for `config` on the broker it names: Redis when `config.broker` is set (connecting
+    /// to it first), else in memory.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn connect(config: Config) -> Result<Self, crate::broker::BrokerError> {
+        let Some(url) = config.broker.clone() else {
+            return Ok(Self::new(config));
+        };
+        let fanout = Arc::new(crate::hub::Fanout::new(config.queue));
+        let settings = crate::broker::redis::RedisSettings {
+            url,
+            prefix: config.redis_prefix.clone(),
+            history: config.history,
+            max_age: config.history_age,
+            timeout: config.broker_timeout,
+        };
+        let broker = crate::broker::redis::RedisBroker::connect(settings, Arc::clone(&fanout)).await?;
+        Ok(Self::with_hub(config, Hub::new(fanout, broker)))
+    }
+
     /// State for `config` on a hub built elsewhere (another broker).
     pub fn with_hub(config: Config, hub: Hub) -> Self {
         let settings = Arc::new(Settings {

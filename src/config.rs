@@ -41,6 +41,10 @@ pub const DEFAULT_RETRY_MS: u64 = 2000;
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "5s";
 /// How long a connection may stay unable to take bytes before it is dropped.
 pub const DEFAULT_WRITE_TIMEOUT: &str = "30s";
+/// Prefix of every Redis key and channel ssehub uses.
+pub const DEFAULT_REDIS_PREFIX: &str = "ssehub:";
+/// Longest wait for one broker command; a publish past it answers 503.
+pub const DEFAULT_BROKER_TIMEOUT: &str = "2s";
 
 /// `ssehub`: a Server-Sent Events hub. With no subcommand it serves.
 #[derive(Debug, Parser)]
@@ -126,6 +130,21 @@ pub struct Config {
     /// How long a connection may refuse bytes (a dead or stalled client) before it is dropped.
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
+
+    /// Run as a cluster node on Redis: `redis://[:password@]host:port/db` (`rediss://` for
+    /// TLS). Every node given the same Redis and prefix forms one hub. Without it, the
+    /// in-memory broker (a single node).
+    #[arg(long, env = "SSEHUB_BROKER")]
+    pub broker: Option<String>,
+
+    /// Prefix of every Redis key and channel; give separate hubs on one Redis different prefixes.
+    #[arg(long, env = "SSEHUB_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
+
+    /// Longest wait for one Redis command, e.g. `2s`; a publish that cannot be stored within it
+    /// answers 503.
+    #[arg(long, env = "SSEHUB_BROKER_TIMEOUT", default_value = DEFAULT_BROKER_TIMEOUT, value_parser = parse_duration)]
+    pub broker_timeout: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -154,6 +173,9 @@ impl Config {
             retry_ms: DEFAULT_RETRY_MS,
             shutdown_grace: duration(DEFAULT_SHUTDOWN_GRACE),
             write_timeout: duration(DEFAULT_WRITE_TIMEOUT),
+            broker: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            broker_timeout: duration(DEFAULT_BROKER_TIMEOUT),
         }
     }
 
@@ -200,6 +222,11 @@ impl Config {
         }
         if self.max_connections == 0 {
             return fail("--max-connections must be at least 1");
+        }
+        if let Some(url) = &self.broker {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return fail("--broker must be a redis:// or rediss:// URL");
+            }
         }
         Ok(())
     }

@@ -36,7 +36,8 @@ fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
-        ssehub::serve(listener, AppState::new(config), shutdown_signal()).await?;
+        let state = AppState::connect(config).await?;
+        ssehub::serve(listener, state, shutdown_signal()).await?;
         Ok(())
     })
 }

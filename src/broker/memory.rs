@@ -174,6 +174,20 @@ impl Broker for MemoryBroker {
         std::future::ready(Ok(Replay { events, gap })).boxed()
     }
 
+    fn history<'a>(
+        &'a self,
+        topic: &'a TopicName,
+        after: EventId,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>> {
+        let state = self.lock();
+        let events = state.topics.get(topic).map_or_else(Vec::new, |history| {
+            let start = history.events.partition_point(|e| e.id <= after);
+            history.events.range(start..).take(limit).cloned().collect()
+        });
+        std::future::ready(Ok(events)).boxed()
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {
         let state = self.lock();
         let stats = state

@@ -6,6 +6,7 @@
 //! hand events to [`Fanout::deliver`](crate::hub::Fanout::deliver) one at a time, in id order.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -65,6 +66,14 @@ pub trait Broker: Send + Sync + 'static {
         from: ResumeFrom,
         limit: usize,
     ) -> BoxFuture<'a, Result<Replay, BrokerError>>;
+
+    /// Events of one topic after `after`, oldest first, at most `limit`.
+    fn history<'a>(
+        &'a self,
+        topic: &'a TopicName,
+        after: EventId,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>>;
 
     /// Topics with history.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>>;

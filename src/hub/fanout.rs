@@ -110,6 +110,18 @@ impl Fanout {
                 .sum::<usize>()
     }
 
+    /// Every pattern someone subscribes to now.
+    pub fn subscribed_patterns(&self) -> Vec<Pattern> {
+        let rings = self.lock();
+        rings
+            .exact
+            .keys()
+            .cloned()
+            .map(Pattern::Exact)
+            .chain(rings.prefix.keys().cloned().map(Pattern::Prefix))
+            .collect()
+    }
+
     /// Topics that have exact subscribers now.
     pub fn subscribed_topics(&self) -> Vec<TopicName> {
         self.lock().exact.keys().cloned().collect()

@@ -120,13 +120,7 @@ impl Hub {
         after: EventId,
         limit: usize,
     ) -> Result<Vec<Arc<Event>>, BrokerError> {
-        let patterns = [Pattern::Exact(topic.clone())];
-        let mut replay = self
-            .broker
-            .replay(&patterns, ResumeFrom::After(after), usize::MAX)
-            .await?;
-        replay.events.truncate(limit);
-        Ok(replay.events)
+        self.broker.history(topic, after, limit).await
     }
 
     /// Every topic with history or subscribers, by name.
