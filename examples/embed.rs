@@ -36,6 +36,7 @@ async fn main() -> std::io::Result<()> {
         .await;
     }
     // ...or merge its router with yours and serve it with axum.
-    let app = ssehub::build(state).merge(axum::Router::new().route("/hello", get(|| async { "hi" })));
+    let app =
+        ssehub::build(state).merge(axum::Router::new().route("/hello", get(|| async { "hi" })));
     axum::serve(listener, app).await
 }

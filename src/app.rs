@@ -76,7 +76,8 @@ impl AppState {
             max_age: config.history_age,
             timeout: config.broker_timeout,
         };
-        let broker = crate::broker::redis::RedisBroker::connect(settings, Arc::clone(&fanout)).await?;
+        let broker =
+            crate::broker::redis::RedisBroker::connect(settings, Arc::clone(&fanout)).await?;
         Ok(Self::with_hub(config, Hub::new(fanout, broker)))
     }
 

@@ -285,3 +285,30 @@ async fn too_many_topics_per_stream_is_a_400() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn an_id_from_before_a_restart_gets_a_gap_event() {
+    let mut before = spawn_app(|_| {}).await;
+    let old = before.publish("t", "lost with the old process").await;
+    before.shutdown().await.unwrap();
+    // The new process starts in a later millisecond than the old id.
+    while (ssehub::hub::event::unix_now() * 1000.0) as u64 <= old.ms {
+        tokio::task::yield_now().await;
+    }
+    let after = spawn_app(|_| {}).await;
+    after.publish("t", "new").await;
+    let mut stream = after
+        .stream_with("/stream?mode=live&topic=t", &[("last-event-id", &old.to_string())])
+        .await;
+    assert_eq!(stream.next_event().await.unwrap().event, "gap");
+    assert_eq!(message(&stream.next_event().await.unwrap()), "new");
+}
+
+#[tokio::test]
+async fn an_empty_last_event_id_means_no_resume() {
+    let app = spawn_app(|_| {}).await;
+    app.publish("t", "old").await;
+    let mut stream = app.stream("/stream?mode=live&topic=t&lastEventId=").await;
+    app.publish("t", "new").await;
+    assert_eq!(message(&stream.next_event().await.unwrap()), "new");
+}

@@ -37,6 +37,7 @@
   var reconnectTimer = null;
   var reconnectDelay = RECONNECT_MIN_MS;
   var lastEventId = readStoredId();
+  var streamErrorShown = false; // the error shown is about the live stream, not the user's input
 
   // ---- small helpers -------------------------------------------------------------------------
 
@@ -100,13 +101,16 @@
     if (typeof detail === 'string') stateDetail.textContent = detail;
   }
 
-  function showError(text, field) {
+  // Shows an error; `field` is the input it is about (marked invalid, and focused unless
+  // `keepFocus`: a check run because focus left the field must not pull it back).
+  function showError(text, field, keepFocus) {
+    streamErrorShown = false;
     errorEl.textContent = text;
     [messageInput, topicInput].forEach(function (input) {
       if (input === field) input.setAttribute('aria-invalid', 'true');
       else input.removeAttribute('aria-invalid');
     });
-    if (field) field.focus();
+    if (field && !keepFocus) field.focus();
   }
 
   // The input a server error is about, to focus it.
@@ -116,7 +120,14 @@
     return null;
   }
 
+  // An error about the live stream: cleared again once the stream is back.
+  function showStreamError(text) {
+    showError(text, null, true);
+    streamErrorShown = true;
+  }
+
   function clearError() {
+    streamErrorShown = false;
     errorEl.textContent = '';
     messageInput.removeAttribute('aria-invalid');
     topicInput.removeAttribute('aria-invalid');
@@ -343,7 +354,7 @@
     if (problem) {
       closeStream();
       setState('idle', 'Not connected: fix the topic to start the live feed.');
-      showError(problem, topicInput);
+      showError(problem, topicInput, true);
       return;
     }
     setState('connecting', 'Connecting to topic ' + topic +
@@ -351,6 +362,7 @@
     openStream('live', topic, liveUrl(topic), {
       open: function (first, s) {
         reconnectDelay = RECONNECT_MIN_MS;
+        if (streamErrorShown) clearError();
         setState('open', 'Live on topic ' + s.topic + '.' +
           (first ? '' : ' Reconnected; missed events are replayed.'));
         if (!first) addNotice('info', 'Reconnected to ' + s.topic + '.');
@@ -388,13 +400,13 @@
         // The browser gave up (the server refused the stream): retry from here, later.
         closeStream();
         setState('error');
-        showError('The live stream failed. Is the server running?');
+        showStreamError('The live stream failed. Is the server running?');
         if (liveWanted) scheduleReconnect('The live stream failed.');
       },
       timeout: function () {
         closeStream();
         setState('error');
-        showError('The server did not open the live stream in time.');
+        showStreamError('The server did not open the live stream in time.');
         if (liveWanted) scheduleReconnect('The live stream did not open.');
       }
     });

@@ -45,6 +45,9 @@ struct State {
     /// The id issued last.
     last_id: EventId,
     topics: HashMap<TopicName, TopicHistory>,
+    /// Ids issued by this process are at least this: an older one is from a previous run,
+    /// whose events are gone.
+    run_start: EventId,
     /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
     /// before it may have missed events we can no longer name.
     forgotten_up_to: EventId,
@@ -64,6 +67,7 @@ impl MemoryBroker {
         Self {
             state: Mutex::new(State {
                 last_id: EventId::default(),
+                run_start: EventId::new((unix_now() * 1000.0) as u64, 0),
                 topics: HashMap::new(),
                 forgotten_up_to: EventId::default(),
             }),
@@ -149,7 +153,9 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'a, Result<Replay, BrokerError>> {
         let state = self.lock();
         let (after, mut gap) = match from {
-            ResumeFrom::After(id) if id <= state.last_id => (id, id < state.forgotten_up_to),
+            ResumeFrom::After(id) if id <= state.last_id => {
+                (id, id < state.forgotten_up_to || id < state.run_start)
+            }
             _ => (EventId::default(), true),
         };
         let mut events = Vec::new();

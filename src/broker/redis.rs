@@ -99,7 +99,10 @@ impl RedisBroker {
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`] when the URL is invalid or Redis does not answer.
-    pub async fn connect(settings: RedisSettings, fanout: Arc<Fanout>) -> Result<Arc<Self>, BrokerError> {
+    pub async fn connect(
+        settings: RedisSettings,
+        fanout: Arc<Fanout>,
+    ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -147,7 +150,10 @@ impl RedisBroker {
         self.delivered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn timed<T>(&self, work: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
+    async fn timed<T>(
+        &self,
+        work: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BrokerError> {
         tokio::time::timeout(self.settings.timeout, work)
             .await
             .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))?
@@ -190,10 +196,15 @@ impl RedisBroker {
             )
             .await?;
         let Value::Array(mut parts) = value else {
-            return Err(BrokerError::Unavailable("unexpected reply to a history read".into()));
+            return Err(BrokerError::Unavailable(
+                "unexpected reply to a history read".into(),
+            ));
         };
         let entries = parts.pop().unwrap_or(Value::Nil);
-        let deleted = parts.pop().and_then(|v| text(&v)).and_then(|t| t.parse().ok());
+        let deleted = parts
+            .pop()
+            .and_then(|v| text(&v))
+            .and_then(|t| t.parse().ok());
         let mut events = decode_entries(topic, entries);
         if newest {
             events.reverse();
@@ -213,7 +224,13 @@ impl RedisBroker {
         if patterns.iter().any(|p| matches!(p, Pattern::Prefix(_))) {
             let mut con = self.commands.clone();
             let all: Vec<String> = self
-                .timed(redis::cmd("ZRANGE").arg(self.key("topics")).arg(0).arg(-1).query_async(&mut con))
+                .timed(
+                    redis::cmd("ZRANGE")
+                        .arg(self.key("topics"))
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut con),
+                )
                 .await?;
             for name in all.iter().filter_map(|n| TopicName::new(n).ok()) {
                 if patterns.iter().any(|p| p.matches(&name)) && !names.contains(&name) {
@@ -283,7 +300,9 @@ impl RedisBroker {
         }
         let mut missed = Vec::new();
         for topic in self.matching_topics(&patterns).await? {
-            let (_, events) = self.read_topic(&topic, after, self.settings.history, false).await?;
+            let (_, events) = self
+                .read_topic(&topic, after, self.settings.history, false)
+                .await?;
             missed.extend(events);
         }
         missed.sort_unstable_by_key(|e| e.id);
@@ -390,7 +409,12 @@ impl Broker for RedisBroker {
             if !gap {
                 let mut con = self.commands.clone();
                 let forgotten_ms: Option<u64> = self
-                    .timed(redis::cmd("HGET").arg(self.key("meta")).arg("forgotten").query_async(&mut con))
+                    .timed(
+                        redis::cmd("HGET")
+                            .arg(self.key("meta"))
+                            .arg("forgotten")
+                            .query_async(&mut con),
+                    )
                     .await?;
                 // A whole topic was removed with events up to this time: a resume from before
                 // it may have missed some of them.
@@ -429,14 +453,28 @@ impl Broker for RedisBroker {
         async move {
             let mut con = self.commands.clone();
             let names: Vec<String> = self
-                .timed(redis::cmd("ZRANGE").arg(self.key("topics")).arg(0).arg(-1).query_async(&mut con))
+                .timed(
+                    redis::cmd("ZRANGE")
+                        .arg(self.key("topics"))
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut con),
+                )
                 .await?;
-            let names: Vec<TopicName> = names.iter().filter_map(|n| TopicName::new(n).ok()).collect();
+            let names: Vec<TopicName> = names
+                .iter()
+                .filter_map(|n| TopicName::new(n).ok())
+                .collect();
             let mut pipe = redis::pipe();
             for name in &names {
                 let key = self.stream_key(name.as_str());
                 pipe.cmd("XLEN").arg(&key);
-                pipe.cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
+                pipe.cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
             }
             let replies: Vec<Value> = self.timed(pipe.query_async(&mut con)).await?;
             Ok(names
@@ -452,7 +490,11 @@ impl Broker for RedisBroker {
                         .cloned()
                         .map(|v| decode_entries(&name, v))
                         .and_then(|events| events.first().map(|e| e.id));
-                    TopicStats { name, last_id, history }
+                    TopicStats {
+                        name,
+                        last_id,
+                        history,
+                    }
                 })
                 .collect())
         }
@@ -498,7 +540,10 @@ fn decode_entries(topic: &TopicName, entries: Value) -> Vec<Arc<Event>> {
             };
             let (mut name, mut message) = (None, None);
             for pair in fields.chunks(2) {
-                match (pair.first().and_then(text).as_deref(), pair.get(1).and_then(text)) {
+                match (
+                    pair.first().and_then(text).as_deref(),
+                    pair.get(1).and_then(text),
+                ) {
                     (Some("e"), Some(value)) => name = EventName::new(&value).ok(),
                     (Some("m"), Some(value)) => message = Some(value),
                     _ => {}
@@ -523,7 +568,15 @@ fn decode_message(payload: &[u8]) -> Option<Event> {
     let name = EventName::new(parts.next()?).ok()?;
     let message = parts.next()?.to_owned();
     let timestamp = id.ms as f64 / 1000.0;
-    Some(Event::new(id, Draft { topic, name, message }, timestamp))
+    Some(Event::new(
+        id,
+        Draft {
+            topic,
+            name,
+            message,
+        },
+        timestamp,
+    ))
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
                     _ => return Err(ApiError::BadRequest("mode must be burst or live".into())),
                 }
             }
-            "lastEventId" => request.last_event_id = Some(value),
+            // Empty means "no id yet", as EventSource's own lastEventId does.
+            "lastEventId" if !value.trim().is_empty() => request.last_event_id = Some(value),
             _ => {}
         }
     }
@@ -75,7 +76,7 @@ async fn open_stream(
 ) -> Result<Response, ApiError> {
     let mut request = parse_query(query.as_deref(), app.config().max_topics_per_stream)?;
     // EventSource sends the header on reconnects, reusing the first URL: the header is newer.
-    if let Some(header) = headers.get("last-event-id") {
+    if let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) {
         request.last_event_id = Some(String::from_utf8_lossy(header.as_bytes()).into_owned());
     }
     if app.shutting_down() {

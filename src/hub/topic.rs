@@ -13,8 +13,14 @@ pub const DEFAULT_TOPIC: &str = "default";
 
 /// Why a topic or pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid topic {0:?}: use 1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/', optionally ending in '/*' (or '*' alone) to subscribe to a prefix")]
-pub struct TopicError(pub String);
+pub enum TopicError {
+    /// Not a valid topic name (publishing names one topic).
+    #[error("invalid topic {0:?}: use 1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/'")]
+    Name(String),
+    /// Not a valid subscription pattern.
+    #[error("invalid topic {0:?}: use a topic (1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/'), 'prefix/*' for every topic under a prefix, or '*'")]
+    Pattern(String),
+}
 
 /// A validated topic name. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,7 +42,7 @@ impl TopicName {
         if valid_segments(name) {
             Ok(Self(name.into()))
         } else {
-            Err(TopicError(truncate(name)))
+            Err(TopicError::Name(truncate(name)))
         }
     }
 
@@ -86,9 +92,11 @@ impl Pattern {
             if valid_segments(prefix) {
                 return Ok(Self::Prefix(format!("{prefix}/").into()));
             }
-            return Err(TopicError(truncate(text)));
+            return Err(TopicError::Pattern(truncate(text)));
         }
-        TopicName::new(text).map(Self::Exact)
+        TopicName::new(text)
+            .map(Self::Exact)
+            .map_err(|_| TopicError::Pattern(truncate(text)))
     }
 
     /// Whether a topic matches this pattern.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,7 +36,7 @@ pub async fn spawn_app(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::with_bind(addr);
     adjust(&mut config);
     config.validate().unwrap();
-    let state = AppState::new(config);
+    let state = AppState::connect(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(ssehub::serve(listener, state.clone(), async {
         let _ = stopped.await;
