@@ -52,6 +52,10 @@ pub const DEFAULT_BROKER_TIMEOUT: &str = "2s";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or per-module directives
+    /// such as `ssehub=debug,hyper=warn`. `info` logs every request; use `warn` under heavy load.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
     #[command(flatten)]
     pub serve: Config,
 }
