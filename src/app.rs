@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::memory::Limits;
 use crate::config::Config;
+use crate::http::direct::{self, Outcome, Rewind};
 use crate::http::input;
 use crate::hub::Hub;
 use crate::io::WriteWatchdog;
@@ -214,10 +215,9 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let router = router.clone();
-        let stop = stop.clone();
-        let write_timeout = config.write_timeout;
+        let state = state.clone();
         connections.spawn(async move {
-            serve_connection(socket, peer, router, stop, write_timeout).await;
+            serve_connection(socket, peer, router, state).await;
             drop(permit);
         });
     }
@@ -245,15 +245,49 @@ pub async fn serve(
 }
 
 async fn serve_connection(
+    mut socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    state: AppState,
+) {
+    // Events are small and latency matters more than packet count.
+    let _ = socket.set_nodelay(true);
+    let write_timeout = state.config().write_timeout;
+    let served = direct::serve(&mut socket, &state, HEADER_READ_TIMEOUT, write_timeout).await;
+    let prefix = match served {
+        Ok(Outcome::Fallback(prefix)) => prefix,
+        Ok(Outcome::Served) => return,
+        Err(err) => {
+            tracing::debug!(%peer, %err, "stream connection ended with an error");
+            return;
+        }
+    };
+    // Boxed: the hyper connection is large, and this task's size is what every idle stream
+    // (served above) pays for too.
+    let stop = state.shutdown_token();
+    Box::pin(serve_with_hyper(
+        socket,
+        prefix,
+        peer,
+        router,
+        stop,
+        write_timeout,
+    ))
+    .await;
+}
+
+async fn serve_with_hyper(
     socket: tokio::net::TcpStream,
+    prefix: Vec<u8>,
     peer: SocketAddr,
     router: Router,
     stop: CancellationToken,
     write_timeout: Duration,
 ) {
-    // Events are small and latency matters more than packet count.
-    let _ = socket.set_nodelay(true);
-    let io = TokioIo::new(WriteWatchdog::new(socket, write_timeout));
+    let io = TokioIo::new(Rewind::new(
+        prefix,
+        WriteWatchdog::new(socket, write_timeout),
+    ));
     let service = TowerToHyperService::new(router);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -160,6 +160,30 @@ impl Session {
         }
     }
 
+    /// A frame that is ready now without waiting, if any: used to write several pending live
+    /// events in one go.
+    pub fn ready_frame(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.queued.pop_front() {
+            return Some(frame);
+        }
+        if self.mode != Mode::Live || !matches!(self.state, State::Waiting) {
+            return None;
+        }
+        match self.subscription.as_mut()?.try_recv() {
+            Ok(event) => event.map(|e| e.live_frame().clone()),
+            Err(lagged) => Some(self.lagged(lagged)),
+        }
+    }
+
+    fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {
+        tracing::debug!(%lagged, "disconnecting a slow subscriber");
+        self.state = State::Done;
+        self.subscription = None;
+        FrameBuilder::new()
+            .comment("lagged behind: reconnect with Last-Event-ID to resume from history")
+            .finish()
+    }
+
     async fn next_live(&mut self) -> Option<Bytes> {
         let heartbeat = Instant::now() + self.settings.heartbeat;
         let subscription = self.subscription.as_mut()?;
@@ -168,13 +192,7 @@ impl Session {
             () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
             received = subscription.recv() => match received {
                 Ok(event) => Some(event.live_frame().clone()),
-                Err(lagged) => {
-                    tracing::debug!(%lagged, "disconnecting a slow subscriber");
-                    self.state = State::Done;
-                    Some(FrameBuilder::new()
-                        .comment("lagged behind: reconnect with Last-Event-ID to resume from history")
-                        .finish())
-                }
+                Err(lagged) => Some(self.lagged(lagged)),
             },
             () = sleep_until(heartbeat) => Some(heartbeat_frame()),
         }
@@ -203,26 +221,34 @@ impl Session {
                     () = sleep_until(heartbeat) => Some(heartbeat_frame()),
                 }
             }
-            State::Repeating {
-                event,
-                sent,
-                started,
-            } => {
-                if *sent >= repeats {
+            State::Repeating { sent, started, .. } => {
+                let (sent, started) = (*sent, *started);
+                if sent >= repeats {
                     return Some(self.finish("complete", "stream complete"));
                 }
-                let due = *started + interval * *sent;
+                if sent > 0 {
+                    // Nothing changes before this wait, so dropping the future here (the
+                    // connection went away) loses no frame.
+                    tokio::select! {
+                        biased;
+                        () = self.shutdown.cancelled() => return Some(self.finish("shutdown", "server shutting down")),
+                        () = sleep_until(started + interval * sent) => {}
+                    }
+                }
+                let State::Repeating {
+                    event,
+                    sent,
+                    started,
+                } = &mut self.state
+                else {
+                    return None;
+                };
+                if *sent == 0 {
+                    *started = Instant::now();
+                }
                 let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
                 *sent += 1;
-                if *sent == 1 {
-                    *started = Instant::now();
-                    return Some(frame);
-                }
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
-                    () = sleep_until(due) => Some(frame),
-                }
+                Some(frame)
             }
             State::Done => None,
         }

@@ -3,6 +3,7 @@
 //! Handlers are thin: extract, call the hub, map the result. Errors are [`ApiError`]s.
 
 mod assets;
+pub(crate) mod direct;
 mod health;
 pub(crate) mod input;
 mod messages;

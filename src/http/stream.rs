@@ -12,7 +12,7 @@ use futures_util::stream;
 use crate::app::AppState;
 use crate::broker::ResumeFrom;
 use crate::error::ApiError;
-use crate::hub::Pattern;
+use crate::hub::{EventId, Pattern};
 use crate::session::{Mode, Session, StreamGuard};
 
 pub fn router() -> Router<AppState> {
@@ -69,34 +69,38 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
     Ok(request)
 }
 
-async fn open_stream(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let mut request = parse_query(query.as_deref(), app.config().max_topics_per_stream)?;
+/// Parses a stream request and opens its session: what both the axum route and the direct
+/// HTTP/1 path (`http::direct`) call.
+///
+/// # Errors
+/// 400 for a bad query, 503 past the stream cap or during shutdown, or a broker error.
+pub(crate) async fn open_session(
+    app: &AppState,
+    query: Option<&str>,
+    last_event_id: Option<&[u8]>,
+) -> Result<Session, ApiError> {
+    let mut request = parse_query(query, app.config().max_topics_per_stream)?;
     // EventSource sends the header on reconnects, reusing the first URL: the header is newer.
-    if let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) {
-        request.last_event_id = Some(String::from_utf8_lossy(header.as_bytes()).into_owned());
+    if let Some(header) = last_event_id.filter(|h| !h.is_empty()) {
+        request.last_event_id = Some(String::from_utf8_lossy(header).into_owned());
     }
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
     let guard = StreamGuard::acquire(app.stream_count(), app.config().max_streams)
         .ok_or(ApiError::TooManyStreams)?;
-    let resume =
-        request
-            .last_event_id
-            .as_deref()
-            .map(|id| match id.parse::<crate::hub::EventId>() {
-                Ok(id) => ResumeFrom::After(id),
-                Err(_) => ResumeFrom::Unknown,
-            });
+    let resume = request
+        .last_event_id
+        .as_deref()
+        .map(|id| match id.parse::<EventId>() {
+            Ok(id) => ResumeFrom::After(id),
+            Err(_) => ResumeFrom::Unknown,
+        });
     let (subscription, replay) = app
         .hub()
         .subscribe(&request.patterns, resume, app.replay_limit())
         .await?;
-    let session = Session::new(
+    Ok(Session::new(
         request.mode,
         app.session_settings(),
         subscription,
@@ -104,24 +108,33 @@ async fn open_stream(
         request.last_event_id.as_deref(),
         app.shutdown_token(),
         guard,
-    );
+    ))
+}
+
+/// The headers of every stream response.
+pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
+
+async fn open_stream(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
+    let session = open_session(&app, query.as_deref(), last_event_id).await?;
     let body = stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), session))
     });
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::HeaderName::from_static("x-accel-buffering"),
-                HeaderValue::from_static("no"),
-            ),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response())
+    let mut response = Body::from_stream(body).into_response();
+    for (name, value) in STREAM_HEADERS {
+        response.headers_mut().insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    Ok(response)
 }
