@@ -298,7 +298,10 @@ async fn an_id_from_before_a_restart_gets_a_gap_event() {
     let after = spawn_app(|_| {}).await;
     after.publish("t", "new").await;
     let mut stream = after
-        .stream_with("/stream?mode=live&topic=t", &[("last-event-id", &old.to_string())])
+        .stream_with(
+            "/stream?mode=live&topic=t",
+            &[("last-event-id", &old.to_string())],
+        )
         .await;
     assert_eq!(stream.next_event().await.unwrap().event, "gap");
     assert_eq!(message(&stream.next_event().await.unwrap()), "new");

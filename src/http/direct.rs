@@ -61,8 +61,16 @@ pub(crate) async fn serve(
         Err(_) => return Ok(Outcome::Fallback(head)),
     };
     drop(head);
-    stream(socket, session, !http10, write_timeout).await?;
-    Ok(Outcome::Served)
+    tracing::info!(
+        method = "GET",
+        path = "/stream",
+        status = 200u16,
+        direct = true,
+        "request"
+    );
+    let result = stream(socket, session, !http10, write_timeout).await;
+    tracing::debug!(?result, "stream ended");
+    result.map(|()| Outcome::Served)
 }
 
 enum Head {

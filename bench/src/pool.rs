@@ -1,0 +1,375 @@
+//! A set of live subscribers on one topic and their bookkeeping: who is connected, who got
+//! the warm-up, and per measurement step a bitmap per subscriber (losses and duplicates) plus
+//! one latency histogram for all of them.
+//!
+//! Everything runs on one thread (a `LocalSet`), so the state is a `RefCell` that each
+//! subscriber task borrows for the few instructions an event takes.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Serialize;
+use ssehub::sse::SseEvent;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::client::{self, Handler, Target};
+use crate::payload::{self, Clock};
+use crate::stats::{Histogram, Latency};
+
+/// Connections opened at once.
+pub const CONNECT_CONCURRENCY: usize = 256;
+
+/// Live subscribers and their counts.
+pub struct Pool {
+    state: RefCell<State>,
+    clock: Clock,
+    gate: Rc<Semaphore>,
+    tasks: RefCell<JoinSet<()>>,
+}
+
+#[derive(Default)]
+struct State {
+    subs: Vec<Sub>,
+    step: Step,
+    hist: Histogram,
+    unique: u64,
+    duplicates: u64,
+    ignored: u64,
+    warm_round: u32,
+    warm: usize,
+    open: usize,
+    failed: usize,
+    closed: usize,
+    errors: Vec<String>,
+}
+
+#[derive(Default, Clone)]
+struct Sub {
+    open: bool,
+    warm_round: u32,
+    step: u32,
+    got: u64,
+    bits: Vec<u64>,
+}
+
+/// A measured range of sequence numbers, `lo..hi`.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    id: u32,
+    lo: u64,
+    hi: u64,
+}
+
+impl Default for Step {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            lo: u64::MAX,
+            hi: u64::MAX,
+        }
+    }
+}
+
+/// Connection counts.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Connections {
+    /// Streams open now (head received, not ended).
+    pub open: usize,
+    /// Connections that failed before their head arrived, or got a non-200 status.
+    pub failed: usize,
+    /// Streams that were open and then ended (closed by the server or failed).
+    pub closed: usize,
+}
+
+/// What a step delivered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delivery {
+    /// Subscribers counted (all of the pool, open or not).
+    pub subscribers: usize,
+    /// Messages of the step each should have received.
+    pub messages: u64,
+    /// Distinct (subscriber, message) deliveries.
+    pub delivered: u64,
+    /// Deliveries missing.
+    pub lost: u64,
+    /// Repeated deliveries.
+    pub duplicates: u64,
+    /// Subscribers missing at least one message.
+    pub subscribers_short: usize,
+    /// Latency from publish to receipt over the delivered events.
+    pub latency: Latency,
+}
+
+impl Pool {
+    /// An empty pool on the run's clock.
+    pub fn new(clock: Clock) -> Rc<Self> {
+        Rc::new(Self {
+            state: RefCell::new(State::default()),
+            clock,
+            gate: Rc::new(Semaphore::new(CONNECT_CONCURRENCY)),
+            tasks: RefCell::new(JoinSet::new()),
+        })
+    }
+
+    /// Subscribers in the pool (opened or trying).
+    pub fn len(&self) -> usize {
+        self.state.borrow().subs.len()
+    }
+
+    /// Starts `count` more subscribers to `target`.
+    pub fn spawn(self: &Rc<Self>, target: &Rc<Target>, count: usize) {
+        let first = {
+            let mut state = self.state.borrow_mut();
+            let first = state.subs.len();
+            state.subs.resize(first + count, Sub::default());
+            first
+        };
+        let mut tasks = self.tasks.borrow_mut();
+        for index in first..first + count {
+            let pool = Rc::clone(self);
+            let target = Rc::clone(target);
+            tasks.spawn_local(async move {
+                let gate = Rc::clone(&pool.gate);
+                let mut handler = LiveHandler {
+                    pool: Rc::clone(&pool),
+                    index,
+                };
+                let result = client::stream(
+                    client::source_address(index),
+                    &target,
+                    pool.clock,
+                    &gate,
+                    &mut handler,
+                )
+                .await;
+                pool.on_end(index, result.err().map(|e| e.to_string()));
+            });
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        tasks.shutdown().await;
+    }
+
+    /// Connection counts now.
+    pub fn connections(&self) -> Connections {
+        let state = self.state.borrow();
+        Connections {
+            open: state.open,
+            failed: state.failed,
+            closed: state.closed,
+        }
+    }
+
+    /// The first few connection errors.
+    pub fn errors(&self) -> Vec<String> {
+        self.state.borrow().errors.clone()
+    }
+
+    /// Waits until every subscriber has its head (or failed), up to `limit`.
+    pub async fn wait_connected(&self, limit: Duration) -> Connections {
+        let total = self.len();
+        wait_until(limit, || {
+            let c = self.connections();
+            c.open + c.failed + c.closed >= total
+        })
+        .await;
+        self.connections()
+    }
+
+    /// Starts a warm-up round: from now on, any marked message a subscriber gets makes it warm.
+    pub fn begin_warmup(&self) {
+        let mut state = self.state.borrow_mut();
+        state.warm_round += 1;
+        state.warm = 0;
+        state.step = Step {
+            id: state.step.id + 1,
+            ..Step::default()
+        };
+    }
+
+    /// Subscribers warm in this round.
+    pub fn warm(&self) -> usize {
+        self.state.borrow().warm
+    }
+
+    /// Starts measuring sequence numbers `lo..hi` (`hi` may be `u64::MAX`).
+    pub fn begin_step(&self, lo: u64, hi: u64) {
+        let mut state = self.state.borrow_mut();
+        let id = state.step.id + 1;
+        state.step = Step { id, lo, hi };
+        state.hist.clear();
+        state.unique = 0;
+        state.duplicates = 0;
+    }
+
+    /// Distinct deliveries in this step so far.
+    pub fn delivered(&self) -> u64 {
+        self.state.borrow().unique
+    }
+
+    /// Ends the step, counting `messages` expected per subscriber.
+    pub fn end_step(&self, messages: u64) -> Delivery {
+        let mut state = self.state.borrow_mut();
+        let id = state.step.id;
+        let mut lost = 0;
+        let mut short = 0;
+        for sub in &state.subs {
+            let got = if sub.step == id { sub.got } else { 0 };
+            if got < messages {
+                lost += messages - got;
+                short += 1;
+            }
+        }
+        let delivery = Delivery {
+            subscribers: state.subs.len(),
+            messages,
+            delivered: state.unique,
+            lost,
+            duplicates: state.duplicates,
+            subscribers_short: short,
+            latency: state.hist.summary(),
+        };
+        state.step = Step {
+            id: id + 1,
+            ..Step::default()
+        };
+        delivery
+    }
+
+    /// Messages received outside any step (warm-up, late arrivals).
+    pub fn ignored(&self) -> u64 {
+        self.state.borrow().ignored
+    }
+
+    fn on_head(&self, index: usize, status: u16) {
+        if status == 200 {
+            let mut state = self.state.borrow_mut();
+            state.open += 1;
+            state.subs[index].open = true;
+        }
+    }
+
+    fn on_end(&self, index: usize, error: Option<String>) {
+        let mut state = self.state.borrow_mut();
+        if std::mem::take(&mut state.subs[index].open) {
+            state.open -= 1;
+            state.closed += 1;
+        } else {
+            state.failed += 1;
+        }
+        if let Some(error) = error {
+            if state.errors.len() < 5 {
+                state.errors.push(error);
+            }
+        }
+    }
+
+    fn on_message(&self, index: usize, seq: u64, latency_us: u64) {
+        let state = &mut *self.state.borrow_mut();
+        let round = state.warm_round;
+        let sub = &mut state.subs[index];
+        if sub.warm_round != round {
+            sub.warm_round = round;
+            state.warm += 1;
+        }
+        let step = state.step;
+        if seq < step.lo || seq >= step.hi {
+            state.ignored += 1;
+            return;
+        }
+        if sub.step != step.id {
+            sub.step = step.id;
+            sub.got = 0;
+            sub.bits.clear();
+        }
+        let offset = seq - step.lo;
+        let word = (offset / 64) as usize;
+        let bit = 1u64 << (offset % 64);
+        if word >= sub.bits.len() {
+            sub.bits.resize(word + 1, 0);
+        }
+        if sub.bits[word] & bit != 0 {
+            state.duplicates += 1;
+        } else {
+            sub.bits[word] |= bit;
+            sub.got += 1;
+            state.unique += 1;
+            state.hist.record(latency_us);
+        }
+    }
+}
+
+struct LiveHandler {
+    pool: Rc<Pool>,
+    index: usize,
+}
+
+impl Handler for LiveHandler {
+    fn on_head(&mut self, status: u16) {
+        self.pool.on_head(self.index, status);
+    }
+
+    fn on_event(&mut self, event: SseEvent, now_us: u64) {
+        if let Some((seq, sent_us)) = payload::find(event.data.as_bytes()) {
+            self.pool
+                .on_message(self.index, seq, now_us.saturating_sub(sent_us));
+        }
+    }
+}
+
+/// Polls `done` every 5 ms until it holds or `limit` passes; returns whether it held.
+pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_losses_duplicates_and_stray_messages() {
+        let pool = Pool::new(Clock::new());
+        pool.state.borrow_mut().subs = vec![Sub::default(); 3];
+        for index in 0..3 {
+            pool.on_head(index, 200);
+        }
+        pool.begin_warmup();
+        pool.on_message(0, 1, 10);
+        pool.on_message(1, 1, 10);
+        assert_eq!(pool.warm(), 2);
+        pool.begin_step(100, 104);
+        for seq in 100..104 {
+            pool.on_message(0, seq, 1_000);
+        }
+        pool.on_message(1, 100, 2_000);
+        pool.on_message(1, 100, 2_000);
+        pool.on_message(1, 1, 5); // late warm-up message: ignored
+        pool.on_message(2, 200, 5); // beyond the step: ignored
+        assert_eq!(pool.delivered(), 5);
+        let delivery = pool.end_step(4);
+        assert_eq!(delivery.delivered, 5);
+        assert_eq!(delivery.duplicates, 1);
+        assert_eq!(delivery.lost, 3 + 4);
+        assert_eq!(delivery.subscribers_short, 2);
+        assert_eq!(delivery.latency.count, 5);
+        assert_eq!(pool.ignored(), 2 + 2);
+        pool.on_end(2, Some("gone".into()));
+        assert_eq!(pool.connections().closed, 1);
+        assert_eq!(pool.connections().open, 2);
+    }
+}

@@ -1,0 +1,342 @@
+//! Publishers over keep-alive HTTP/1.1 connections: an open-loop one that posts message `i` at
+//! `t0 + i / rate` (and reports the rate it achieved), and a closed-loop one (N connections,
+//! each sending its next request when the last answer is in) that measures requests per second.
+
+use std::cell::Cell;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::http::{self, Body};
+use crate::payload::{self, Clock};
+use crate::servers::ServerKind;
+
+/// Longest a publish request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to publish.
+#[derive(Debug, Clone)]
+pub struct PublishTarget {
+    /// Which server (decides the request's form).
+    pub kind: ServerKind,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Topic (ssehub) or channel id (nchan).
+    pub topic: String,
+    /// Message text size in bytes.
+    pub size: usize,
+}
+
+impl PublishTarget {
+    /// The request publishing `text`.
+    pub fn request(&self, text: &str) -> Vec<u8> {
+        self.kind.publish_request(self.addr, &self.topic, text)
+    }
+}
+
+/// One keep-alive HTTP/1.1 client connection, reopened if the server closes it.
+pub struct Conn {
+    addr: SocketAddr,
+    from: Ipv4Addr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl Conn {
+    /// A connection to `addr` from `from`, opened on first use.
+    pub fn new(addr: SocketAddr, from: Ipv4Addr) -> Self {
+        Self {
+            addr,
+            from,
+            stream: None,
+            buf: vec![0; 16 * 1024],
+            filled: 0,
+        }
+    }
+
+    /// Sends one request and reads its whole response; returns the status.
+    pub async fn request(&mut self, request: &[u8]) -> Result<u16> {
+        match timeout(REQUEST_TIMEOUT, self.exchange(request)).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(err)) => {
+                self.stream = None;
+                Err(err)
+            }
+            Err(_) => {
+                self.stream = None;
+                bail!("no response within {REQUEST_TIMEOUT:?}")
+            }
+        }
+    }
+
+    async fn exchange(&mut self, request: &[u8]) -> Result<u16> {
+        if self.stream.is_none() {
+            self.filled = 0;
+            self.stream = Some(http::connect(self.from, self.addr, REQUEST_TIMEOUT).await?);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            bail!("no connection");
+        };
+        stream.write_all(request).await.context("sending request")?;
+        let head = loop {
+            if let Some(head) = http::parse_head(&self.buf[..self.filled])? {
+                break head;
+            }
+            if self.filled == self.buf.len() {
+                bail!("response head too long");
+            }
+            let n = stream
+                .read(&mut self.buf[self.filled..])
+                .await
+                .context("reading response")?;
+            if n == 0 {
+                bail!("server closed the connection before answering");
+            }
+            self.filled += n;
+        };
+        let mut body = Body::new(head.framing);
+        let mut start = head.len;
+        loop {
+            let used = body.feed(&self.buf[start..self.filled], |_| {})?;
+            start += used;
+            if body.is_done() {
+                break;
+            }
+            let n = stream
+                .read(&mut self.buf)
+                .await
+                .context("reading response body")?;
+            start = 0;
+            self.filled = n;
+            if n == 0 {
+                if body.until_close() {
+                    break;
+                }
+                bail!("server closed the connection inside a response");
+            }
+        }
+        self.buf.copy_within(start..self.filled, 0);
+        self.filled -= start;
+        if head.close {
+            self.stream = None;
+        }
+        Ok(head.status)
+    }
+}
+
+/// What an open-loop run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Schedule {
+    /// Requests answered 2xx.
+    pub published: u64,
+    /// Requests answered otherwise.
+    pub rejected: u64,
+    /// The rate asked for, messages/s.
+    pub target_rate: f64,
+    /// The rate achieved: messages over the time the schedule took.
+    pub achieved_rate: f64,
+    /// Worst lateness of a send against its slot, ms.
+    pub max_behind_ms: f64,
+    /// Connections that had to be used (a further one is used only while all before it
+    /// wait for an answer).
+    pub connections_used: usize,
+}
+
+/// An open-loop publisher: message `i` of a run goes out at `t0 + i / rate` on the first
+/// connection that is not waiting for an answer (so a server whose publish answer takes
+/// longer than the period gets a second connection rather than a late schedule), up to
+/// `MAX_CONNECTIONS` connections, opened on first use and kept alive between runs.
+pub struct Publisher {
+    target: PublishTarget,
+    clock: Clock,
+    conns: Vec<Option<Conn>>,
+}
+
+/// Most connections a [`Publisher`] opens.
+pub const MAX_CONNECTIONS: usize = 4;
+
+impl Publisher {
+    /// A publisher to `target`; nothing is connected yet.
+    pub fn new(target: PublishTarget, clock: Clock) -> Self {
+        let conns = (0..MAX_CONNECTIONS)
+            .map(|k| Some(Conn::new(target.addr, crate::client::source_address(k))))
+            .collect();
+        Self {
+            target,
+            clock,
+            conns,
+        }
+    }
+
+    /// Publishes `count` messages numbered from `first_seq` at `rate` per second.
+    pub async fn schedule(&mut self, first_seq: u64, count: u64, rate: f64) -> Result<Schedule> {
+        let idle: Rc<Vec<Cell<bool>>> =
+            Rc::new((0..MAX_CONNECTIONS).map(|_| Cell::new(true)).collect());
+        let failed = Rc::new(Cell::new(false));
+        let wake = Rc::new(Notify::new());
+        let mut senders = Vec::new();
+        let mut workers = JoinSet::new();
+        for k in 0..MAX_CONNECTIONS {
+            let Some(mut conn) = self.conns[k].take() else {
+                bail!("publisher connection {k} is missing");
+            };
+            let (send, mut receive) = mpsc::channel::<u64>(1);
+            senders.push(send);
+            let (idle, failed, wake) = (Rc::clone(&idle), Rc::clone(&failed), Rc::clone(&wake));
+            let (target, clock) = (self.target.clone(), self.clock);
+            workers.spawn_local(async move {
+                let mut text = String::with_capacity(target.size + 32);
+                let (mut ok, mut rejected, mut error) = (0u64, 0u64, None);
+                while let Some(seq) = receive.recv().await {
+                    payload::write(&mut text, seq, clock.now_us(), target.size);
+                    match conn.request(&target.request(&text)).await {
+                        Ok(status) if (200..300).contains(&status) => ok += 1,
+                        Ok(_) => rejected += 1,
+                        Err(err) => {
+                            error = Some(err);
+                            failed.set(true);
+                            wake.notify_one();
+                            break;
+                        }
+                    }
+                    idle[k].set(true);
+                    wake.notify_one();
+                }
+                (k, conn, ok, rejected, error)
+            });
+        }
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let t0 = Instant::now();
+        let mut report = Schedule {
+            target_rate: rate,
+            ..Schedule::default()
+        };
+        let mut last_start = t0;
+        for i in 0..count {
+            let due = t0 + period.mul_f64(i as f64);
+            sleep_until(due).await;
+            let k = loop {
+                if failed.get() {
+                    break None;
+                }
+                if let Some(k) = (0..MAX_CONNECTIONS).find(|&k| idle[k].get()) {
+                    break Some(k);
+                }
+                wake.notified().await;
+            };
+            let Some(k) = k else { break };
+            idle[k].set(false);
+            report.connections_used = report.connections_used.max(k + 1);
+            let now = Instant::now();
+            last_start = now;
+            report.max_behind_ms = report
+                .max_behind_ms
+                .max(now.saturating_duration_since(due).as_secs_f64() * 1000.0);
+            if senders[k].send(first_seq + i).await.is_err() {
+                failed.set(true);
+                break;
+            }
+        }
+        drop(senders);
+        let mut first_error = None;
+        while let Some(joined) = workers.join_next().await {
+            let (k, conn, ok, rejected, error) = joined.context("publisher task")?;
+            self.conns[k] = Some(conn);
+            report.published += ok;
+            report.rejected += rejected;
+            if first_error.is_none() {
+                first_error = error;
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err).context(format!("publishing {count} messages at {rate}/s"));
+        }
+        let took = (last_start - t0 + period).as_secs_f64();
+        report.achieved_rate = count as f64 / took;
+        Ok(report)
+    }
+}
+
+/// What a closed-loop run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClosedLoop {
+    /// Connections used.
+    pub connections: usize,
+    /// Requests answered 2xx.
+    pub published: u64,
+    /// Requests answered otherwise, or failed.
+    pub rejected: u64,
+    /// Wall time, s.
+    pub seconds: f64,
+    /// 2xx answers per second.
+    pub rate: f64,
+    /// The first error, if any.
+    pub error: Option<String>,
+}
+
+/// Runs `connections` closed loops for `duration` or until `max_requests` were sent. Each
+/// message takes the next number of `seq`.
+pub async fn closed_loop(
+    target: &PublishTarget,
+    clock: Clock,
+    seq: &Rc<Cell<u64>>,
+    connections: usize,
+    duration: Duration,
+    max_requests: Option<u64>,
+) -> ClosedLoop {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let issued = Rc::new(Cell::new(0u64));
+    let mut tasks = JoinSet::new();
+    for index in 0..connections {
+        let target = target.clone();
+        let seq = Rc::clone(seq);
+        let issued = Rc::clone(&issued);
+        tasks.spawn_local(async move {
+            let mut conn = Conn::new(target.addr, crate::client::source_address(index));
+            let mut text = String::with_capacity(target.size + 32);
+            let (mut ok, mut rejected) = (0u64, 0u64);
+            while Instant::now() < deadline && max_requests.is_none_or(|max| issued.get() < max) {
+                issued.set(issued.get() + 1);
+                let n = seq.get();
+                seq.set(n + 1);
+                payload::write(&mut text, n, clock.now_us(), target.size);
+                match conn.request(&target.request(&text)).await {
+                    Ok(status) if (200..300).contains(&status) => ok += 1,
+                    Ok(_) => rejected += 1,
+                    Err(err) => return (ok, rejected + 1, Some(err.to_string())),
+                }
+            }
+            (ok, rejected, None)
+        });
+    }
+    let mut report = ClosedLoop {
+        connections,
+        ..ClosedLoop::default()
+    };
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((ok, rejected, error)) => {
+                report.published += ok;
+                report.rejected += rejected;
+                if report.error.is_none() {
+                    report.error = error;
+                }
+            }
+            Err(err) => report.error = Some(format!("publisher task: {err}")),
+        }
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    report.rate = report.published as f64 / report.seconds.max(1e-9);
+    report
+}

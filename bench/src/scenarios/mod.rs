@@ -1,0 +1,328 @@
+//! The scenarios and what they share: a fresh server per scenario and server, a pool of live
+//! subscribers that is connected and warmed up before anything is measured, and the measured
+//! step (publish at a rate, drain, count).
+//!
+//! - [`fanout`]: 1,000 and 10,000 live subscribers, stepped publish rates, latency at 10/s.
+//! - [`idle`]: memory per open stream at 10,000 and 19,000 streams.
+//! - [`burst`]: 19,000 seed-contract streams (ssehub only).
+//! - [`publish`]: closed-loop publish requests/s without and with 1,000 subscribers.
+
+pub mod burst;
+pub mod fanout;
+pub mod idle;
+pub mod publish;
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::bail;
+use crate::client::Target;
+use crate::error::Result;
+use crate::payload::Clock;
+use crate::pool::{wait_until, Delivery, Pool};
+use crate::publisher::{PublishTarget, Publisher, Schedule};
+use crate::servers::{Options, Programs, Server, ServerKind};
+use crate::sys::{self, CpuShare, CpuWindow};
+use crate::table::{Outcome, BACKGROUND_LOAD, GENERATOR_BOUND};
+
+/// Limit on connect plus response head of one stream.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// The topic (nchan: channel) of live streams.
+pub const TOPIC: &str = "bench";
+
+/// Every scenario name, in run order.
+pub const ALL: [&str; 5] = ["fanout-1k", "fanout-10k", "idle", "burst", "publish"];
+
+/// What every scenario needs.
+pub struct Ctx {
+    /// Server programs.
+    pub programs: Programs,
+    /// The run's clock.
+    pub clock: Clock,
+    /// Next sequence number to publish.
+    pub seq: Rc<Cell<u64>>,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Miniature run.
+    pub smoke: bool,
+    /// Directory for server configs and logs.
+    pub work: PathBuf,
+    /// What is left of the time the run may spend waiting for the machine to go idle.
+    pub quiet_budget: Cell<Duration>,
+}
+
+impl Ctx {
+    /// Reserves `count` sequence numbers; returns the first.
+    pub fn take_seqs(&self, count: u64) -> u64 {
+        let first = self.seq.get();
+        self.seq.set(first + count);
+        first
+    }
+
+    /// Starts a fresh server for `scenario`.
+    pub async fn start(
+        &self,
+        scenario: &str,
+        kind: ServerKind,
+        options: Options,
+    ) -> Result<Server> {
+        let dir = self.work.join(format!("{scenario}-{}", kind.name()));
+        Server::start(kind, &self.programs, &dir, options).await
+    }
+
+    /// A publisher target on `server` for `topic`.
+    pub fn publish_target(&self, server: &Server, topic: &str) -> PublishTarget {
+        PublishTarget {
+            kind: server.kind,
+            addr: server.addr,
+            topic: topic.to_owned(),
+            size: self.size,
+        }
+    }
+}
+
+/// Runs one scenario on one server.
+pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome {
+    let mut outcome = Outcome::new(scenario, kind);
+    if !ctx.smoke {
+        wait_quiet(ctx, &mut outcome).await;
+    }
+    let started = std::time::Instant::now();
+    let limit = if ctx.smoke {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(600)
+    };
+    let result = tokio::time::timeout(limit, async {
+        match scenario {
+            "fanout-1k" => fanout::run(ctx, kind, fanout::Size::Thousand, &mut outcome).await,
+            "fanout-10k" => fanout::run(ctx, kind, fanout::Size::TenThousand, &mut outcome).await,
+            "idle" => idle::run(ctx, kind, &mut outcome).await,
+            "burst" => burst::run(ctx, kind, &mut outcome).await,
+            "publish" => publish::run(ctx, kind, &mut outcome).await,
+            other => Err(crate::error::Error::msg(format!(
+                "unknown scenario {other}"
+            ))),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => outcome.error = Some(err.to_string()),
+        Err(_) => outcome.error = Some(format!("scenario did not finish within {limit:?}")),
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    outcome
+}
+
+/// Machine-wide busy share under which the machine counts as idle.
+const QUIET: f64 = 0.10;
+
+/// Waits (within the run's budget) until no other program keeps the CPUs busy: another
+/// build or test on the same machine would distort every number.
+async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
+    let mut announced = false;
+    loop {
+        let busy = sys::machine_busy(Duration::from_secs(1)).await;
+        if busy < QUIET {
+            return;
+        }
+        let left = ctx.quiet_budget.get();
+        if left.is_zero() {
+            let text = format!(
+                "the machine was {:.0} % busy with other work when this scenario started",
+                busy * 100.0
+            );
+            println!("  warning: {text}; measuring anyway");
+            outcome.notes.push(text);
+            return;
+        }
+        if !announced {
+            println!(
+                "  waiting for the machine to go idle ({:.0} % of all CPUs busy with other work)",
+                busy * 100.0
+            );
+            announced = true;
+        }
+        ctx.quiet_budget
+            .set(left.saturating_sub(Duration::from_secs(1)));
+    }
+}
+
+/// Which servers a scenario applies to.
+pub fn applies(scenario: &str, kind: ServerKind) -> bool {
+    scenario != "burst" || kind == ServerKind::Ssehub
+}
+
+/// A server with a pool of connected, warmed-up live subscribers and a publisher connection.
+pub struct Live {
+    /// The server.
+    pub server: Server,
+    /// The subscribers.
+    pub pool: Rc<Pool>,
+    /// The scheduled publisher.
+    pub publisher: Publisher,
+}
+
+impl Live {
+    /// Opens `count` live subscribers on `server`, waits for their response heads, then
+    /// publishes warm-up messages until every open subscriber got one (synchronising on the
+    /// deliveries, not on a sleep). Failed connections are recorded as problems in `outcome`.
+    pub async fn open(
+        ctx: &Ctx,
+        server: Server,
+        count: usize,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
+        let pool = Pool::new(ctx.clock);
+        let stream = Target::get(server.addr, &server.kind.live_path(TOPIC), OPEN_TIMEOUT);
+        pool.spawn(&stream, count);
+        let limit = Duration::from_secs(30) + Duration::from_millis(3 * count as u64);
+        let got = pool.wait_connected(limit).await;
+        if got.open < count {
+            let errors = pool.errors().join("; ");
+            let text = format!(
+                "only {} of {count} subscribers connected ({} failed, {} closed): {errors}",
+                got.open, got.failed, got.closed
+            );
+            outcome.problems.push(text.clone());
+            if got.open == 0 {
+                bail!("{text}");
+            }
+        }
+        let mut live = Self {
+            publisher: Publisher::new(ctx.publish_target(&server, TOPIC), ctx.clock),
+            server,
+            pool,
+        };
+        live.warm_up(ctx).await?;
+        Ok(live)
+    }
+
+    async fn warm_up(&mut self, ctx: &Ctx) -> Result<()> {
+        self.pool.begin_warmup();
+        for _ in 0..30 {
+            let seq = ctx.take_seqs(1);
+            self.publisher.schedule(seq, 1, 1.0).await?;
+            let open = self.pool.connections().open;
+            if wait_until(Duration::from_secs(1), || self.pool.warm() >= open).await {
+                return Ok(());
+            }
+        }
+        bail!(
+            "warm-up: only {} of {} subscribers got a message within 30 s",
+            self.pool.warm(),
+            self.pool.connections().open
+        )
+    }
+
+    /// One measured step: publishes `rate × seconds` messages at `rate`, waits up to `drain`
+    /// after the last one for the deliveries, and counts.
+    pub async fn step(
+        &mut self,
+        ctx: &Ctx,
+        rate: f64,
+        seconds: f64,
+        drain: Duration,
+    ) -> Result<Step> {
+        self.server.check_alive()?;
+        let pool = &self.pool;
+        let count = (rate * seconds).round().max(1.0) as u64;
+        let lo = ctx.take_seqs(count);
+        pool.begin_step(lo, lo + count);
+        let pids = self.server.pids();
+        let window = CpuWindow::start(&pids);
+        let scheduled = self.publisher.schedule(lo, count, rate).await;
+        let expected = pool.len() as u64 * count;
+        wait_until(drain, || pool.delivered() >= expected).await;
+        let cpu = window.finish(&pids);
+        let delivery = pool.end_step(count);
+        let (schedule, error) = match scheduled {
+            Ok(schedule) => (Some(schedule), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        let publish_seconds = schedule
+            .as_ref()
+            .map_or(seconds, |s| count as f64 / s.achieved_rate.max(1e-9));
+        Ok(Step {
+            rate,
+            delivered_per_s: delivery.delivered as f64 / publish_seconds,
+            schedule,
+            error,
+            delivery,
+            cpu,
+            generator_bound: cpu.generator > GENERATOR_BOUND,
+        })
+    }
+
+    /// Closes the subscribers and stops the server.
+    pub async fn close(self) -> Result<()> {
+        self.pool.close().await;
+        self.server.stop().await
+    }
+}
+
+/// One measured step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Messages/s asked for.
+    pub rate: f64,
+    /// What the publisher did.
+    pub schedule: Option<Schedule>,
+    /// Publisher error, if any.
+    pub error: Option<String>,
+    /// What the subscribers got.
+    pub delivery: Delivery,
+    /// Delivered events per second over the publishing time.
+    pub delivered_per_s: f64,
+    /// CPU shares over the step (publishing and drain).
+    pub cpu: CpuShare,
+    /// Whether the generator used more than 90 % of its core.
+    pub generator_bound: bool,
+}
+
+/// Prints one progress line.
+pub fn progress(kind: ServerKind, scenario: &str, text: &str) {
+    println!("  [{:<6} {scenario}] {text}", kind.name());
+}
+
+/// One progress line about a step.
+pub fn describe_step(step: &Step) -> String {
+    let achieved = step
+        .schedule
+        .as_ref()
+        .map_or("-".into(), |s| format!("{:.1}", s.achieved_rate));
+    let d = &step.delivery;
+    format!(
+        "{} msg/s (achieved {achieved}, {} conn): delivered {}/{} lost {} dup {} | p50 {:.1} ms p99 {:.1} ms max {:.1} ms | {}{}{}{}",
+        step.rate,
+        step.schedule.as_ref().map_or(0, |s| s.connections_used),
+        d.delivered,
+        d.messages * d.subscribers as u64,
+        d.lost,
+        d.duplicates,
+        d.latency.p50_ms,
+        d.latency.p99_ms,
+        d.latency.max_ms,
+        describe_cpu(&step.cpu),
+        if step.generator_bound { " [generator-bound]" } else { "" },
+        if step.cpu.background() > BACKGROUND_LOAD { " [background load]" } else { "" },
+        step.error.as_ref().map_or(String::new(), |e| format!(" | error: {e}")),
+    )
+}
+
+/// CPU shares as text: processes, then their cores.
+pub fn describe_cpu(cpu: &CpuShare) -> String {
+    let core = |share: Option<f64>| share.map_or("-".into(), |s| format!("{:.0}%", s * 100.0));
+    format!(
+        "cpu gen {:.0}% server {:.0}% (cores: gen {} server {})",
+        cpu.generator * 100.0,
+        cpu.server * 100.0,
+        core(cpu.generator_core),
+        core(cpu.server_core)
+    )
+}

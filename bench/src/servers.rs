@@ -1,0 +1,341 @@
+//! The servers under test as child processes: ssehub, and nginx with the nchan module from a
+//! generated configuration. Each runs in its own process group, pinned to its own CPU, with
+//! `PR_SET_PDEATHSIG` so it dies with us; dropping a [`Server`] kills the whole group, so an
+//! error or Ctrl-C leaves no stray process.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::sys;
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// This project.
+    Ssehub,
+    /// nginx with the nchan module.
+    Nchan,
+}
+
+impl ServerKind {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ssehub => "ssehub",
+            Self::Nchan => "nchan",
+        }
+    }
+
+    /// The request publishing `text` to `topic`.
+    pub fn publish_request(self, addr: SocketAddr, topic: &str, text: &str) -> Vec<u8> {
+        let (path, content_type, body) = match self {
+            Self::Ssehub => (
+                "/api/messages".to_owned(),
+                "application/json",
+                serde_json::json!({"message": text, "topic": topic}).to_string(),
+            ),
+            Self::Nchan => (format!("/pub?id={topic}"), "text/plain", text.to_owned()),
+        };
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        request
+    }
+
+    /// The path of a live stream of `topic`.
+    pub fn live_path(self, topic: &str) -> String {
+        match self {
+            Self::Ssehub => format!("/stream?mode=live&topic={topic}"),
+            Self::Nchan => format!("/sub/{topic}"),
+        }
+    }
+}
+
+/// Where the servers' programs are and which CPU they get.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The ssehub binary.
+    pub ssehub: PathBuf,
+    /// The nginx binary.
+    pub nginx: PathBuf,
+    /// The nchan dynamic module.
+    pub nchan_module: PathBuf,
+    /// CPU the servers are pinned to (none: not pinned).
+    pub cpu: Option<usize>,
+}
+
+/// Options of one server start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Raise ssehub's stream and connection limits for 19,000 streams.
+    pub many_streams: bool,
+}
+
+/// A running server.
+pub struct Server {
+    /// Which one.
+    pub kind: ServerKind,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+    stopped: bool,
+}
+
+impl Server {
+    /// Starts a fresh server with its files under `dir` and waits until it accepts connections.
+    pub async fn start(
+        kind: ServerKind,
+        programs: &Programs,
+        dir: &Path,
+        options: Options,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let addr = free_port().context("finding a free port")?;
+        let (mut command, log) = match kind {
+            ServerKind::Ssehub => {
+                let mut command = Command::new(&programs.ssehub);
+                command
+                    .arg("--bind")
+                    .arg(addr.to_string())
+                    .env("RUST_LOG", "warn");
+                if options.many_streams {
+                    command.args(["--max-streams", "19500", "--max-connections", "19900"]);
+                }
+                (command, dir.join("ssehub.log"))
+            }
+            ServerKind::Nchan => {
+                let config = dir.join("nginx.conf");
+                std::fs::write(&config, nginx_config(dir, addr, &programs.nchan_module))
+                    .with_context(|| format!("writing {}", config.display()))?;
+                let mut command = Command::new(&programs.nginx);
+                command
+                    .arg("-e")
+                    .arg(dir.join("error.log"))
+                    .arg("-c")
+                    .arg(&config)
+                    .arg("-p")
+                    .arg(dir);
+                (command, dir.join("error.log"))
+            }
+        };
+        let out = File::create(dir.join("stdout.log")).context("creating the server's log")?;
+        let err = out.try_clone().context("duplicating the log handle")?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let cpu = programs.cpu;
+        // SAFETY: only async-signal-safe system calls run between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(cpu) = cpu {
+                    sys::pin_to_cpu(cpu)?;
+                }
+                Ok(())
+            });
+        }
+        let program = match kind {
+            ServerKind::Ssehub => &programs.ssehub,
+            ServerKind::Nchan => &programs.nginx,
+        };
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let mut server = Self {
+            kind,
+            addr,
+            child,
+            dir: dir.to_owned(),
+            log: log.clone(),
+            stopped: false,
+        };
+        server
+            .wait_ready()
+            .await
+            .with_context(|| format!("starting {} (log: {})", kind.name(), log.display()))?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.check_alive()?;
+            let accepting = tokio::net::TcpStream::connect(self.addr).await.is_ok();
+            let workers_up =
+                self.kind != ServerKind::Nchan || !sys::children(self.pid()).is_empty();
+            if accepting && workers_up {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "not accepting connections on {} after {START_TIMEOUT:?}",
+                    self.addr
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's processes: the main one and its children (nginx's worker).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid()];
+        pids.extend(sys::children(self.pid()));
+        pids
+    }
+
+    /// Resident memory of all its processes, KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        self.pids().into_iter().map(sys::rss_kib).sum()
+    }
+
+    /// Fails if the server has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("checking the server")? {
+            self.stopped = true;
+            bail!(
+                "{} exited ({status}); log tail:\n{}",
+                self.kind.name(),
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for path in [&self.log, &self.dir.join("stdout.log")] {
+            if let Ok(content) = std::fs::read_to_string(path) {
+                let lines: Vec<&str> = content.lines().collect();
+                let from = lines.len().saturating_sub(10);
+                text.extend(lines[from..].iter().map(|l| format!("    {l}\n")));
+            }
+        }
+        text
+    }
+
+    /// Stops it: SIGTERM to its group, SIGKILL after a grace period.
+    pub async fn stop(mut self) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if self
+                .child
+                .try_wait()
+                .context("waiting for the server")?
+                .is_some()
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                self.signal(libc::SIGKILL);
+                self.child.wait().context("waiting for the killed server")?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Anything left in the group (an nginx worker whose master died first).
+        self.signal(libc::SIGKILL);
+        self.stopped = true;
+        Ok(())
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let group = self.pid() as libc::pid_t;
+        // SAFETY: kill has no memory preconditions; the group is the one we created.
+        unsafe {
+            libc::kill(-group, signal);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    listener.local_addr().context("local address")
+}
+
+/// nginx + nchan: one worker, 20,000 connections, a publisher and an EventSource subscriber
+/// location, every path under `dir`.
+fn nginx_config(dir: &Path, addr: SocketAddr, module: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"load_module {module};
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+master_process on;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+
+events {{
+    worker_connections 30000;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    nchan_shared_memory_size 256M;
+
+    server {{
+        listen {addr};
+
+        location = /pub {{
+            nchan_publisher;
+            nchan_channel_id $arg_id;
+            nchan_message_buffer_length 1000;
+        }}
+
+        location ~ /sub/(\w+)$ {{
+            nchan_subscriber eventsource;
+            nchan_channel_id $1;
+            nchan_subscriber_first_message newest;
+        }}
+    }}
+}}
+"#,
+        module = module.display(),
+    )
+}
