@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Replay;
-use crate::hub::event::unix_now;
+use crate::hub::event::{control_frame, unix_now};
 use crate::hub::{Event, Subscription};
 use crate::sse::{EventName, FrameBuilder};
 
@@ -166,13 +166,23 @@ impl Session {
         if let Some(frame) = self.queued.pop_front() {
             return Some(frame);
         }
-        if self.mode != Mode::Live || !matches!(self.state, State::Waiting) {
-            return None;
+        match (&self.state, self.mode) {
+            // The last copy of a burst is followed by `close` at once.
+            (State::Repeating { sent, .. }, _) if *sent >= self.settings.repeats => {
+                return Some(self.complete());
+            }
+            (State::Waiting, Mode::Live) => {}
+            _ => return None,
         }
         match self.subscription.as_mut()?.try_recv() {
             Ok(event) => event.map(|e| e.live_frame().clone()),
             Err(lagged) => Some(self.lagged(lagged)),
         }
+    }
+
+    /// Whether the response should end now (nothing more will be sent).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done) && self.queued.is_empty()
     }
 
     fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {
@@ -224,7 +234,7 @@ impl Session {
             State::Repeating { sent, started, .. } => {
                 let (sent, started) = (*sent, *started);
                 if sent >= repeats {
-                    return Some(self.finish("complete", "stream complete"));
+                    return Some(self.complete());
                 }
                 if sent > 0 {
                     // Nothing changes before this wait, so dropping the future here (the
@@ -254,17 +264,25 @@ impl Session {
         }
     }
 
+    /// The shared `close` frame that ends a burst.
+    fn complete(&mut self) -> Bytes {
+        let frame = match &self.state {
+            State::Repeating { event, .. } => event
+                .burst_frames(self.settings.repeats, self.settings.interval)
+                .last()
+                .cloned(),
+            _ => None,
+        };
+        self.state = State::Done;
+        self.subscription = None;
+        frame.unwrap_or_else(|| control_frame("close", unix_now(), "complete", "stream complete"))
+    }
+
     /// The `close` frame; the response ends after it.
     fn finish(&mut self, status: &str, message: &str) -> Bytes {
         self.state = State::Done;
         self.subscription = None;
-        FrameBuilder::new()
-            .event(&name("close"))
-            .data(
-                &json!({"timestamp": unix_now(), "data": {"status": status, "message": message}})
-                    .to_string(),
-            )
-            .finish()
+        control_frame("close", unix_now(), status, message)
     }
 }
 

@@ -28,6 +28,8 @@ const MAX_HEAD: usize = 8 * 1024;
 const PREFIX: &[u8] = b"GET /stream";
 /// Frames written in one go when several are pending.
 const BATCH: usize = 8;
+/// How long a finished response waits for the client to close first.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// What happened to a connection.
 pub(crate) enum Outcome {
@@ -165,6 +167,7 @@ async fn stream(
             }
         };
         let Some(first) = frame else { break };
+        let last;
         let rest = {
             let mut batch: [Bytes; BATCH] = Default::default();
             batch[0] = first;
@@ -178,21 +181,45 @@ async fn stream(
                     None => break,
                 }
             }
-            try_write(socket, &batch[..count], chunked)?
+            // The end of the response goes in the same write as the last frames (the last
+            // copy of a burst, `close` and the terminating chunk: one syscall, not three).
+            last = session.is_finished();
+            try_write(socket, &batch[..count], chunked, last)?
         };
         if let Some(rest) = rest {
             Box::pin(write_rest(socket, rest, write_timeout)).await?;
         }
+        if last {
+            return linger(socket, chunked).await;
+        }
     }
-    if chunked {
-        write(
-            socket,
-            &[Bytes::from_static(b"0\r\n\r\n")],
-            false,
-            write_timeout,
-        )
-        .await?;
+    if let Some(rest) = try_write(socket, &[], chunked, true)? {
+        Box::pin(write_rest(socket, rest, write_timeout)).await?;
     }
+    linger(socket, chunked).await
+}
+
+/// After the response: give the client a moment to close first (it knows the response ended),
+/// so the close costs this server nothing on the path of other streams' frames and the
+/// TIME_WAIT state stays with the client. An HTTP/1.0 body ends with our close, at once.
+async fn linger(socket: &TcpStream, chunked: bool) -> io::Result<()> {
+    if !chunked {
+        return Ok(());
+    }
+    let mut scratch = [0u8; 16];
+    let wait_for_eof = async {
+        loop {
+            socket.readable().await?;
+            match socket.try_read(&mut scratch) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+        }
+    };
+    // A client that keeps the connection open anyway is closed after a short while.
+    let _ = tokio::time::timeout(LINGER, wait_for_eof).await;
     Ok(())
 }
 
@@ -226,7 +253,7 @@ async fn write(
     chunked: bool,
     limit: Duration,
 ) -> io::Result<()> {
-    match try_write(socket, frames, chunked)? {
+    match try_write(socket, frames, chunked, false)? {
         None => Ok(()),
         // Boxed: only a client that does not keep up pays for this future.
         Some(rest) => Box::pin(write_rest(socket, rest, limit)).await,
@@ -234,13 +261,20 @@ async fn write(
 }
 
 /// Writes what the socket takes now; returns the rest, copied, if it did not take it all.
-fn try_write(socket: &TcpStream, frames: &[Bytes], chunked: bool) -> io::Result<Option<Vec<u8>>> {
+fn try_write(
+    socket: &TcpStream,
+    frames: &[Bytes],
+    chunked: bool,
+    last: bool,
+) -> io::Result<Option<Vec<u8>>> {
     let total: usize = frames.iter().map(Bytes::len).sum();
     let size = format!("{total:x}\r\n");
-    let (head, tail): (&[u8], &[u8]) = if chunked {
-        (size.as_bytes(), b"\r\n")
-    } else {
-        (b"", b"")
+    let (head, tail): (&[u8], &[u8]) = match (chunked, total > 0, last) {
+        (false, _, _) => (b"", b""),
+        (true, true, false) => (size.as_bytes(), b"\r\n"),
+        (true, true, true) => (size.as_bytes(), b"\r\n0\r\n\r\n"),
+        (true, false, true) => (b"", b"0\r\n\r\n"),
+        (true, false, false) => (b"", b""),
     };
     let mut pieces: [&[u8]; BATCH + 2] = [&[]; BATCH + 2];
     pieces[0] = head;

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::json;
+use serde::Serialize;
 
 use super::topic::TopicName;
 use crate::sse::{EventId, EventName, FrameBuilder};
@@ -45,9 +45,16 @@ impl Event {
     /// Numbers a draft and encodes its live frame.
     pub fn new(id: EventId, draft: Draft, timestamp: f64) -> Self {
         let live = encode(
-            id,
+            Some(id),
             &draft.name,
-            json!({"timestamp": timestamp, "data": {"message": draft.message, "topic": draft.topic.as_str()}}),
+            &Envelope {
+                timestamp,
+                data: Live {
+                    message: &draft.message,
+                    topic: draft.topic.as_str(),
+                    replayed: false,
+                },
+            },
         );
         Self {
             id,
@@ -69,42 +76,112 @@ impl Event {
     /// The frame for an event replayed from history: the live one with `"replayed": true`.
     pub fn replay_frame(&self) -> &Bytes {
         self.replay.get_or_init(|| {
+            let data = Live {
+                message: &self.message,
+                topic: self.topic.as_str(),
+                replayed: true,
+            };
             encode(
-                self.id,
+                Some(self.id),
                 &self.name,
-                json!({"timestamp": self.timestamp, "data": {
-                    "message": self.message, "topic": self.topic.as_str(), "replayed": true}}),
+                &Envelope {
+                    timestamp: self.timestamp,
+                    data,
+                },
             )
         })
     }
 
     /// The frames of a burst: `total` repeats, each with its sequence number and the time it is
-    /// due (publish time plus `interval` per earlier repeat). `total` and `interval` are fixed
-    /// for a process, so the first caller's values are kept.
+    /// due (publish time plus `interval` per earlier repeat), then the `close` frame that ends
+    /// the burst. Every stream bursting this event writes these same bytes. `total` and
+    /// `interval` are fixed for a process, so the first caller's values are kept.
     pub fn burst_frames(&self, total: u32, interval: Duration) -> &[Bytes] {
         self.burst.get_or_init(|| {
-            (1..=total)
+            let due =
+                |sequence: u32| self.timestamp + interval.as_secs_f64() * f64::from(sequence - 1);
+            let mut frames: Vec<Bytes> = (1..=total)
                 .map(|sequence| {
-                    let due = self.timestamp + interval.as_secs_f64() * f64::from(sequence - 1);
+                    let data = Burst {
+                        message: &self.message,
+                        topic: self.topic.as_str(),
+                        sequence,
+                        total,
+                        remaining: total - sequence,
+                    };
                     encode(
-                        self.id,
+                        Some(self.id),
                         &self.name,
-                        json!({"timestamp": due, "data": {
-                            "message": self.message, "topic": self.topic.as_str(),
-                            "sequence": sequence, "total": total, "remaining": total - sequence}}),
+                        &Envelope {
+                            timestamp: due(sequence),
+                            data,
+                        },
                     )
                 })
-                .collect()
+                .collect();
+            frames.push(control_frame(
+                "close",
+                due(total),
+                "complete",
+                "stream complete",
+            ));
+            frames.into_boxed_slice()
         })
     }
 }
 
-fn encode(id: EventId, name: &EventName, data: serde_json::Value) -> Bytes {
-    FrameBuilder::new()
-        .event(name)
-        .id(id)
-        .data(&data.to_string())
-        .finish()
+#[derive(Serialize)]
+struct Envelope<D> {
+    timestamp: f64,
+    data: D,
+}
+
+#[derive(Serialize)]
+struct Live<'a> {
+    message: &'a str,
+    topic: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
+}
+
+#[derive(Serialize)]
+struct Burst<'a> {
+    message: &'a str,
+    topic: &'a str,
+    sequence: u32,
+    total: u32,
+    remaining: u32,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'a str,
+    message: &'a str,
+}
+
+/// A frame of the stream's own (`close`, `keepalive`, ...): no id, data
+/// `{"timestamp": ..., "data": {"status": ..., "message": ...}}`.
+pub fn control_frame(event: &str, timestamp: f64, status: &str, message: &str) -> Bytes {
+    let name = EventName::new(event).unwrap_or_else(|_| EventName::message());
+    encode(
+        None,
+        &name,
+        &Envelope {
+            timestamp,
+            data: Status { status, message },
+        },
+    )
+}
+
+fn encode(id: Option<EventId>, name: &EventName, data: &impl Serialize) -> Bytes {
+    // Serialising these plain structs cannot fail.
+    let json = serde_json::to_string(data).unwrap_or_default();
+    let frame = FrameBuilder::new().event(name);
+    let frame = match id {
+        Some(id) => frame.id(id),
+        None => frame,
+    };
+    frame.data(&json).finish()
 }
 
 /// Now, as Unix seconds with sub-second precision.
@@ -133,7 +210,7 @@ mod tests {
             1.5,
         );
         let frames = event.burst_frames(3, Duration::from_secs(1));
-        for (i, frame) in frames
+        for (i, frame) in frames[..3]
             .iter()
             .chain([event.live_frame(), event.replay_frame()])
             .enumerate()
@@ -150,5 +227,8 @@ mod tests {
         assert_eq!(second["data"]["sequence"], 2);
         assert_eq!(second["data"]["remaining"], 1);
         assert_eq!(second["timestamp"], 2.5);
+        let close = Parser::new().feed(&frames[3]);
+        assert_eq!(close[0].event, "close");
+        assert_eq!(close[0].id, None);
     }
 }
