@@ -5,7 +5,8 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::hub::{Draft, TopicName};
@@ -147,24 +148,40 @@ async fn read_body(
     }
 }
 
+/// The JSON body, read without building a tree: each field stays raw until it is checked.
+#[derive(Deserialize)]
+struct JsonBody<'a> {
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+}
+
 fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
-    let Value::Object(map) = value else {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
         return Err(ApiError::BadRequest("expected a JSON object".into()));
-    };
-    let text = |key: &str| -> Result<Option<String>, ApiError> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) if key == "message" => Err(ApiError::MessageRequired),
-            Some(_) => Err(ApiError::BadRequest(format!("{key} must be a string"))),
+    }
+    let body: JsonBody<'_> = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
+    let text = |raw: Option<&RawValue>, key: &str| -> Result<Option<String>, ApiError> {
+        match raw.map(RawValue::get) {
+            None | Some("null") => Ok(None),
+            Some(json) => serde_json::from_str::<String>(json).map(Some).map_err(|_| {
+                if key == "message" {
+                    ApiError::MessageRequired
+                } else {
+                    ApiError::BadRequest(format!("{key} must be a string"))
+                }
+            }),
         }
     };
     Ok(Fields {
-        message: text("message")?,
-        topic: text("topic")?,
-        event: text("event")?,
+        message: text(body.message, "message")?,
+        topic: text(body.topic, "topic")?,
+        event: text(body.event, "event")?,
     })
 }
 

@@ -6,7 +6,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::input::{read_draft, Accept};
 use crate::app::AppState;
@@ -22,7 +23,7 @@ async fn api_messages(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     accept(
         &app,
         &headers,
@@ -40,7 +41,7 @@ async fn publish(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let query = query.as_deref();
     accept(
         &app,
@@ -54,6 +55,22 @@ async fn publish(
     .await
 }
 
+/// The answer to an accepted publish.
+#[derive(Serialize)]
+pub(crate) struct Accepted<'a> {
+    status: &'a str,
+    data: AcceptedEvent<'a>,
+}
+
+#[derive(Serialize)]
+struct AcceptedEvent<'a> {
+    message: &'a str,
+    topic: &'a str,
+    event: &'a str,
+    id: String,
+    subscribers: usize,
+}
+
 async fn accept(
     app: &AppState,
     headers: &HeaderMap,
@@ -61,22 +78,20 @@ async fn accept(
     body: Body,
     forms: Accept,
     status: StatusCode,
-    word: &str,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    word: &'static str,
+) -> Result<Response, ApiError> {
     let draft = read_draft(headers, query, body, forms, app.input_limits()).await?;
     let published = app.hub().publish(draft).await?;
     let event = &published.event;
-    Ok((
-        status,
-        Json(json!({
-            "status": word,
-            "data": {
-                "message": event.message,
-                "topic": event.topic.as_str(),
-                "event": event.name.as_str(),
-                "id": event.id.to_string(),
-                "subscribers": published.subscribers,
-            }
-        })),
-    ))
+    let answer = Accepted {
+        status: word,
+        data: AcceptedEvent {
+            message: &event.message,
+            topic: event.topic.as_str(),
+            event: event.name.as_str(),
+            id: event.id.to_string(),
+            subscribers: published.subscribers,
+        },
+    };
+    Ok((status, Json(answer)).into_response())
 }
