@@ -136,6 +136,7 @@ fn run(args: RunArgs) -> Result<bool> {
             .unwrap_or_else(|| bin_dir.join("ssehub")),
         nginx: args.nginx.clone(),
         nchan_module: args.nchan_module.clone(),
+        redis: PathBuf::from("redis-server"),
         cpu: server_cpu,
     };
     let scenarios = select(&args.only)?;
@@ -143,6 +144,7 @@ fn run(args: RunArgs) -> Result<bool> {
         let needed = match kind {
             ServerKind::Ssehub => vec![&programs.ssehub],
             ServerKind::Nchan => vec![&programs.nginx, &programs.nchan_module],
+            ServerKind::Redis => vec![],
         };
         for path in needed {
             if !path.exists() {

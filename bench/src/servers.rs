@@ -30,6 +30,9 @@ pub enum ServerKind {
     Ssehub,
     /// nginx with the nchan module.
     Nchan,
+    /// redis-server, the broker of the cluster scenario (not a server under test).
+    #[value(skip)]
+    Redis,
 }
 
 impl ServerKind {
@@ -38,13 +41,14 @@ impl ServerKind {
         match self {
             Self::Ssehub => "ssehub",
             Self::Nchan => "nchan",
+            Self::Redis => "redis",
         }
     }
 
     /// The request publishing `text` to `topic`.
     pub fn publish_request(self, addr: SocketAddr, topic: &str, text: &str) -> Vec<u8> {
         let (path, content_type, body) = match self {
-            Self::Ssehub => (
+            Self::Ssehub | Self::Redis => (
                 "/api/messages".to_owned(),
                 "application/json",
                 serde_json::json!({"message": text, "topic": topic}).to_string(),
@@ -63,7 +67,7 @@ impl ServerKind {
     /// The path of a live stream of `topic`.
     pub fn live_path(self, topic: &str) -> String {
         match self {
-            Self::Ssehub => format!("/stream?mode=live&topic={topic}"),
+            Self::Ssehub | Self::Redis => format!("/stream?mode=live&topic={topic}"),
             Self::Nchan => format!("/sub/{topic}"),
         }
     }
@@ -78,15 +82,19 @@ pub struct Programs {
     pub nginx: PathBuf,
     /// The nchan dynamic module.
     pub nchan_module: PathBuf,
+    /// redis-server, for the cluster scenario.
+    pub redis: PathBuf,
     /// CPU the servers are pinned to (none: not pinned).
     pub cpu: Option<usize>,
 }
 
 /// Options of one server start.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Raise ssehub's stream and connection limits for 19,000 streams.
     pub many_streams: bool,
+    /// Run ssehub as a cluster node on this Redis URL.
+    pub broker: Option<String>,
 }
 
 /// A running server.
@@ -121,7 +129,22 @@ impl Server {
                 if options.many_streams {
                     command.args(["--max-streams", "19500", "--max-connections", "19900"]);
                 }
+                if let Some(url) = &options.broker {
+                    command.arg("--broker").arg(url);
+                }
                 (command, dir.join("ssehub.log"))
+            }
+            ServerKind::Redis => {
+                // Persistence as a production cluster would run it (fsync once a second).
+                let mut command = Command::new(&programs.redis);
+                command
+                    .arg("--port")
+                    .arg(addr.port().to_string())
+                    .args(["--bind", "127.0.0.1", "--save", ""])
+                    .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                    .arg("--dir")
+                    .arg(dir);
+                (command, dir.join("stdout.log"))
             }
             ServerKind::Nchan => {
                 let config = dir.join("nginx.conf");
@@ -159,6 +182,7 @@ impl Server {
         let program = match kind {
             ServerKind::Ssehub => &programs.ssehub,
             ServerKind::Nchan => &programs.nginx,
+            ServerKind::Redis => &programs.redis,
         };
         let child = command
             .spawn()

@@ -79,7 +79,14 @@ impl Handler for BurstHandler {
 pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<()> {
     let clients = if ctx.smoke { 100 } else { 19_000 };
     let mut server = ctx
-        .start("burst", kind, Options { many_streams: true })
+        .start(
+            "burst",
+            kind,
+            Options {
+                many_streams: true,
+                ..Options::default()
+            },
+        )
         .await?;
     let state = Rc::new(RefCell::new(State {
         clients: vec![Client::default(); clients],

@@ -22,7 +22,14 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
         (&[10_000, 19_000], Duration::from_secs(3))
     };
     let mut server = ctx
-        .start("idle", kind, Options { many_streams: true })
+        .start(
+            "idle",
+            kind,
+            Options {
+                many_streams: true,
+                ..Options::default()
+            },
+        )
         .await?;
     tokio::time::sleep(settle).await;
     let base = server.rss_kib()?;

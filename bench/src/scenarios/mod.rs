@@ -6,8 +6,10 @@
 //! - [`idle`]: memory per open stream at 10,000 and 19,000 streams.
 //! - [`burst`]: 19,000 seed-contract streams (ssehub only).
 //! - [`publish`]: closed-loop publish requests/s without and with 1,000 subscribers.
+//! - [`cluster`]: two ssehub nodes on Redis, publish on one, subscribers on both (ssehub only).
 
 pub mod burst;
+pub mod cluster;
 pub mod fanout;
 pub mod idle;
 pub mod publish;
@@ -35,7 +37,14 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 5] = ["fanout-1k", "fanout-10k", "idle", "burst", "publish"];
+pub const ALL: [&str; 6] = [
+    "fanout-1k",
+    "fanout-10k",
+    "cluster",
+    "idle",
+    "burst",
+    "publish",
+];
 
 /// What every scenario needs.
 pub struct Ctx {
@@ -104,6 +113,7 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "idle" => idle::run(ctx, kind, &mut outcome).await,
             "burst" => burst::run(ctx, kind, &mut outcome).await,
             "publish" => publish::run(ctx, kind, &mut outcome).await,
+            "cluster" => cluster::run(ctx, kind, &mut outcome).await,
             other => Err(crate::error::Error::msg(format!(
                 "unknown scenario {other}"
             ))),
@@ -155,13 +165,15 @@ async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
 
 /// Which servers a scenario applies to.
 pub fn applies(scenario: &str, kind: ServerKind) -> bool {
-    scenario != "burst" || kind == ServerKind::Ssehub
+    !matches!(scenario, "burst" | "cluster") || kind == ServerKind::Ssehub
 }
 
 /// A server with a pool of connected, warmed-up live subscribers and a publisher connection.
 pub struct Live {
-    /// The server.
+    /// The server (publishes go to it).
     pub server: Server,
+    /// More servers subscribers are spread over (cluster nodes), and the broker.
+    pub others: Vec<Server>,
     /// The subscribers.
     pub pool: Rc<Pool>,
     /// The scheduled publisher.
@@ -178,9 +190,28 @@ impl Live {
         count: usize,
         outcome: &mut Outcome,
     ) -> Result<Self> {
+        Self::open_spread(ctx, server, Vec::new(), 0, count, outcome).await
+    }
+
+    /// Like [`Live::open`], with the subscribers spread evenly over `server` and the first
+    /// `spread` of `others` (publishes go to `server`); `others` are stopped with it.
+    pub async fn open_spread(
+        ctx: &Ctx,
+        server: Server,
+        others: Vec<Server>,
+        spread: usize,
+        count: usize,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
         let pool = Pool::new(ctx.clock);
-        let stream = Target::get(server.addr, &server.kind.live_path(TOPIC), OPEN_TIMEOUT);
-        pool.spawn(&stream, count);
+        let nodes: Vec<&Server> = std::iter::once(&server)
+            .chain(others.iter().take(spread))
+            .collect();
+        for (i, node) in nodes.iter().enumerate() {
+            let share = count / nodes.len() + usize::from(i < count % nodes.len());
+            let stream = Target::get(node.addr, &node.kind.live_path(TOPIC), OPEN_TIMEOUT);
+            pool.spawn(&stream, share);
+        }
         let limit = Duration::from_secs(30) + Duration::from_millis(3 * count as u64);
         let got = pool.wait_connected(limit).await;
         if got.open < count {
@@ -197,6 +228,7 @@ impl Live {
         let mut live = Self {
             publisher: Publisher::new(ctx.publish_target(&server, TOPIC), ctx.clock),
             server,
+            others,
             pool,
         };
         live.warm_up(ctx).await?;
@@ -230,11 +262,15 @@ impl Live {
         drain: Duration,
     ) -> Result<Step> {
         self.server.check_alive()?;
+        for other in &mut self.others {
+            other.check_alive()?;
+        }
         let pool = &self.pool;
         let count = (rate * seconds).round().max(1.0) as u64;
         let lo = ctx.take_seqs(count);
         pool.begin_step(lo, lo + count);
-        let pids = self.server.pids();
+        let mut pids = self.server.pids();
+        pids.extend(self.others.iter().flat_map(Server::pids));
         let window = CpuWindow::start(&pids);
         let scheduled = self.publisher.schedule(lo, count, rate).await;
         let expected = pool.len() as u64 * count;
@@ -262,7 +298,11 @@ impl Live {
     /// Closes the subscribers and stops the server.
     pub async fn close(self) -> Result<()> {
         self.pool.close().await;
-        self.server.stop().await
+        let stopped = self.server.stop().await;
+        for other in self.others {
+            other.stop().await?;
+        }
+        stopped
     }
 }
 
