@@ -4,9 +4,9 @@
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::input::{read_draft, Accept};
