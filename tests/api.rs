@@ -241,31 +241,17 @@ async fn topics_and_history_endpoints() {
     app.publish("other", "three").await;
     assert!(second > first);
 
-    let topics: Value = app
-        .client
-        .get(app.url("/api/topics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let topics: Value = app.get_json("/api/topics").await;
     let list = topics["topics"].as_array().unwrap();
     let eu = list.iter().find(|t| t["topic"] == "news/eu").unwrap();
     assert_eq!(eu["last_id"], second.to_string());
     assert_eq!(eu["history"], 2);
 
     let page: Value = app
-        .client
-        .get(app.url(&format!(
+        .get_json(&format!(
             "/api/topics/news/eu/events?after={first}&limit=10"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["message"], "two");

@@ -3,15 +3,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{data, message, spawn_app, SseStream, TestApp, PATIENCE};
+use common::{data, ids, message, spawn_app, take, SseStream, TestApp, PATIENCE};
 use futures_util::future::join_all;
 use serde_json::json;
-use ssehub::sse::{EventId, SseEvent};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 async fn node(redis: &RedisServer) -> TestApp {
     let url = redis.url();
@@ -21,21 +18,6 @@ async fn node(redis: &RedisServer) -> TestApp {
         c.broker_timeout = Duration::from_millis(500);
     })
     .await
-}
-
-async fn take(stream: &mut SseStream, n: usize) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        events.push(stream.next_event().await.expect("stream ended early"));
-    }
-    events
-}
-
-fn ids(events: &[SseEvent]) -> Vec<EventId> {
-    events
-        .iter()
-        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
-        .collect()
 }
 
 async fn wait_ready(app: &TestApp) {
@@ -78,15 +60,7 @@ async fn a_publish_on_one_node_reaches_streams_on_every_node() {
     );
     // History and topics look the same from every node.
     for app in [&a, &b, &c] {
-        let page: serde_json::Value = app
-            .client
-            .get(app.url("/api/topics/room/events"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: serde_json::Value = app.get_json("/api/topics/room/events").await;
         assert_eq!(page["events"][0]["id"], id.to_string());
     }
 }
@@ -179,15 +153,7 @@ async fn redis_killed_and_restarted_loses_nothing_accepted() {
     wait_ready(&a).await;
     wait_ready(&b).await;
     // Everything accepted before the kill is still in history (append-only file, fsync always).
-    let page: serde_json::Value = a
-        .client
-        .get(a.url("/api/topics/k/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = a.get_json("/api/topics/k/events").await;
     let held: Vec<String> = page["events"]
         .as_array()
         .unwrap()
@@ -236,27 +202,7 @@ async fn a_subscriber_catches_up_on_events_its_node_missed() {
 #[tokio::test]
 async fn a_node_killed_leaves_the_others_serving() {
     let redis = RedisServer::start();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0", "--broker", &redis.url()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("node exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr) = common::spawn_binary(&["--broker", &redis.url()]).await;
     let survivor = node(&redis).await;
     let client = reqwest::Client::new();
     let mut on_doomed = SseStream::open(

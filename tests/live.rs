@@ -4,25 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{data, message, spawn_app, SseStream, PATIENCE};
+use common::{data, ids, message, spawn_app, take, PATIENCE};
 use futures_util::future::join_all;
-use ssehub::sse::{EventId, SseEvent};
-
-/// Reads `n` events that are not keepalives.
-async fn take(stream: &mut SseStream, n: usize) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        events.push(stream.next_event().await.expect("stream ended early"));
-    }
-    events
-}
-
-fn ids(events: &[SseEvent]) -> Vec<EventId> {
-    events
-        .iter()
-        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
-        .collect()
-}
+use ssehub::sse::EventId;
 
 #[tokio::test]
 async fn live_stream_starts_with_retry_and_gets_only_its_topic() {
@@ -200,15 +184,7 @@ async fn an_id_older_than_history_gets_a_gap_event_then_the_oldest_held() {
         assert_eq!(take(&mut stream, 3).await.len(), 3);
     }
     // History honours its count bound.
-    let page: serde_json::Value = app
-        .client
-        .get(app.url("/api/topics/t/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = app.get_json("/api/topics/t/events").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 3);
 }
 
@@ -220,15 +196,7 @@ async fn history_expires_by_age() {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += Duration::from_millis(100);
-        let page: serde_json::Value = app
-            .client
-            .get(app.url("/api/topics/t/events"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: serde_json::Value = app.get_json("/api/topics/t/events").await;
         if page["events"].as_array().unwrap().is_empty() {
             break;
         }

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{data, spawn_app, SseStream, PATIENCE};
+use common::{data, spawn_app, SseStream};
 use futures_util::future::join_all;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn shutdown_closes_every_open_stream_with_close() {
@@ -52,27 +50,7 @@ async fn no_new_connections_after_shutdown() {
 
 #[tokio::test]
 async fn the_binary_exits_zero_on_sigterm_after_closing_streams() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("server exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr) = common::spawn_binary(&[]).await;
     let client = reqwest::Client::new();
     let mut stream =
         SseStream::open(&client, &format!("http://{addr}/stream?mode=live"), &[]).await;

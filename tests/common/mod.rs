@@ -198,3 +198,64 @@ pub fn message(event: &SseEvent) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+impl TestApp {
+    /// `GET path`, parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads `n` events that are not keepalives.
+pub async fn take(stream: &mut SseStream, n: usize) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        events.push(stream.next_event().await.expect("stream ended early"));
+    }
+    events
+}
+
+/// The ids of events, parsed.
+pub fn ids(events: &[SseEvent]) -> Vec<EventId> {
+    events
+        .iter()
+        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The real `ssehub` binary as a child process on 127.0.0.1:0, with `args` added; returns it
+/// and its address (read from its `listening` log line).
+pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("ssehub exited before listening");
+    })
+    .await
+    .unwrap();
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
