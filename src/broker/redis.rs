@@ -212,6 +212,24 @@ impl RedisBroker {
         Ok((deleted, events))
     }
 
+    /// Every topic with a stream in Redis.
+    async fn known_topics(&self) -> Result<Vec<TopicName>, BrokerError> {
+        let mut con = self.commands.clone();
+        let names: Vec<String> = self
+            .timed(
+                redis::cmd("ZRANGE")
+                    .arg(self.key("topics"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut con),
+            )
+            .await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| TopicName::new(n).ok())
+            .collect())
+    }
+
     /// Topics matching the patterns that Redis knows.
     async fn matching_topics(&self, patterns: &[Pattern]) -> Result<Vec<TopicName>, BrokerError> {
         let mut names: Vec<TopicName> = patterns
@@ -222,17 +240,7 @@ impl RedisBroker {
             })
             .collect();
         if patterns.iter().any(|p| matches!(p, Pattern::Prefix(_))) {
-            let mut con = self.commands.clone();
-            let all: Vec<String> = self
-                .timed(
-                    redis::cmd("ZRANGE")
-                        .arg(self.key("topics"))
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut con),
-                )
-                .await?;
-            for name in all.iter().filter_map(|n| TopicName::new(n).ok()) {
+            for name in self.known_topics().await? {
                 if patterns.iter().any(|p| p.matches(&name)) && !names.contains(&name) {
                     names.push(name);
                 }
@@ -452,19 +460,7 @@ impl Broker for RedisBroker {
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
-            let names: Vec<String> = self
-                .timed(
-                    redis::cmd("ZRANGE")
-                        .arg(self.key("topics"))
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut con),
-                )
-                .await?;
-            let names: Vec<TopicName> = names
-                .iter()
-                .filter_map(|n| TopicName::new(n).ok())
-                .collect();
+            let names = self.known_topics().await?;
             let mut pipe = redis::pipe();
             for name in &names {
                 let key = self.stream_key(name.as_str());
