@@ -275,3 +275,26 @@ async fn keys_stay_under_the_prefix() {
         "history bounded by MAXLEN"
     );
 }
+
+#[tokio::test]
+async fn a_password_in_the_url_is_used() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@127.0.0.1:{}/0", redis.port);
+    let app = spawn_app(move |c| c.broker = Some(url)).await;
+    let mut stream = app.stream("/stream?mode=live&topic=pw").await;
+    app.publish("pw", "authenticated").await;
+    assert_eq!(
+        message(&stream.next_event().await.unwrap()),
+        "authenticated"
+    );
+
+    // A wrong password fails at start, with the broker's error.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = ssehub::Config::with_bind(listener.local_addr().unwrap());
+    config.broker = Some(format!("redis://:wrong@127.0.0.1:{}/0", redis.port));
+    let err = ssehub::AppState::connect(config).await.unwrap_err();
+    assert!(
+        matches!(err, ssehub::broker::BrokerError::Unavailable(_)),
+        "{err}"
+    );
+}

@@ -283,3 +283,37 @@ async fn an_empty_last_event_id_means_no_resume() {
     app.publish("t", "new").await;
     assert_eq!(message(&stream.next_event().await.unwrap()), "new");
 }
+
+#[tokio::test]
+async fn the_topic_cap_answers_503_until_a_topic_is_forgotten() {
+    let app = spawn_app(|c| {
+        c.max_topics = 2;
+        c.history_age = Duration::from_millis(100);
+    })
+    .await;
+    app.publish("one", "1").await;
+    app.publish("two", "2").await;
+    let _watching = app.stream("/stream?mode=live&topic=two").await;
+    let (status, body) = app
+        .post_json(serde_json::json!({"message": "3", "topic": "three"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("too many topics"));
+    // Once "one" has no history left and nobody watches it, its place is free; "two" is kept
+    // for its subscriber.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, _) = app
+            .post_json(serde_json::json!({"message": "3", "topic": "three"}))
+            .await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cap never freed up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.publish("two", "still fine").await;
+}

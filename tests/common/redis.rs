@@ -9,10 +9,16 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--requirepass`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -24,6 +30,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -47,6 +54,7 @@ impl RedisServer {
                 "--save",
                 "",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,10 +76,9 @@ impl RedisServer {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        // Any answer means it is up (with a password set it answers -NOAUTH).
+        let mut reply = [0u8; 1];
+        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok()
     }
 
     /// SIGKILL, as a crash would.
