@@ -70,8 +70,15 @@ impl AppState {
             return Ok(Self::new(config));
         };
         let fanout = Arc::new(crate::hub::Fanout::new(config.queue));
+        let ca = match &config.redis_ca {
+            Some(path) => Some(std::fs::read(path).map_err(|err| {
+                crate::broker::BrokerError::Setup(format!("reading {}: {err}", path.display()))
+            })?),
+            None => None,
+        };
         let settings = crate::broker::redis::RedisSettings {
             url,
+            ca,
             prefix: config.redis_prefix.clone(),
             history: config.history,
             max_age: config.history_age,

@@ -141,6 +141,11 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_BROKER")]
     pub broker: Option<String>,
 
+    /// PEM file of the certificate authority to trust for a `rediss://` broker (instead of the
+    /// public roots): for a Redis with a certificate from a private CA.
+    #[arg(long, env = "SSEHUB_REDIS_CA")]
+    pub redis_ca: Option<std::path::PathBuf>,
+
     /// Prefix of every Redis key and channel; give separate hubs on one Redis different prefixes.
     #[arg(long, env = "SSEHUB_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -178,6 +183,7 @@ impl Config {
             shutdown_grace: duration(DEFAULT_SHUTDOWN_GRACE),
             write_timeout: duration(DEFAULT_WRITE_TIMEOUT),
             broker: None,
+            redis_ca: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             broker_timeout: duration(DEFAULT_BROKER_TIMEOUT),
         }

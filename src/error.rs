@@ -66,7 +66,9 @@ impl From<BrokerError> for ApiError {
     fn from(err: BrokerError) -> Self {
         match err {
             BrokerError::TooManyTopics => Self::TooManyTopics,
-            BrokerError::Unavailable(detail) => Self::Unavailable(detail),
+            BrokerError::Unavailable(detail) | BrokerError::Setup(detail) => {
+                Self::Unavailable(detail)
+            }
         }
     }
 }

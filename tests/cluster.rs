@@ -298,3 +298,41 @@ async fn a_password_in_the_url_is_used() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn rediss_with_a_private_ca() {
+    let dir = std::env::temp_dir().join(format!("ssehub-tls-{}", std::process::id()));
+    let (ca, cert, key) = common::redis::make_certificates(&dir);
+    let tls_port = common::redis::free_port().to_string();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        ca.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+    let (tls_url, ca_path) = (url.clone(), ca.clone());
+    let a = spawn_app(move |c| {
+        c.broker = Some(tls_url);
+        c.redis_ca = Some(ca_path);
+    })
+    .await;
+    let mut stream = a.stream("/stream?mode=live&topic=tls").await;
+    a.publish("tls", "over TLS").await;
+    assert_eq!(message(&stream.next_event().await.unwrap()), "over TLS");
+    assert_eq!(redis.cli(&["XLEN", "ssehub:topic:tls"]).trim(), "1");
+
+    // Without the CA the server's certificate is not trusted: the node does not start.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = ssehub::Config::with_bind(listener.local_addr().unwrap());
+    config.broker = Some(url);
+    config.broker_timeout = Duration::from_secs(2);
+    assert!(ssehub::AppState::connect(config).await.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -23,6 +23,9 @@ pub enum BrokerError {
     /// The hub already holds as many topics as it may.
     #[error("too many topics")]
     TooManyTopics,
+    /// The broker cannot be set up as configured (a bad URL or certificate file).
+    #[error("broker setup: {0}")]
+    Setup(String),
 }
 
 /// Where a resuming stream starts.

@@ -43,6 +43,8 @@ pub struct RedisSettings {
     pub max_age: Duration,
     /// Longest wait for any Redis command.
     pub timeout: Duration,
+    /// PEM certificate authority to trust for `rediss://` (instead of the public roots).
+    pub ca: Option<Vec<u8>>,
 }
 
 /// See the module docs.
@@ -104,7 +106,17 @@ impl RedisBroker {
         fanout: Arc<Fanout>,
     ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
+        let setup = |err: redis::RedisError| BrokerError::Setup(err.to_string());
+        let client = match &settings.ca {
+            None => redis::Client::open(settings.url.as_str()).map_err(setup)?,
+            Some(ca) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                };
+                redis::Client::build_with_tls(settings.url.as_str(), certificates).map_err(setup)?
+            }
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
