@@ -142,3 +142,25 @@ async fn stream_errors_have_the_same_json_on_the_direct_path() {
     assert!(response.to_ascii_lowercase().contains("retry-after: 1"));
     assert!(response.contains(r#"{"error":"too many open streams, retry later"}"#));
 }
+
+#[tokio::test]
+async fn streams_and_publishes_work_over_http2() {
+    let app = spawn_app(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut stream =
+        common::SseStream::open(&client, &app.url("/stream?mode=live&topic=h2"), &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.next().await.unwrap().event, "keepalive");
+    let response = client
+        .post(app.url("/api/messages"))
+        .json(&serde_json::json!({"message": "over h2", "topic": "h2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 201);
+    assert_eq!(message(&stream.next_event().await.unwrap()), "over h2");
+}
