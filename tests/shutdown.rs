@@ -68,3 +68,20 @@ async fn the_binary_exits_zero_on_sigterm_after_closing_streams() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn idle_connections_do_not_hold_up_shutdown() {
+    let mut app = spawn_app(|c| c.shutdown_grace = Duration::from_secs(10)).await;
+    // Connected, but no request sent yet.
+    let _idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // Connections are accepted in order: once this answers, the idle one has been taken.
+    let ping = app.client.get(app.url("/api/ping")).send().await.unwrap();
+    assert_eq!(ping.status(), 200);
+    let started = Instant::now();
+    app.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -49,8 +49,13 @@ pub(crate) async fn serve(
     header_timeout: Duration,
     write_timeout: Duration,
 ) -> io::Result<Outcome> {
-    let Some((head, query, last_event_id, http10)) = read_head(socket, header_timeout).await?
-    else {
+    let stop = app.shutdown_token();
+    // A connection that has not sent its request yet is simply closed on shutdown.
+    let read = tokio::select! {
+        read = read_head(socket, header_timeout) => read?,
+        () = stop.cancelled() => None,
+    };
+    let Some((head, query, last_event_id, http10)) = read else {
         return Ok(Outcome::Served);
     };
     let head = match head {
