@@ -50,12 +50,14 @@ pub const DEFAULT_BROKER_TIMEOUT: &str = "2s";
 #[derive(Debug, Parser)]
 #[command(name = "ssehub", version, about, long_about = None)]
 pub struct Cli {
+    /// What to run; none means `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or per-module directives
     /// such as `ssehub=debug,hyper=warn`. `info` logs every request; use `warn` under heavy load.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// The server's settings, when no subcommand is given.
     #[command(flatten)]
     pub serve: Config,
 }

@@ -66,6 +66,7 @@ async fn shutdown_signal() {
 }
 
 /// Each stream is a file descriptor: raise the soft limit to the hard one.
+#[allow(unsafe_code)] // getrlimit/setrlimit through libc; see the SAFETY note.
 fn raise_open_file_limit() {
     #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.

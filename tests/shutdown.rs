@@ -58,7 +58,10 @@ async fn the_binary_exits_zero_on_sigterm_after_closing_streams() {
 
     let pid = child.id().unwrap() as i32;
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM)
+    };
     let close = stream.next().await.unwrap();
     assert_eq!(close.event, "close");
     assert!(stream.next().await.is_none());
