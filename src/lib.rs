@@ -1,15 +1,18 @@
 //! ssehub: a Server-Sent Events hub in one binary.
 //!
 //! Module map (dependencies point down: `http` → `session` → `hub` → `broker`; `sse` is the
-//! wire format, used by `hub` for encoding and by clients for parsing):
+//! wire format, used by `hub` for encoding and by clients for parsing). The hub reaches a
+//! backend only through the [`broker::Broker`] trait; backends use the hub's event types and
+//! deliver into its [`hub::Fanout`]:
 //!
 //! - [`config`]: flags and `SSEHUB_*` environment twins, defaults as named constants.
 //! - [`app`]: shared state, the app factory [`app::build`] and [`app::serve`].
 //! - [`error`]: the one API error type and its JSON response.
-//! - `http`: one module per resource (messages, stream, topics, health, assets).
+//! - `http`: one module per resource (messages, stream, topics, health, assets), and `direct`,
+//!   the hand-written HTTP/1 path that serves most streams with a few KiB each.
 //! - [`session`]: what a burst or live stream sends, frame by frame.
 //! - [`hub`]: topics, ids, history and subscriptions; no HTTP types.
-//! - [`broker`]: the backend trait and the in-memory backend.
+//! - [`broker`]: the backend trait, the in-memory backend and the Redis (cluster) backend.
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
 //! - [`io`]: the socket wrapper that drops peers that stop reading.
 //!
