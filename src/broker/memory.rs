@@ -170,14 +170,7 @@ impl Broker for MemoryBroker {
             events.extend(history.events.range(start..).cloned());
         }
         drop(state);
-        events.sort_unstable_by_key(|e| e.id);
-        if events.len() > limit {
-            // Keep the newest, so what is replayed joins the live events without a hole; the
-            // stream says the older ones were skipped.
-            events.drain(..events.len() - limit);
-            gap = true;
-        }
-        std::future::ready(Ok(Replay { events, gap })).boxed()
+        std::future::ready(Ok(Replay::newest(events, limit, gap))).boxed()
     }
 
     fn history<'a>(

@@ -46,6 +46,21 @@ pub struct Replay {
     pub gap: bool,
 }
 
+impl Replay {
+    /// Matching events gathered from several topics, put in id order and trimmed to the newest
+    /// `limit`: what is replayed then joins the live events without a hole, and trimming counts
+    /// as a gap (the stream says older events were skipped).
+    pub fn newest(mut events: Vec<Arc<Event>>, limit: usize, gap: bool) -> Self {
+        events.sort_unstable_by_key(|e| e.id);
+        let excess = events.len().saturating_sub(limit);
+        events.drain(..excess);
+        Self {
+            events,
+            gap: gap || excess > 0,
+        }
+    }
+}
+
 /// A topic as the backend knows it.
 #[derive(Debug, Clone)]
 pub struct TopicStats {

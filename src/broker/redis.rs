@@ -450,12 +450,7 @@ impl Broker for RedisBroker {
                 }
                 events.append(&mut found);
             }
-            events.sort_unstable_by_key(|e| e.id);
-            if events.len() > limit {
-                events.drain(..events.len() - limit);
-                gap = true;
-            }
-            Ok(Replay { events, gap })
+            Ok(Replay::newest(events, limit, gap))
         }
         .boxed()
     }
