@@ -9,11 +9,11 @@ use axum::routing::get;
 use ssehub::{AppState, Config};
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     let mut config = Config::with_bind(listener.local_addr()?);
     config.repeats = 3;
-    let state = AppState::new(config);
+    let state = AppState::new(config)?;
 
     // Publish from your own code through the hub handle.
     let hub = state.hub().clone();
@@ -33,10 +33,12 @@ async fn main() -> std::io::Result<()> {
         return ssehub::serve(listener, state, async {
             tokio::signal::ctrl_c().await.ok();
         })
-        .await;
+        .await
+        .map_err(Into::into);
     }
     // ...or merge its router with yours and serve it with axum.
     let app =
         ssehub::build(state).merge(axum::Router::new().route("/hello", get(|| async { "hi" })));
-    axum::serve(listener, app).await
+    axum::serve(listener, app).await?;
+    Ok(())
 }

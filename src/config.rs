@@ -27,10 +27,19 @@ pub const DEFAULT_HISTORY: usize = 1000;
 pub const DEFAULT_HISTORY_AGE: &str = "1h";
 /// Events a subscriber may fall behind before it is disconnected (it can resume from history).
 pub const DEFAULT_QUEUE: usize = 1024;
-/// Concurrent SSE streams; one more gets 503 with `Retry-After`.
-pub const DEFAULT_MAX_STREAMS: usize = 18_000;
-/// Concurrent TCP connections; past it the server stops accepting until one closes.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 19_000;
+/// Open files kept free for everything but client connections (listeners, Redis, logs, the
+/// data files of later features): the derived connection cap is the open-file limit minus this.
+pub const FILE_RESERVE: usize = 64;
+/// Bytes of event history kept in memory, over all topics (the oldest events go first).
+pub const DEFAULT_HISTORY_BYTES: &str = "128MiB";
+/// How long a new connection may take to send its first request head (HTTP/1) or connection
+/// preface (HTTP/2).
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+/// How long a request body may take to arrive.
+pub const DEFAULT_BODY_TIMEOUT: &str = "10s";
+/// How long a connection may sit with no request in flight (HTTP/1 keep-alive, HTTP/2 with no
+/// open stream), and the interval of HTTP/2 keep-alive pings.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 /// Topics (or patterns) a single stream may subscribe to.
 pub const DEFAULT_MAX_TOPICS_PER_STREAM: usize = 16;
 /// Topics the hub keeps at once.
@@ -54,7 +63,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or per-module directives
-    /// such as `ssehub=debug,hyper=warn`. `info` logs every request; use `warn` under heavy load.
+    /// such as `ssehub=debug,hyper=warn`. Requests are logged only with `--access-log`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
     /// The server's settings, when no subcommand is given.
@@ -109,13 +118,43 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_QUEUE", default_value_t = DEFAULT_QUEUE)]
     pub queue: usize,
 
-    /// Concurrent SSE streams; past it `GET /stream` answers 503 with `Retry-After`.
-    #[arg(long, env = "SSEHUB_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
-    pub max_streams: usize,
+    /// Concurrent SSE streams; past it `GET /stream` answers 503 with `Retry-After`. Default:
+    /// the connection cap.
+    #[arg(long, env = "SSEHUB_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
 
     /// Concurrent TCP connections; past it the server waits for one to close before accepting.
-    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
+    /// Default: the process' open-file limit minus a reserve of 64 (logged at start).
+    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Concurrent connections from one client address; past it new ones get 429 and are
+    /// closed. Off by default: behind a reverse proxy every client has the proxy's address.
+    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
+
+    /// Bytes of history held in memory over all topics, e.g. `128MiB`; the oldest events go
+    /// first. (The memory broker; Redis bounds its streams by count and age.)
+    #[arg(long, env = "SSEHUB_HISTORY_BYTES", default_value = DEFAULT_HISTORY_BYTES, value_parser = parse_bytes)]
+    pub history_bytes: usize,
+
+    /// How long a new connection may take to send its request head or HTTP/2 preface.
+    #[arg(long, env = "SSEHUB_HEADER_TIMEOUT", default_value = DEFAULT_HEADER_TIMEOUT, value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a request body may take to arrive; a slower one gets 408.
+    #[arg(long, env = "SSEHUB_BODY_TIMEOUT", default_value = DEFAULT_BODY_TIMEOUT, value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// How long a connection may stay with no request in flight before it is closed (HTTP/1
+    /// keep-alive; HTTP/2 with no open stream), and the HTTP/2 ping interval.
+    #[arg(long, env = "SSEHUB_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT, value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Log every request at `info` (method, path, status, time). Off: requests are logged at
+    /// `debug`; errors and lifecycle events are always logged.
+    #[arg(long, env = "SSEHUB_ACCESS_LOG")]
+    pub access_log: bool,
 
     /// Topic patterns one stream may subscribe to.
     #[arg(long, env = "SSEHUB_MAX_TOPICS_PER_STREAM", default_value_t = DEFAULT_MAX_TOPICS_PER_STREAM)]
@@ -177,8 +216,14 @@ impl Config {
             history: DEFAULT_HISTORY,
             history_age: duration(DEFAULT_HISTORY_AGE),
             queue: DEFAULT_QUEUE,
-            max_streams: DEFAULT_MAX_STREAMS,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_streams: None,
+            max_connections: None,
+            max_connections_per_client: None,
+            history_bytes: parse_bytes(DEFAULT_HISTORY_BYTES).unwrap_or(128 << 20),
+            header_timeout: duration(DEFAULT_HEADER_TIMEOUT),
+            body_timeout: duration(DEFAULT_BODY_TIMEOUT),
+            idle_timeout: duration(DEFAULT_IDLE_TIMEOUT),
+            access_log: false,
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
             max_topics: DEFAULT_MAX_TOPICS,
             retry_ms: DEFAULT_RETRY_MS,
@@ -232,8 +277,37 @@ impl Config {
         if self.max_topics_per_stream == 0 {
             return fail("--max-topics-per-stream must be at least 1");
         }
-        if self.max_connections == 0 {
+        if self.max_connections == Some(0) {
             return fail("--max-connections must be at least 1");
+        }
+        if self.max_streams == Some(0) {
+            return fail("--max-streams must be at least 1");
+        }
+        if self.max_connections_per_client == Some(0) {
+            return fail("--max-connections-per-client must be at least 1");
+        }
+        if self.repeats == 0 || self.repeats > 100 {
+            return fail("--repeats must be between 1 and 100");
+        }
+        if self.interval.is_zero() {
+            return fail("--interval must be more than 0");
+        }
+        if self.max_topics == 0 {
+            return fail("--max-topics must be at least 1");
+        }
+        if self.history_bytes < 64 * 1024 {
+            return fail("--history-bytes must be at least 64KiB");
+        }
+        for (value, name) in [
+            (self.header_timeout, "--header-timeout"),
+            (self.body_timeout, "--body-timeout"),
+            (self.idle_timeout, "--idle-timeout"),
+            (self.write_timeout, "--write-timeout"),
+            (self.broker_timeout, "--broker-timeout"),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(ConfigError(format!("{name} must be at least 10ms")));
+            }
         }
         if let Some(url) = &self.broker {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -242,8 +316,111 @@ impl Config {
         }
         Ok(())
     }
+
+    /// The connection cap: `--max-connections`, else the open-file limit minus
+    /// [`FILE_RESERVE`].
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| open_file_limit().saturating_sub(FILE_RESERVE).max(1))
+    }
+
+    /// The stream cap: `--max-streams`, else the connection cap.
+    pub fn stream_cap(&self) -> usize {
+        self.max_streams.unwrap_or_else(|| self.connection_cap())
+    }
+}
+
+/// The process' soft open-file limit (what `main` raised it to), or 1024 if unknown.
+pub fn open_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct we pass.
+        #[allow(unsafe_code)]
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        if ok {
+            return usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+        }
+    }
+    1024
+}
+
+/// Parses `128MiB`, `64KiB`, `1GiB`, `500kB` or a plain number of bytes.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (use e.g. 128MiB, 64KiB, 1000000)"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "KiB" | "K" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" | "M" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" | "G" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|err| format!("{err} (use e.g. 15s, 250ms, 1h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn unworkable_values_are_refused() {
+        let base = Config::with_bind("127.0.0.1:0".parse().unwrap());
+        assert!(base.validate().is_ok());
+        let cases: [fn(&mut Config); 6] = [
+            |c| c.repeats = 0,
+            |c| c.max_connections = Some(0),
+            |c| c.max_streams = Some(0),
+            |c| c.queue = 0,
+            |c| c.interval = Duration::ZERO,
+            |c| c.header_timeout = Duration::ZERO,
+        ];
+        for case in cases {
+            let mut config = base.clone();
+            case(&mut config);
+            assert!(config.validate().is_err(), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn caps_derive_from_the_file_limit() {
+        let config = Config::with_bind("127.0.0.1:0".parse().unwrap());
+        let files = open_file_limit();
+        assert_eq!(
+            config.connection_cap(),
+            files.saturating_sub(FILE_RESERVE).max(1)
+        );
+        assert_eq!(config.stream_cap(), config.connection_cap());
+    }
 }

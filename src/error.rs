@@ -23,12 +23,21 @@ pub enum ApiError {
     /// 404: no such route or resource.
     #[error("not found")]
     NotFound,
+    /// 408: the request body did not arrive within `--body-timeout`.
+    #[error("request body not received in time")]
+    BodyTimeout,
+    /// 431: the request head is larger than allowed.
+    #[error("request head too large")]
+    HeadTooLarge,
     /// 413: the body or message is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
     /// 415: a content type this endpoint does not read.
     #[error("unsupported content type: send {0}")]
     UnsupportedMediaType(&'static str),
+    /// 429 with `Retry-After`: this client address holds as many connections as it may.
+    #[error("too many connections from this address, retry later")]
+    TooManyConnections,
     /// 503 with `Retry-After`: too many open streams.
     #[error("too many open streams, retry later")]
     TooManyStreams,
@@ -52,8 +61,11 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::MessageRequired => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyStreams
             | Self::TooManyTopics
             | Self::Unavailable(_)
@@ -80,12 +92,45 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, Json(json!({"error": self.to_string()}))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(self, Self::BodyTimeout) {
+            // The rest of a late body would be read as the next request: close instead.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         response
+    }
+}
+
+impl ApiError {
+    /// The same response as raw HTTP/1.1 bytes, closing the connection: for the paths that
+    /// answer before hyper is involved (an oversized head, a client over its connection cap).
+    pub(crate) fn http1_bytes(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = json!({"error": self.to_string()}).to_string();
+        let retry = if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            format!("retry-after: {RETRY_AFTER_SECS}\r\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
     }
 }

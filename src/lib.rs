@@ -31,12 +31,16 @@
 pub mod app;
 pub mod broker;
 pub mod config;
+mod connection;
 pub mod error;
+pub mod event;
 mod http;
 pub mod hub;
 pub mod io;
 pub mod session;
 pub mod sse;
+pub mod topic;
 
-pub use app::{build, serve, AppState};
+pub use app::{build, serve};
 pub use config::Config;
+pub use http::AppState;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     config.validate()?;
+    // Before the state is made: the default connection cap derives from the raised limit.
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

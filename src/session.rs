@@ -14,9 +14,8 @@ use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Replay;
-use crate::hub::event::{control_frame, unix_now};
-use crate::hub::{Event, Subscription};
+use crate::event::{control_frame, unix_now};
+use crate::hub::{Event, Replay, Subscription};
 use crate::sse::{EventName, FrameBuilder};
 
 /// How a stream behaves.
@@ -80,8 +79,11 @@ pub struct Session {
     mode: Mode,
     settings: Arc<Settings>,
     subscription: Option<Subscription>,
-    /// Frames due before anything else (handshake, gap notice, replayed events).
+    /// Frames due before anything else (handshake, gap notice).
     queued: VecDeque<Bytes>,
+    /// Live mode: events to replay after `queued`, encoded one at a time as they are sent (a
+    /// resume holds references to shared events, not a copy of their frames).
+    replaying: VecDeque<Arc<Event>>,
     state: State,
     shutdown: CancellationToken,
     _guard: StreamGuard,
@@ -115,9 +117,10 @@ impl Session {
             queued.push_back(gap_frame(requested.unwrap_or("")));
         }
         let mut subscription = Some(subscription);
+        let mut replaying = VecDeque::new();
         let state = match mode {
             Mode::Live => {
-                queued.extend(replay.events.iter().map(|e| e.replay_frame().clone()));
+                replaying = replay.events.into();
                 State::Waiting
             }
             Mode::Burst => match replay.events.into_iter().next() {
@@ -137,6 +140,7 @@ impl Session {
             settings,
             subscription,
             queued,
+            replaying,
             state,
             shutdown,
             _guard: guard,
@@ -145,7 +149,7 @@ impl Session {
 
     /// The next bytes to write, or `None` when the response should end.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(frame) = self.queued.pop_front() {
+        if let Some(frame) = self.pending_frame() {
             return Some(frame);
         }
         if matches!(self.state, State::Done) {
@@ -163,7 +167,7 @@ impl Session {
     /// A frame that is ready now without waiting, if any: used to write several pending live
     /// events in one go.
     pub fn ready_frame(&mut self) -> Option<Bytes> {
-        if let Some(frame) = self.queued.pop_front() {
+        if let Some(frame) = self.pending_frame() {
             return Some(frame);
         }
         match (&self.state, self.mode) {
@@ -182,7 +186,15 @@ impl Session {
 
     /// Whether the response should end now (nothing more will be sent).
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, State::Done) && self.queued.is_empty()
+        matches!(self.state, State::Done) && self.queued.is_empty() && self.replaying.is_empty()
+    }
+
+    /// The handshake and notices first, then replayed events.
+    fn pending_frame(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.queued.pop_front() {
+            return Some(frame);
+        }
+        self.replaying.pop_front().map(|event| event.replay_frame())
     }
 
     fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {

@@ -294,7 +294,10 @@ async fn a_password_in_the_url_is_used() {
     config.broker = Some(format!("redis://:wrong@127.0.0.1:{}/0", redis.port));
     let err = ssehub::AppState::connect(config).await.unwrap_err();
     assert!(
-        matches!(err, ssehub::broker::BrokerError::Unavailable(_)),
+        matches!(
+            err,
+            ssehub::app::StartError::Broker(ssehub::broker::BrokerError::Unavailable(_))
+        ),
         "{err}"
     );
 }

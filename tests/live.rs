@@ -225,7 +225,7 @@ async fn heartbeats_keep_idle_streams_alive() {
 
 #[tokio::test]
 async fn stream_cap_answers_503_with_retry_after() {
-    let app = spawn_app(|c| c.max_streams = 2).await;
+    let app = spawn_app(|c| c.max_streams = Some(2)).await;
     let first = app.stream("/stream?mode=live").await;
     let _second = app.stream("/stream?mode=live").await;
     let response = app.client.get(app.url("/stream")).send().await.unwrap();
@@ -260,7 +260,7 @@ async fn an_id_from_before_a_restart_gets_a_gap_event() {
     let old = before.publish("t", "lost with the old process").await;
     before.shutdown().await.unwrap();
     // The new process starts in a later millisecond than the old id.
-    while (ssehub::hub::event::unix_now() * 1000.0) as u64 <= old.ms {
+    while (ssehub::event::unix_now() * 1000.0) as u64 <= old.ms {
         tokio::task::yield_now().await;
     }
     let after = spawn_app(|_| {}).await;
@@ -285,26 +285,40 @@ async fn an_empty_last_event_id_means_no_resume() {
 }
 
 #[tokio::test]
-async fn the_topic_cap_answers_503_until_a_topic_is_forgotten() {
-    let app = spawn_app(|c| {
-        c.max_topics = 2;
-        c.history_age = Duration::from_millis(100);
-    })
-    .await;
-    app.publish("one", "1").await;
+async fn at_the_topic_cap_the_least_recently_used_unwatched_topic_makes_room() {
+    let app = spawn_app(|c| c.max_topics = 2).await;
+    let first = app.publish("one", "1").await;
+    app.publish("one", "1 again").await;
     app.publish("two", "2").await;
     let _watching = app.stream("/stream?mode=live&topic=two").await;
+    // "one" is the least recently published and nobody watches it: it goes, history first.
+    app.publish("three", "3").await;
+    let topics = app.get_json("/api/topics").await;
+    let names: Vec<&str> = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"one"), "{topics}");
+    // A stream resuming "one" from its event is told events may be gone.
+    let mut resumed = app
+        .stream(&format!("/stream?mode=live&topic=one&lastEventId={first}"))
+        .await;
+    assert_eq!(resumed.next_event().await.unwrap().event, "gap");
+    drop(resumed);
+    // Every topic watched: a new topic is refused with 503 until a watcher leaves.
+    let three = app.stream("/stream?mode=live&topic=three").await;
     let (status, body) = app
-        .post_json(serde_json::json!({"message": "3", "topic": "three"}))
+        .post_json(serde_json::json!({"message": "4", "topic": "four"}))
         .await;
     assert_eq!(status, 503, "{body}");
     assert!(body["error"].as_str().unwrap().contains("too many topics"));
-    // Once "one" has no history left and nobody watches it, its place is free; "two" is kept
-    // for its subscriber.
+    drop(three);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (status, _) = app
-            .post_json(serde_json::json!({"message": "3", "topic": "three"}))
+            .post_json(serde_json::json!({"message": "4", "topic": "four"}))
             .await;
         if status == 201 {
             break;
@@ -313,7 +327,27 @@ async fn the_topic_cap_answers_503_until_a_topic_is_forgotten() {
             tokio::time::Instant::now() < deadline,
             "the cap never freed up"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.publish("two", "still fine").await;
+}
+
+#[tokio::test]
+async fn subscribed_topics_count_against_the_cap() {
+    let app = spawn_app(|c| c.max_topics = 3).await;
+    let _first = app
+        .stream("/stream?mode=live&topic=a&topic=b&topic=c")
+        .await;
+    let response = app
+        .client
+        .get(app.url("/stream?mode=live&topic=d"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("too many topics"));
+    // Topics already subscribed are still open to more streams.
+    let _second = app.stream("/stream?mode=live&topic=a").await;
 }

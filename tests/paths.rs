@@ -131,7 +131,8 @@ async fn chunked_stream_responses_end_with_the_terminating_chunk() {
 
 #[tokio::test]
 async fn stream_errors_have_the_same_json_on_the_direct_path() {
-    let app = spawn_app(|c| c.max_streams = 0).await;
+    let app = spawn_app(|c| c.max_streams = Some(1)).await;
+    let _holder = app.stream("/stream?mode=live").await;
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     socket
         .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -9,16 +9,17 @@
 //! resuming with an id from a previous run is told about the gap instead of silently skipping
 //! the new run's first events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{Broker, BrokerError, Replay, ResumeFrom, TopicStats};
-use crate::hub::event::unix_now;
-use crate::hub::{Draft, Event, EventId, Fanout, Pattern, TopicName};
+use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
+use crate::event::{unix_now, Draft, Event};
+use crate::sse::EventId;
+use crate::topic::{Pattern, TopicName};
 
 /// History limits of the memory broker.
 #[derive(Debug, Clone, Copy)]
@@ -27,17 +28,27 @@ pub struct Limits {
     pub history: usize,
     /// Age after which an event leaves history.
     pub max_age: Duration,
-    /// Topics held at once.
+    /// Bytes of events kept in all (counted as [`Event::weight`]); the oldest events go first.
+    pub max_bytes: usize,
+    /// Topics held at once; past it the least recently published topic nobody subscribes to
+    /// is forgotten to make room.
     pub max_topics: usize,
 }
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct MemoryBroker {
     /// A std mutex: publishes hold it for a few microseconds and never across an `.await`.
     state: Mutex<State>,
-    fanout: Arc<Fanout>,
+    delivery: Arc<dyn Delivery>,
     limits: Limits,
+}
+
+impl std::fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -45,6 +56,12 @@ struct State {
     /// The id issued last.
     last_id: EventId,
     topics: HashMap<TopicName, TopicHistory>,
+    /// Every topic by its newest id: the least recently published first.
+    recency: BTreeMap<EventId, TopicName>,
+    /// Topics with history by their oldest held event: the oldest event overall first.
+    oldest: BTreeMap<EventId, TopicName>,
+    /// Sum of the weights of the events held.
+    bytes: usize,
     /// Ids issued by this process are at least this: an older one is from a previous run,
     /// whose events are gone.
     run_start: EventId,
@@ -61,17 +78,78 @@ struct TopicHistory {
     last_id: EventId,
 }
 
+impl State {
+    /// Drops the oldest event of `topic`.
+    fn pop_oldest(&mut self, topic: &TopicName) {
+        let Some(history) = self.topics.get_mut(topic) else {
+            return;
+        };
+        let Some(old) = history.events.pop_front() else {
+            return;
+        };
+        history.evicted_up_to = old.id;
+        self.bytes = self.bytes.saturating_sub(old.weight());
+        self.oldest.remove(&old.id);
+        if let Some(front) = history.events.front() {
+            self.oldest.insert(front.id, topic.clone());
+        }
+        if history.events.capacity() > 2 * history.events.len() + 16 {
+            history.events.shrink_to_fit();
+        }
+    }
+
+    fn push(&mut self, event: &Arc<Event>) {
+        let history = self.topics.entry(event.topic.clone()).or_default();
+        if history.last_id != EventId::default() {
+            self.recency.remove(&history.last_id);
+        }
+        history.last_id = event.id;
+        self.recency.insert(event.id, event.topic.clone());
+        if history.events.is_empty() {
+            self.oldest.insert(event.id, event.topic.clone());
+        }
+        history.events.push_back(Arc::clone(event));
+        self.bytes += event.weight();
+    }
+
+    /// Forgets a topic whole.
+    fn forget(&mut self, topic: &TopicName) {
+        while self.topics.get(topic).is_some_and(|h| !h.events.is_empty()) {
+            self.pop_oldest(topic);
+        }
+        if let Some(history) = self.topics.remove(topic) {
+            self.recency.remove(&history.last_id);
+            self.forgotten_up_to = self.forgotten_up_to.max(history.last_id);
+        }
+    }
+
+    /// Drops events older than `cutoff` (Unix seconds) from `topic`.
+    fn expire(&mut self, topic: &TopicName, cutoff: f64) {
+        while self
+            .topics
+            .get(topic)
+            .and_then(|h| h.events.front())
+            .is_some_and(|e| e.timestamp < cutoff)
+        {
+            self.pop_oldest(topic);
+        }
+    }
+}
+
 impl MemoryBroker {
-    /// A broker delivering into `fanout`.
-    pub fn new(fanout: Arc<Fanout>, limits: Limits) -> Self {
+    /// A broker delivering into `delivery`.
+    pub fn new(delivery: Arc<dyn Delivery>, limits: Limits) -> Self {
         Self {
             state: Mutex::new(State {
                 last_id: EventId::default(),
                 run_start: EventId::new((unix_now() * 1000.0) as u64, 0),
                 topics: HashMap::new(),
+                recency: BTreeMap::new(),
+                oldest: BTreeMap::new(),
+                bytes: 0,
                 forgotten_up_to: EventId::default(),
             }),
-            fanout,
+            delivery,
             limits,
         }
     }
@@ -88,55 +166,75 @@ impl MemoryBroker {
         let mut state = self.lock();
         if !state.topics.contains_key(&draft.topic) && state.topics.len() >= self.limits.max_topics
         {
-            self.make_room(&mut state, now);
-            if state.topics.len() >= self.limits.max_topics {
-                return Err(BrokerError::TooManyTopics);
-            }
+            self.make_room(&mut state)?;
         }
         let ms = ((now * 1000.0) as u64).max(state.last_id.ms);
         let id = EventId::new(ms, state.last_id.seq + 1);
         state.last_id = id;
         let event = Arc::new(Event::new(id, draft, now));
-        let history = state.topics.entry(event.topic.clone()).or_default();
-        history.last_id = id;
-        if self.limits.history > 0 {
-            history.events.push_back(Arc::clone(&event));
-        } else {
-            history.evicted_up_to = id;
+        state.push(&event);
+        let topic = &event.topic;
+        while state.topics.get(topic).map_or(0, |h| h.events.len()) > self.limits.history {
+            state.pop_oldest(topic);
         }
-        while history.events.len() > self.limits.history {
-            if let Some(old) = history.events.pop_front() {
-                history.evicted_up_to = old.id;
-            }
+        state.expire(topic, now - self.limits.max_age.as_secs_f64());
+        while state.bytes > self.limits.max_bytes {
+            let Some(oldest) = state.oldest.first_key_value().map(|(_, t)| t.clone()) else {
+                break;
+            };
+            state.pop_oldest(&oldest);
         }
-        expire(history, now - self.limits.max_age.as_secs_f64());
-        self.fanout.deliver(&event);
+        self.delivery.deliver(&event);
         Ok(event)
     }
 
-    /// Forgets topics whose history is empty and that nobody subscribes to exactly.
-    fn make_room(&self, state: &mut State, now: f64) {
-        let cutoff = now - self.limits.max_age.as_secs_f64();
-        let subscribed: std::collections::HashSet<TopicName> =
-            self.fanout.subscribed_topics().into_iter().collect();
-        let mut forgotten = state.forgotten_up_to;
-        state.topics.retain(|name, history| {
-            expire(history, cutoff);
-            let keep = !history.events.is_empty() || subscribed.contains(name);
-            if !keep {
-                forgotten = forgotten.max(history.last_id);
-            }
-            keep
-        });
-        state.forgotten_up_to = forgotten;
+    /// Forgets the least recently published topic that nobody subscribes to.
+    fn make_room(&self, state: &mut State) -> Result<(), BrokerError> {
+        let victim = state
+            .recency
+            .values()
+            .find(|name| !self.delivery.is_subscribed(name))
+            .cloned()
+            .ok_or(BrokerError::TooManyTopics)?;
+        state.forget(&victim);
+        Ok(())
     }
-}
 
-fn expire(history: &mut TopicHistory, cutoff: f64) {
-    while history.events.front().is_some_and(|e| e.timestamp < cutoff) {
-        if let Some(old) = history.events.pop_front() {
-            history.evicted_up_to = old.id;
+    /// The newest matching events after `after` that fit `limit`, newest first, and whether
+    /// more were left out. A heap over each topic's newest unread event: the work is
+    /// proportional to the topics matched plus the events returned, not to the history held.
+    fn newest_after(
+        state: &State,
+        patterns: &[Pattern],
+        after: EventId,
+        limit: ReplayLimit,
+    ) -> (Vec<Arc<Event>>, bool) {
+        let mut starts = Vec::new();
+        let mut heap = BinaryHeap::new();
+        for (name, history) in &state.topics {
+            let start = history.events.partition_point(|e| e.id <= after);
+            if start == history.events.len() || !patterns.iter().any(|p| p.matches(name)) {
+                continue;
+            }
+            let end = history.events.len() - 1;
+            heap.push((history.events[end].id, starts.len(), end));
+            starts.push((start, &history.events));
         }
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        while let Some((_, topic, at)) = heap.pop() {
+            let (start, list) = starts[topic];
+            let event = &list[at];
+            bytes = bytes.saturating_add(event.weight());
+            if events.len() == limit.events || bytes > limit.bytes {
+                return (events, true);
+            }
+            events.push(Arc::clone(event));
+            if at > start {
+                heap.push((list[at - 1].id, topic, at - 1));
+            }
+        }
+        (events, false)
     }
 }
 
@@ -149,7 +247,7 @@ impl Broker for MemoryBroker {
         &'a self,
         patterns: &'a [Pattern],
         from: ResumeFrom,
-        limit: usize,
+        limit: ReplayLimit,
     ) -> BoxFuture<'a, Result<Replay, BrokerError>> {
         let state = self.lock();
         let (after, mut gap) = match from {
@@ -158,19 +256,21 @@ impl Broker for MemoryBroker {
             }
             _ => (EventId::default(), true),
         };
-        let mut events = Vec::new();
-        for (name, history) in &state.topics {
-            if !patterns.iter().any(|p| p.matches(name)) {
-                continue;
-            }
-            if after < history.evicted_up_to && from != ResumeFrom::Unknown {
-                gap = true;
-            }
-            let start = history.events.partition_point(|e| e.id <= after);
-            events.extend(history.events.range(start..).cloned());
+        if from != ResumeFrom::Unknown
+            && state.topics.iter().any(|(name, history)| {
+                after < history.evicted_up_to && patterns.iter().any(|p| p.matches(name))
+            })
+        {
+            gap = true;
         }
+        let (mut events, trimmed) = Self::newest_after(&state, patterns, after, limit);
         drop(state);
-        std::future::ready(Ok(Replay::newest(events, limit, gap))).boxed()
+        events.reverse();
+        let replay = Replay {
+            events,
+            gap: gap || trimmed,
+        };
+        std::future::ready(Ok(replay)).boxed()
     }
 
     fn history<'a>(
@@ -204,9 +304,18 @@ impl Broker for MemoryBroker {
     fn maintain(&self) {
         let cutoff = unix_now() - self.limits.max_age.as_secs_f64();
         let mut state = self.lock();
-        for history in state.topics.values_mut() {
-            expire(history, cutoff);
+        // Ids follow publish time, so the oldest events overall are the first of `oldest`.
+        while let Some(name) = state.oldest.first_key_value().map(|(_, t)| t.clone()) {
+            let expired = state.topics.get(&name).and_then(|h| h.events.front());
+            if !expired.is_some_and(|e| e.timestamp < cutoff) {
+                break;
+            }
+            state.pop_oldest(&name);
         }
+    }
+
+    fn held_bytes(&self) -> Option<usize> {
+        Some(self.lock().bytes)
     }
 
     fn name(&self) -> &'static str {

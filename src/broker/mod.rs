@@ -2,8 +2,10 @@
 //! local fan-out (and, in a cluster, every node's).
 //!
 //! The hub talks to a backend only through the object-safe [`Broker`] trait, so the in-memory
-//! default and a clustered backend are interchangeable behind `Arc<dyn Broker>`. A backend must
-//! hand events to [`Fanout::deliver`](crate::hub::Fanout::deliver) one at a time, in id order.
+//! default and a clustered backend are interchangeable behind `Arc<dyn Broker>`. A backend
+//! hands events to a [`Delivery`] (the hub's local fan-out implements it) one at a time, in id
+//! order. Both traits are defined here, so dependencies run one way: `hub` → `broker` →
+//! (`event`, `topic`, `sse`); no backend knows the hub.
 
 pub mod memory;
 pub mod redis;
@@ -12,7 +14,9 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::hub::{Draft, Event, EventId, Pattern, TopicName};
+use crate::event::{Draft, Event};
+use crate::sse::EventId;
+use crate::topic::{Pattern, TopicName};
 
 /// Why a backend could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -46,17 +50,36 @@ pub struct Replay {
     pub gap: bool,
 }
 
+/// How much one resume may replay: the newest events that fit both bounds are kept, and
+/// trimming counts as a gap (the stream says older events were skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayLimit {
+    /// Most events.
+    pub events: usize,
+    /// Most bytes, counted as [`Event::weight`].
+    pub bytes: usize,
+}
+
 impl Replay {
     /// Matching events gathered from several topics, put in id order and trimmed to the newest
-    /// `limit`: what is replayed then joins the live events without a hole, and trimming counts
-    /// as a gap (the stream says older events were skipped).
-    pub fn newest(mut events: Vec<Arc<Event>>, limit: usize, gap: bool) -> Self {
-        events.sort_unstable_by_key(|e| e.id);
-        let excess = events.len().saturating_sub(limit);
-        events.drain(..excess);
+    /// that fit `limit`: what is replayed then joins the live events without a hole.
+    pub fn newest(mut events: Vec<Arc<Event>>, limit: ReplayLimit, gap: bool) -> Self {
+        events.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        let mut kept = 0;
+        let mut bytes = 0usize;
+        for event in &events {
+            bytes = bytes.saturating_add(event.weight());
+            if kept == limit.events || bytes > limit.bytes {
+                break;
+            }
+            kept += 1;
+        }
+        let trimmed = kept < events.len();
+        events.truncate(kept);
+        events.reverse();
         Self {
             events,
-            gap: gap || excess > 0,
+            gap: gap || trimmed,
         }
     }
 }
@@ -72,17 +95,31 @@ pub struct TopicStats {
     pub history: usize,
 }
 
+/// Where a backend hands the events it numbered: the local subscribers of this node.
+pub trait Delivery: Send + Sync + 'static {
+    /// Hands an event to every local subscriber whose patterns match it; returns how many it
+    /// reached. Backends call it one event at a time, in id order.
+    fn deliver(&self, event: &Arc<Event>) -> usize;
+
+    /// Every pattern some local stream subscribes to now (what a node must catch up on).
+    fn subscribed_patterns(&self) -> Vec<Pattern>;
+
+    /// Whether some local stream subscribes to `topic` itself (exactly or by a prefix); such a
+    /// topic's history is not dropped to make room for new topics.
+    fn is_subscribed(&self, topic: &TopicName) -> bool;
+}
+
 /// A backend. Every method is cheap to call concurrently.
 pub trait Broker: Send + Sync + 'static {
     /// Numbers, stores and delivers an event; resolves once it is accepted.
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>>;
 
-    /// Matching events after `from`, for a resuming stream, at most `limit`.
+    /// Matching events after `from`, for a resuming stream, the newest that fit `limit`.
     fn replay<'a>(
         &'a self,
         patterns: &'a [Pattern],
         from: ResumeFrom,
-        limit: usize,
+        limit: ReplayLimit,
     ) -> BoxFuture<'a, Result<Replay, BrokerError>>;
 
     /// Events of one topic after `after`, oldest first, at most `limit`.
@@ -106,4 +143,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// A short name for logs and the readiness endpoint.
     fn name(&self) -> &'static str;
+
+    /// Stops the backend's background tasks (called once, at the end of shutdown).
+    fn close(&self) {}
+
+    /// Bytes of event data held in this process' history, when the backend keeps it here.
+    fn held_bytes(&self) -> Option<usize> {
+        None
+    }
 }

@@ -26,9 +26,12 @@ use futures_util::{FutureExt, StreamExt};
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
-use super::{Broker, BrokerError, Replay, ResumeFrom, TopicStats};
-use crate::hub::{Draft, Event, EventId, Fanout, Pattern, TopicName};
-use crate::sse::EventName;
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
+use crate::event::{Draft, Event};
+use crate::sse::{EventId, EventName};
+use crate::topic::{Pattern, TopicName};
 
 /// Settings of the Redis broker.
 #[derive(Debug, Clone)]
@@ -52,7 +55,7 @@ pub struct RedisBroker {
     client: redis::Client,
     commands: ConnectionManager,
     settings: RedisSettings,
-    fanout: Arc<Fanout>,
+    delivery: Arc<dyn Delivery>,
     publish: Script,
     read: Script,
     /// Whether the node's subscription is live (readiness).
@@ -60,6 +63,8 @@ pub struct RedisBroker {
     /// Last id handed to the fan-out; a std mutex, only touched by the delivery task between
     /// awaits.
     delivered: Mutex<EventId>,
+    /// Cancelled by [`Broker::close`]: stops the subscription and expiry tasks.
+    stop: CancellationToken,
 }
 
 const PUBLISH_LUA: &str = r"
@@ -77,8 +82,8 @@ redis.call('PUBLISH', ARGV[6], id .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' 
 return id
 ";
 
-/// Reads one topic: `{max-deleted-entry-id, entries}`; `rev` takes the newest `count` after
-/// the start, `fwd` the oldest.
+/// Reads one topic between ARGV[1] (exclusive) and ARGV[2]: `{max-deleted-entry-id, entries}`;
+/// `rev` takes the newest `count`, `fwd` the oldest.
 const READ_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'', {}} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
@@ -87,10 +92,10 @@ for i = 1, #info, 2 do
   if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
 end
 local entries
-if ARGV[3] == 'rev' then
-  entries = redis.call('XREVRANGE', KEYS[1], '+', ARGV[1], 'COUNT', ARGV[2])
+if ARGV[4] == 'rev' then
+  entries = redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[1], 'COUNT', ARGV[3])
 else
-  entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+  entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
 end
 return {deleted, entries}
 ";
@@ -103,7 +108,7 @@ impl RedisBroker {
     /// [`BrokerError::Unavailable`] when the URL is invalid or Redis does not answer.
     pub async fn connect(
         settings: RedisSettings,
-        fanout: Arc<Fanout>,
+        delivery: Arc<dyn Delivery>,
     ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let setup = |err: redis::RedisError| BrokerError::Setup(err.to_string());
@@ -133,20 +138,25 @@ impl RedisBroker {
             client,
             commands,
             settings,
-            fanout,
+            delivery,
             publish: Script::new(PUBLISH_LUA),
             read: Script::new(READ_LUA),
             live: AtomicBool::new(false),
             delivered: Mutex::new(EventId::default()),
+            stop: CancellationToken::new(),
         });
         let start = broker.last_issued().await?;
         *broker.lock_delivered() = start;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(Arc::clone(&broker).deliver_forever(ready_tx));
+        let stop = broker.stop.clone();
+        let task = Arc::clone(&broker).deliver_forever(ready_tx);
+        tokio::spawn(async move { stop.run_until_cancelled(task).await });
         // Wait (bounded) until the subscription is live, so a node that says it started
         // does not miss the first publish.
         let _ = tokio::time::timeout(broker.settings.timeout, ready_rx).await;
-        tokio::spawn(Arc::clone(&broker).expire_forever());
+        let stop = broker.stop.clone();
+        let task = Arc::clone(&broker).expire_forever();
+        tokio::spawn(async move { stop.run_until_cancelled(task).await });
         Ok(broker)
     }
 
@@ -187,21 +197,25 @@ impl RedisBroker {
         Ok(EventId::new(ms.unwrap_or(0), seq.unwrap_or(0)))
     }
 
-    /// Reads one topic's stream after `after`: the deleted-up-to id and the events.
+    /// Reads one topic's stream after `after` (and up to `until`, if given): the
+    /// deleted-up-to id and the events.
     async fn read_topic(
         &self,
         topic: &TopicName,
         after: EventId,
+        until: Option<EventId>,
         count: usize,
         newest: bool,
     ) -> Result<(Option<EventId>, Vec<Arc<Event>>), BrokerError> {
         let mut con = self.commands.clone();
         let start = format!("({after}");
+        let end = until.map_or_else(|| "+".to_owned(), |id| id.to_string());
         let value: Value = self
             .timed(
                 self.read
                     .key(self.stream_key(topic.as_str()))
                     .arg(&start)
+                    .arg(&end)
                     .arg(count.max(1))
                     .arg(if newest { "rev" } else { "fwd" })
                     .invoke_async(&mut con),
@@ -308,20 +322,26 @@ impl RedisBroker {
         let mut delivered = self.lock_delivered();
         if event.id > *delivered {
             *delivered = event.id;
-            self.fanout.deliver(&event);
+            self.delivery.deliver(&event);
         }
     }
 
+    /// Delivers what was published while the subscription was down. Called once the new
+    /// subscription is active: everything issued after the high-water mark read first arrives
+    /// on it, so only events up to that mark are read from the streams. (Topics are read one
+    /// after another; without the mark, an event read from a later topic could be handed over
+    /// before an older one still on its way, which would then be dropped as already seen.)
     async fn catch_up(&self) -> Result<(), BrokerError> {
         let after = *self.lock_delivered();
-        let patterns = self.fanout.subscribed_patterns();
+        let patterns = self.delivery.subscribed_patterns();
         if patterns.is_empty() {
             return Ok(());
         }
+        let high = self.last_issued().await?;
         let mut missed = Vec::new();
         for topic in self.matching_topics(&patterns).await? {
             let (_, events) = self
-                .read_topic(&topic, after, self.settings.history, false)
+                .read_topic(&topic, after, Some(high), self.settings.history, false)
                 .await?;
             missed.extend(events);
         }
@@ -348,7 +368,7 @@ impl RedisBroker {
 
     async fn expire(&self) -> Result<(), BrokerError> {
         let mut con = self.commands.clone();
-        let cutoff = (crate::hub::event::unix_now() * 1000.0) as u64;
+        let cutoff = (crate::event::unix_now() * 1000.0) as u64;
         let cutoff = cutoff.saturating_sub(self.settings.max_age.as_millis() as u64);
         let idle: Vec<(String, u64)> = self
             .timed(
@@ -418,9 +438,12 @@ impl Broker for RedisBroker {
         &'a self,
         patterns: &'a [Pattern],
         from: ResumeFrom,
-        limit: usize,
+        limit: ReplayLimit,
     ) -> BoxFuture<'a, Result<Replay, BrokerError>> {
         async move {
+            // The high-water mark: the subscription already exists, so every event after it
+            // reaches the stream live; the replay stops there, whatever is published while
+            // the topics are read one after another.
             let last = self.last_issued().await?;
             let (after, mut gap) = match from {
                 ResumeFrom::After(id) if id <= last => (id, false),
@@ -444,7 +467,9 @@ impl Broker for RedisBroker {
             }
             let mut events = Vec::new();
             for topic in self.matching_topics(patterns).await? {
-                let (deleted, mut found) = self.read_topic(&topic, after, limit, true).await?;
+                let (deleted, mut found) = self
+                    .read_topic(&topic, after, Some(last), limit.events, true)
+                    .await?;
                 if from != ResumeFrom::Unknown && deleted.is_some_and(|d| after < d) {
                     gap = true;
                 }
@@ -461,7 +486,7 @@ impl Broker for RedisBroker {
         after: EventId,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>> {
-        async move { Ok(self.read_topic(topic, after, limit, false).await?.1) }.boxed()
+        async move { Ok(self.read_topic(topic, after, None, limit, false).await?.1) }.boxed()
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {
@@ -510,6 +535,10 @@ impl Broker for RedisBroker {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn close(&self) {
+        self.stop.cancel();
     }
 }
 

@@ -19,13 +19,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::stream::{open_session, STREAM_HEADERS};
-use crate::app::AppState;
+use super::AppState;
+use crate::error::ApiError;
 use crate::session::Session;
 
-/// Largest request head read here; longer heads go to hyper (which answers 431).
-const MAX_HEAD: usize = 8 * 1024;
-/// The request line prefix this path serves.
-const PREFIX: &[u8] = b"GET /stream";
+/// Largest request head accepted; a longer one gets 431 and the connection is closed.
+const MAX_HEAD: usize = 16 * 1024;
+/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Frames written in one go when several are pending.
 const BATCH: usize = 8;
 /// How long a finished response waits for the client to close first.
@@ -33,13 +34,14 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// What happened to a connection.
 pub(crate) enum Outcome {
-    /// Served here; the connection is done.
+    /// Served (or refused) here; the connection is done.
     Served,
     /// Not ours: hand it to hyper, replaying these bytes first.
     Fallback(Vec<u8>),
 }
 
-/// Serves the connection if it is a stream request; else returns what it read.
+/// Serves the connection if it is a stream request; else returns what it read. Either way the
+/// first request head (or the HTTP/2 preface) must arrive within `header_timeout`.
 ///
 /// # Errors
 /// I/O errors of the socket (the connection is then dropped).
@@ -55,45 +57,117 @@ pub(crate) async fn serve(
         read = read_head(socket, header_timeout) => read?,
         () = stop.cancelled() => None,
     };
-    let Some((head, query, last_event_id, http10)) = read else {
+    let Some((buf, head)) = read else {
         return Ok(Outcome::Served);
     };
-    let head = match head {
-        Head::Other(bytes) => return Ok(Outcome::Fallback(bytes)),
-        Head::Stream(bytes) => bytes,
+    let stream = match head {
+        Head::Other => return Ok(Outcome::Fallback(buf)),
+        Head::TooLarge => {
+            let _ = socket.try_write(&ApiError::HeadTooLarge.http1_bytes());
+            return Ok(Outcome::Served);
+        }
+        Head::Partial => return Ok(Outcome::Served),
+        Head::Stream(stream) => stream,
     };
-    let session = match open_session(app, query.as_deref(), last_event_id.as_deref()).await {
+    let started = std::time::Instant::now();
+    let session = match open_session(
+        app,
+        stream.query.as_deref(),
+        stream.last_event_id.as_deref(),
+    )
+    .await
+    {
         Ok(session) => session,
         // The ordinary route gives the same error its JSON response.
-        Err(_) => return Ok(Outcome::Fallback(head)),
+        Err(_) => return Ok(Outcome::Fallback(buf)),
     };
-    drop(head);
-    tracing::info!(
-        method = "GET",
-        path = "/stream",
-        status = 200u16,
-        direct = true,
-        "request"
-    );
-    let result = stream(socket, session, !http10, write_timeout).await;
+    drop(buf);
+    super::log_request(app, "GET", "/stream", 200, started.elapsed());
+    let result = write_stream(socket, session, !stream.http10, write_timeout).await;
     tracing::debug!(?result, "stream ended");
     result.map(|()| Outcome::Served)
 }
 
-enum Head {
-    Stream(Vec<u8>),
-    Other(Vec<u8>),
+/// A `GET /stream` request this path serves.
+#[derive(Debug, PartialEq, Eq)]
+struct StreamRequest {
+    query: Option<String>,
+    last_event_id: Option<Vec<u8>>,
+    http10: bool,
 }
 
-type Parsed = (Head, Option<String>, Option<Vec<u8>>, bool);
+/// What the bytes read so far are.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// Not complete yet.
+    Partial,
+    /// A plain `GET /stream` with nothing after its head: served here.
+    Stream(StreamRequest),
+    /// A complete head (or HTTP/2 preface, or bytes that are not HTTP) for hyper.
+    Other,
+    /// Longer than [`MAX_HEAD`] without ending.
+    TooLarge,
+}
 
-/// Reads the request head. `None` when the peer left (or was too slow) before sending one.
-async fn read_head(socket: &mut TcpStream, header_timeout: Duration) -> io::Result<Option<Parsed>> {
+/// Classifies the bytes a connection sent first.
+fn parse_head(buf: &[u8]) -> Head {
+    let preface = buf.len().min(H2_PREFACE.len());
+    if buf[..preface] == H2_PREFACE[..preface] {
+        return if preface == H2_PREFACE.len() {
+            Head::Other
+        } else {
+            Head::Partial
+        };
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Head::Partial,
+        Ok(httparse::Status::Partial) => return Head::TooLarge,
+        // hyper answers malformed requests (and heads with more headers than we look at).
+        Err(_) => return Head::Other,
+    };
+    if len > MAX_HEAD {
+        return Head::TooLarge;
+    }
+    let (path, query) = match request.path.unwrap_or("").split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (request.path.unwrap_or(""), None),
+    };
+    let plain = len == buf.len()
+        && request.method == Some("GET")
+        && path == "/stream"
+        && request.headers.iter().all(|h| {
+            !h.name.eq_ignore_ascii_case("content-length")
+                && !h.name.eq_ignore_ascii_case("transfer-encoding")
+                && !h.name.eq_ignore_ascii_case("upgrade")
+        });
+    if !plain {
+        return Head::Other;
+    }
+    let last_event_id = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+        .map(|h| h.value.to_vec());
+    Head::Stream(StreamRequest {
+        query,
+        last_event_id,
+        http10: request.version == Some(0),
+    })
+}
+
+/// Reads until the head is complete. `None` when the peer left, or was too slow, before.
+async fn read_head(
+    socket: &mut TcpStream,
+    header_timeout: Duration,
+) -> io::Result<Option<(Vec<u8>, Head)>> {
     let mut buf = Vec::with_capacity(512);
     let deadline = tokio::time::Instant::now() + header_timeout;
     loop {
         if buf.len() == buf.capacity() {
-            buf.reserve(buf.len());
+            buf.reserve(buf.len().min(MAX_HEAD));
         }
         let read = tokio::time::timeout_at(deadline, socket.read_buf(&mut buf)).await;
         match read {
@@ -101,41 +175,9 @@ async fn read_head(socket: &mut TcpStream, header_timeout: Duration) -> io::Resu
             Ok(Err(err)) => return Err(err),
             Ok(Ok(_)) => {}
         }
-        let seen = buf.len().min(PREFIX.len() + 1);
-        let ours = PREFIX.len() < seen || PREFIX.starts_with(&buf[..seen]);
-        let ours = ours && (buf.len() <= PREFIX.len() || matches!(buf[PREFIX.len()], b' ' | b'?'));
-        if !ours {
-            return Ok(Some((Head::Other(buf), None, None, false)));
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let plain = len == buf.len()
-                    && request.method == Some("GET")
-                    && request.headers.iter().all(|h| {
-                        !h.name.eq_ignore_ascii_case("content-length")
-                            && !h.name.eq_ignore_ascii_case("transfer-encoding")
-                            && !h.name.eq_ignore_ascii_case("upgrade")
-                    });
-                let path = request.path.unwrap_or("");
-                let (path, query) = match path.split_once('?') {
-                    Some((path, query)) => (path, Some(query.to_owned())),
-                    None => (path, None),
-                };
-                if !plain || path != "/stream" {
-                    return Ok(Some((Head::Other(buf), None, None, false)));
-                }
-                let last_event_id = request
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-                    .map(|h| h.value.to_vec());
-                let http10 = request.version == Some(0);
-                return Ok(Some((Head::Stream(buf), query, last_event_id, http10)));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            _ => return Ok(Some((Head::Other(buf), None, None, false))),
+        match parse_head(&buf) {
+            Head::Partial => {}
+            head => return Ok(Some((buf, head))),
         }
     }
 }
@@ -146,7 +188,7 @@ async fn read_head(socket: &mut TcpStream, header_timeout: Duration) -> io::Resu
 /// has room, so the frames go out straight from the shared event bytes, and nothing is held
 /// across an `.await` but the session. Only a client whose socket is full makes the rest wait,
 /// copied into one buffer, for at most `write_timeout`.
-async fn stream(
+async fn write_stream(
     socket: &TcpStream,
     mut session: Session,
     chunked: bool,
@@ -159,13 +201,12 @@ async fn stream(
         let frame = tokio::select! {
             biased;
             frame = session.next_chunk() => frame,
-            // A stream request has no body: anything readable here is the peer closing (or
-            // noise, which is discarded).
+            // A stream request has no body: anything readable here is the peer closing, or
+            // bytes it had no business sending (a pipelined request), which end the stream.
             ready = socket.readable() => {
                 ready?;
                 match socket.try_read(&mut scratch) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => continue,
+                    Ok(_) => return Ok(()),
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(err) => return Err(err),
                 }

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use super::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

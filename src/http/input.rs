@@ -28,6 +28,8 @@ pub struct Limits {
     pub body: usize,
     /// Largest message in bytes.
     pub message: usize,
+    /// Longest time the body may take to arrive.
+    pub timeout: std::time::Duration,
 }
 
 /// Fields found in the body (or, for `/publish`, the query string).
@@ -50,7 +52,7 @@ pub async fn read_draft(
     limits: Limits,
 ) -> Result<Draft, ApiError> {
     let kind = content_kind(headers, accept)?;
-    let bytes = read_body(headers, body, limits.body).await?;
+    let bytes = read_body(headers, body, limits).await?;
     let mut fields = match kind {
         Kind::Json => json_fields(&bytes)?,
         Kind::Form => form_fields(&bytes)?,
@@ -131,8 +133,9 @@ fn content_kind(headers: &HeaderMap, accept: Accept) -> Result<Kind, ApiError> {
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limits: Limits,
 ) -> Result<bytes::Bytes, ApiError> {
+    let limit = limits.body;
     let too_large = || ApiError::TooLarge(format!("body is larger than {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -141,7 +144,8 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect());
+    match read.await.map_err(|_| ApiError::BodyTimeout)? {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
         Err(err) => Err(ApiError::BadRequest(format!("could not read body: {err}"))),

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::input::{read_draft, Accept};
-use crate::app::AppState;
+use super::AppState;
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {

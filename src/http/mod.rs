@@ -7,16 +7,18 @@ pub(crate) mod direct;
 mod health;
 pub(crate) mod input;
 mod messages;
+mod state;
 mod stream;
 mod topics;
 
-use axum::extract::Request;
+pub use state::{AppState, StartError};
+
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 
 /// The whole API, as a table of contents.
@@ -29,7 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(topics::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
@@ -60,20 +62,38 @@ async fn json_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, json.into_body())
 }
 
-async fn log_request(request: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::INFO) {
+async fn access_log(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if !app.config().access_log && !tracing::enabled!(tracing::Level::DEBUG) {
         return next.run(request).await;
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path = %path.chars().take(200).collect::<String>(),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
+    log_request(
+        &app,
+        method.as_str(),
+        &path,
+        response.status().as_u16(),
+        started.elapsed(),
     );
     response
+}
+
+/// One access-log line: at `info` with `--access-log`, else at `debug`. The query string is
+/// never logged (it may carry a token).
+pub(crate) fn log_request(
+    app: &AppState,
+    method: &str,
+    path: &str,
+    status: u16,
+    took: std::time::Duration,
+) {
+    let path: String = path.chars().take(200).collect();
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    if app.config().access_log {
+        tracing::info!(method, %path, status, micros, "request");
+    } else {
+        tracing::debug!(method, %path, status, micros, "request");
+    }
 }

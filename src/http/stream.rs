@@ -9,10 +9,9 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream;
 
-use crate::app::AppState;
-use crate::broker::ResumeFrom;
+use super::AppState;
 use crate::error::ApiError;
-use crate::hub::{EventId, Pattern};
+use crate::hub::{EventId, Pattern, ResumeFrom};
 use crate::session::{Mode, Session, StreamGuard};
 
 pub fn router() -> Router<AppState> {
@@ -62,7 +61,7 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
     }
     if request.patterns.is_empty() {
         request.patterns.push(
-            Pattern::parse(crate::hub::topic::DEFAULT_TOPIC)
+            Pattern::parse(crate::topic::DEFAULT_TOPIC)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?,
         );
     }
@@ -87,7 +86,7 @@ pub(crate) async fn open_session(
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let guard = StreamGuard::acquire(app.stream_count(), app.config().max_streams)
+    let guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
         .ok_or(ApiError::TooManyStreams)?;
     let resume = request
         .last_event_id

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use super::AppState;
 use crate::error::ApiError;
 use crate::hub::TopicName;
 

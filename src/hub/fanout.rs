@@ -1,125 +1,171 @@
-//! Local fan-out: one broadcast ring per subscribed topic or prefix.
+//! Local fan-out: who is subscribed on this node, and each subscriber's own bounded queue.
 //!
-//! A publish writes one `Arc<Event>` into the ring of its topic and of each subscribed prefix
-//! of it; every subscriber reads the same slot, so the publish path does no per-subscriber
-//! allocation or lock. A ring holds `queue` events: a subscriber that falls further behind is
-//! told it lagged (and is disconnected by its stream, to resume from history) instead of
-//! growing memory or slowing anyone else.
+//! Every subscription owns one queue, however many patterns it names. A publish walks the
+//! subscribers of its topic (and of each subscribed prefix of it) under one lock and appends
+//! the shared `Arc<Event>` to each queue. Because backends deliver one event at a time, in id
+//! order, and under that lock, every queue receives its events in id order, each once: a
+//! subscriber matched by two patterns is offered the event twice in a row and keeps it once.
+//! There is no merge of several sources on the reading side, so no interleaving of publishes
+//! and reads can reorder or drop an event (round 1 merged one broadcast ring per pattern and
+//! could skip an event that landed in a ring already polled empty).
 //!
-//! Brokers call [`Fanout::deliver`] in id order, one event at a time; a subscription with
-//! several rings merges them by id, so every subscriber sees events in id order, once.
+//! Memory is what is queued, not what is configured: an empty queue holds no buffer, a topic
+//! that exists only because someone subscribed to it is one map entry, and a subscriber that
+//! falls `queue` events behind is marked lagged, its queue freed; its stream ends and the client
+//! resumes from history.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures_util::future::select_all;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::Notify;
 
-use super::event::Event;
-use super::topic::{Pattern, TopicName};
+use crate::broker::Delivery;
+use crate::event::Event;
 use crate::sse::EventId;
+use crate::topic::{Pattern, TopicName};
 
-type Ring = broadcast::Sender<Arc<Event>>;
+/// A queue that drained keeps at most this many slots of capacity.
+const KEEP_CAPACITY: usize = 32;
 
-/// The rings of one hub.
+/// The subscribers of one hub on this node.
 #[derive(Debug)]
 pub struct Fanout {
-    /// A std mutex: held for map look-ups and ring writes only, never across an `.await`.
-    rings: Mutex<Rings>,
+    /// A std mutex: held for map look-ups and queue appends only, never across an `.await`.
+    table: Mutex<Table>,
     queue: usize,
+    max_patterns: usize,
 }
 
 #[derive(Debug, Default)]
-struct Rings {
-    exact: HashMap<TopicName, Ring>,
-    prefix: HashMap<Arc<str>, Ring>,
+struct Table {
+    exact: HashMap<TopicName, Vec<Arc<Slot>>>,
+    prefix: HashMap<Arc<str>, Vec<Arc<Slot>>>,
 }
 
+impl Table {
+    fn list(&mut self, pattern: &Pattern) -> Option<&mut Vec<Arc<Slot>>> {
+        match pattern {
+            Pattern::Exact(name) => self.exact.get_mut(name),
+            Pattern::Prefix(prefix) => self.prefix.get_mut(prefix),
+        }
+    }
+
+    fn contains(&self, pattern: &Pattern) -> bool {
+        match pattern {
+            Pattern::Exact(name) => self.exact.contains_key(name),
+            Pattern::Prefix(prefix) => self.prefix.contains_key(prefix),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.exact.len() + self.prefix.len()
+    }
+}
+
+/// One subscription's queue, shared by the table (writer) and the subscription (reader).
+#[derive(Debug, Default)]
+struct Slot {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    /// Id of the newest event appended (or skipped as replayed): anything not newer is a
+    /// duplicate.
+    last: EventId,
+    /// Events dropped because the queue was full; non-zero means lagged.
+    dropped: u64,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends unless it is a duplicate or the queue is full; whether it was appended.
+    fn offer(&self, event: &Arc<Event>, limit: usize) -> bool {
+        let mut queue = self.lock();
+        if event.id <= queue.last {
+            return false;
+        }
+        queue.last = event.id;
+        if queue.dropped > 0 || queue.events.len() >= limit {
+            queue.dropped += 1;
+            queue.events = VecDeque::new();
+            drop(queue);
+            self.ready.notify_one();
+            return false;
+        }
+        queue.events.push_back(Arc::clone(event));
+        drop(queue);
+        self.ready.notify_one();
+        true
+    }
+}
+
+/// Why a subscription could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many subscribed topics")]
+pub struct TooManyPatterns;
+
 impl Fanout {
-    /// Rings of `queue` events each.
-    pub fn new(queue: usize) -> Self {
+    /// Queues of at most `queue` events each; at most `max_patterns` distinct topics and
+    /// prefixes subscribed at once.
+    pub fn new(queue: usize, max_patterns: usize) -> Self {
         Self {
-            rings: Mutex::new(Rings::default()),
+            table: Mutex::new(Table::default()),
             queue: queue.max(1),
+            max_patterns: max_patterns.max(1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Rings> {
-        // A panic while holding the lock cannot leave the maps inconsistent (each operation is
-        // a single insert, remove or send), so a poisoned lock is still usable.
-        self.rings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Hands an event to every local subscriber whose patterns match it. Returns how many
-    /// subscriptions it reached. Callers deliver in id order.
-    pub fn deliver(&self, event: &Arc<Event>) -> usize {
-        let rings = self.lock();
-        let mut reached = 0;
-        if let Some(ring) = rings.exact.get(&event.topic) {
-            reached += ring.send(Arc::clone(event)).unwrap_or(0);
-        }
-        if !rings.prefix.is_empty() {
-            for prefix in event.topic.prefixes() {
-                if let Some(ring) = rings.prefix.get(prefix) {
-                    reached += ring.send(Arc::clone(event)).unwrap_or(0);
-                }
-            }
-        }
-        reached
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Each operation below is a single insert, remove or append, so a panic while holding
+        // the lock cannot leave the table inconsistent: a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Subscribes to the patterns (deduplicated by the caller).
-    pub fn subscribe(self: &Arc<Self>, patterns: &[Pattern]) -> Subscription {
-        let mut rings = self.lock();
-        let queue = self.queue;
-        let receivers = patterns
-            .iter()
-            .map(|pattern| match pattern {
-                Pattern::Exact(name) => rings
-                    .exact
-                    .entry(name.clone())
-                    .or_insert_with(|| broadcast::channel(queue).0)
-                    .subscribe(),
-                Pattern::Prefix(prefix) => rings
-                    .prefix
-                    .entry(Arc::clone(prefix))
-                    .or_insert_with(|| broadcast::channel(queue).0)
-                    .subscribe(),
-            })
-            .collect::<Vec<_>>();
-        Subscription {
-            heads: receivers.iter().map(|_| None).collect(),
-            receivers,
+    ///
+    /// # Errors
+    /// [`TooManyPatterns`] when the new patterns would take the table past its cap.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        patterns: &[Pattern],
+    ) -> Result<Subscription, TooManyPatterns> {
+        let slot = Arc::new(Slot::default());
+        let mut table = self.lock();
+        let new = patterns.iter().filter(|p| !table.contains(p)).count();
+        if new > 0 && table.len() + new > self.max_patterns {
+            return Err(TooManyPatterns);
+        }
+        for pattern in patterns {
+            let list = match pattern {
+                Pattern::Exact(name) => table.exact.entry(name.clone()).or_default(),
+                Pattern::Prefix(prefix) => table.prefix.entry(Arc::clone(prefix)).or_default(),
+            };
+            list.push(Arc::clone(&slot));
+        }
+        Ok(Subscription {
+            slot,
             patterns: patterns.to_vec(),
             fanout: Arc::clone(self),
-            last_id: EventId::default(),
-        }
+        })
     }
 
-    /// Local subscriptions that would receive an event on `topic`.
+    /// Local subscriptions that would receive an event on `topic` (one matching by two
+    /// patterns counts twice).
     pub fn subscribers(&self, topic: &TopicName) -> usize {
-        let rings = self.lock();
-        let exact = rings.exact.get(topic).map_or(0, Ring::receiver_count);
+        let table = self.lock();
+        let exact = table.exact.get(topic).map_or(0, Vec::len);
         exact
             + topic
                 .prefixes()
-                .filter_map(|prefix| rings.prefix.get(prefix))
-                .map(Ring::receiver_count)
+                .filter_map(|prefix| table.prefix.get(prefix))
+                .map(Vec::len)
                 .sum::<usize>()
-    }
-
-    /// Every pattern someone subscribes to now.
-    pub fn subscribed_patterns(&self) -> Vec<Pattern> {
-        let rings = self.lock();
-        rings
-            .exact
-            .keys()
-            .cloned()
-            .map(Pattern::Exact)
-            .chain(rings.prefix.keys().cloned().map(Pattern::Prefix))
-            .collect()
     }
 
     /// Topics that have exact subscribers now.
@@ -127,30 +173,67 @@ impl Fanout {
         self.lock().exact.keys().cloned().collect()
     }
 
-    fn release(&self, patterns: &[Pattern]) {
-        let mut rings = self.lock();
+    /// Distinct topics and prefixes subscribed now.
+    pub fn pattern_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn release(&self, slot: &Arc<Slot>, patterns: &[Pattern]) {
+        let mut table = self.lock();
         for pattern in patterns {
-            match pattern {
-                Pattern::Exact(name) => {
-                    if rings
-                        .exact
-                        .get(name)
-                        .is_some_and(|r| r.receiver_count() == 0)
-                    {
-                        rings.exact.remove(name);
-                    }
-                }
-                Pattern::Prefix(prefix) => {
-                    if rings
-                        .prefix
-                        .get(prefix)
-                        .is_some_and(|r| r.receiver_count() == 0)
-                    {
-                        rings.prefix.remove(prefix);
-                    }
+            let Some(list) = table.list(pattern) else {
+                continue;
+            };
+            if let Some(at) = list.iter().position(|s| Arc::ptr_eq(s, slot)) {
+                list.swap_remove(at);
+            }
+            if list.is_empty() {
+                match pattern {
+                    Pattern::Exact(name) => table.exact.remove(name),
+                    Pattern::Prefix(prefix) => table.prefix.remove(prefix),
+                };
+            }
+        }
+    }
+}
+
+impl Delivery for Fanout {
+    fn deliver(&self, event: &Arc<Event>) -> usize {
+        let table = self.lock();
+        let mut reached = 0;
+        let mut offer = |list: &Vec<Arc<Slot>>| {
+            for slot in list {
+                reached += usize::from(slot.offer(event, self.queue));
+            }
+        };
+        if let Some(list) = table.exact.get(&event.topic) {
+            offer(list);
+        }
+        if !table.prefix.is_empty() {
+            for prefix in event.topic.prefixes() {
+                if let Some(list) = table.prefix.get(prefix) {
+                    offer(list);
                 }
             }
         }
+        reached
+    }
+
+    fn subscribed_patterns(&self) -> Vec<Pattern> {
+        let table = self.lock();
+        table
+            .exact
+            .keys()
+            .cloned()
+            .map(Pattern::Exact)
+            .chain(table.prefix.keys().cloned().map(Pattern::Prefix))
+            .collect()
+    }
+
+    fn is_subscribed(&self, topic: &TopicName) -> bool {
+        let table = self.lock();
+        table.exact.contains_key(topic)
+            || (!table.prefix.is_empty() && topic.prefixes().any(|p| table.prefix.contains_key(p)))
     }
 }
 
@@ -159,21 +242,22 @@ impl Fanout {
 #[error("subscriber lagged behind by {0} events")]
 pub struct Lagged(pub u64);
 
-/// One stream's subscription. Dropping it unsubscribes (and removes rings nobody reads).
+/// One stream's subscription. Dropping it unsubscribes (and removes entries nobody uses).
 #[derive(Debug)]
 pub struct Subscription {
-    receivers: Vec<broadcast::Receiver<Arc<Event>>>,
-    /// Per receiver, an event taken from it but not yet handed out (multi-ring merge only).
-    heads: Vec<Option<Arc<Event>>>,
+    slot: Arc<Slot>,
     patterns: Vec<Pattern>,
     fanout: Arc<Fanout>,
-    last_id: EventId,
 }
 
 impl Subscription {
     /// Skips every event up to and including `id` (already delivered from history).
     pub fn skip_through(&mut self, id: EventId) {
-        self.last_id = self.last_id.max(id);
+        let mut queue = self.slot.lock();
+        queue.last = queue.last.max(id);
+        while queue.events.front().is_some_and(|e| e.id <= id) {
+            queue.events.pop_front();
+        }
     }
 
     /// The next event in id order, waiting for one.
@@ -185,19 +269,9 @@ impl Subscription {
             if let Some(event) = self.try_recv()? {
                 return Ok(event);
             }
-            let (index, result) = if self.receivers.len() == 1 {
-                (0, self.receivers[0].recv().await)
-            } else {
-                let waits = self.receivers.iter_mut().map(|r| Box::pin(r.recv()));
-                let (result, index, _) = select_all(waits).await;
-                (index, result)
-            };
-            match result {
-                Ok(event) => self.heads[index] = Some(event),
-                Err(RecvError::Lagged(n)) => return Err(Lagged(n)),
-                // The ring is gone only when the hub is gone: wait forever (shutdown ends the stream).
-                Err(RecvError::Closed) => std::future::pending::<()>().await,
-            }
+            // `notify_one` keeps a permit when nobody waits, so an append between the check
+            // above and this wait is not missed.
+            self.slot.ready.notified().await;
         }
     }
 
@@ -206,40 +280,122 @@ impl Subscription {
     /// # Errors
     /// [`Lagged`] when the subscriber fell too far behind.
     pub fn try_recv(&mut self) -> Result<Option<Arc<Event>>, Lagged> {
-        loop {
-            for (receiver, head) in self.receivers.iter_mut().zip(self.heads.iter_mut()) {
-                if head.is_none() {
-                    match receiver.try_recv() {
-                        Ok(event) => *head = Some(event),
-                        Err(TryRecvError::Lagged(n)) => return Err(Lagged(n)),
-                        Err(TryRecvError::Empty | TryRecvError::Closed) => {}
-                    }
-                }
-            }
-            // Brokers deliver in id order and an event reaches all its rings at once, so the
-            // smallest head is the next event overall.
-            let next = self
-                .heads
-                .iter()
-                .enumerate()
-                .filter_map(|(i, head)| head.as_ref().map(|e| (e.id, i)))
-                .min();
-            let Some((id, index)) = next else {
-                return Ok(None);
-            };
-            let event = self.heads[index].take();
-            if id > self.last_id {
-                self.last_id = id;
-                return Ok(event);
-            }
-            // A duplicate (several patterns matched) or already replayed: skip it.
+        let mut queue = self.slot.lock();
+        if queue.dropped > 0 {
+            return Err(Lagged(queue.dropped));
         }
+        let event = queue.events.pop_front();
+        if queue.events.is_empty() && queue.events.capacity() > KEEP_CAPACITY {
+            queue.events = VecDeque::new();
+        }
+        Ok(event)
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.receivers.clear();
-        self.fanout.release(&self.patterns);
+        self.fanout.release(&self.slot, &self.patterns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Draft;
+    use crate::sse::EventName;
+
+    fn event(seq: u64, topic: &str) -> Arc<Event> {
+        let draft = Draft {
+            topic: TopicName::new(topic).unwrap(),
+            name: EventName::message(),
+            message: format!("m{seq}"),
+        };
+        Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
+    }
+
+    fn patterns(list: &[&str]) -> Vec<Pattern> {
+        list.iter().map(|p| Pattern::parse(p).unwrap()).collect()
+    }
+
+    fn drain(sub: &mut Subscription) -> Vec<u64> {
+        std::iter::from_fn(|| sub.try_recv().unwrap().map(|e| e.id.seq)).collect()
+    }
+
+    /// Round 1's loss: a read finds topic a empty, then 5 (a) and 6 (b) are delivered, then the
+    /// read goes on. Every order of reads and deliveries must yield 5 then 6.
+    #[test]
+    fn reads_interleaved_with_deliveries_lose_nothing() {
+        let fanout = Arc::new(Fanout::new(16, 16));
+        let mut sub = fanout.subscribe(&patterns(&["a", "b"])).unwrap();
+        assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), None);
+        fanout.deliver(&event(5, "a"));
+        fanout.deliver(&event(6, "b"));
+        assert_eq!(drain(&mut sub), [5, 6]);
+        fanout.deliver(&event(7, "b"));
+        assert_eq!(drain(&mut sub), [7]);
+        fanout.deliver(&event(8, "a"));
+        fanout.deliver(&event(9, "b"));
+        fanout.deliver(&event(10, "a"));
+        assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), Some(8));
+        fanout.deliver(&event(11, "b"));
+        assert_eq!(drain(&mut sub), [9, 10, 11]);
+    }
+
+    #[test]
+    fn overlapping_patterns_deliver_once_in_order() {
+        let fanout = Arc::new(Fanout::new(16, 16));
+        let mut sub = fanout.subscribe(&patterns(&["x/y", "x/*", "*"])).unwrap();
+        for seq in 1..=4 {
+            fanout.deliver(&event(seq, if seq % 2 == 0 { "x/y" } else { "x/z" }));
+        }
+        assert_eq!(drain(&mut sub), [1, 2, 3, 4]);
+        assert_eq!(fanout.subscribers(&TopicName::new("x/y").unwrap()), 3);
+    }
+
+    #[test]
+    fn replayed_events_are_skipped() {
+        let fanout = Arc::new(Fanout::new(16, 16));
+        let mut sub = fanout.subscribe(&patterns(&["a"])).unwrap();
+        fanout.deliver(&event(1, "a"));
+        fanout.deliver(&event(2, "a"));
+        sub.skip_through(EventId::new(1, 2));
+        fanout.deliver(&event(2, "a"));
+        fanout.deliver(&event(3, "a"));
+        assert_eq!(drain(&mut sub), [3]);
+    }
+
+    #[test]
+    fn a_full_queue_lags_and_frees_it() {
+        let fanout = Arc::new(Fanout::new(2, 16));
+        let mut sub = fanout.subscribe(&patterns(&["a"])).unwrap();
+        for seq in 1..=5 {
+            fanout.deliver(&event(seq, "a"));
+        }
+        assert_eq!(sub.try_recv().unwrap_err(), Lagged(3));
+        assert_eq!(sub.slot.lock().events.capacity(), 0);
+    }
+
+    #[test]
+    fn patterns_are_capped_and_released() {
+        let fanout = Arc::new(Fanout::new(4, 3));
+        let first = fanout.subscribe(&patterns(&["a", "b"])).unwrap();
+        assert!(fanout.subscribe(&patterns(&["c", "d"])).is_err());
+        let second = fanout.subscribe(&patterns(&["a", "c"])).unwrap();
+        assert_eq!(fanout.pattern_count(), 3);
+        drop(first);
+        assert_eq!(fanout.pattern_count(), 2);
+        drop(second);
+        assert_eq!(fanout.pattern_count(), 0);
+        assert!(!fanout.is_subscribed(&TopicName::new("a").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn recv_wakes_on_delivery() {
+        let fanout = Arc::new(Fanout::new(4, 4));
+        let mut sub = fanout.subscribe(&patterns(&["a/*"])).unwrap();
+        let waiter = tokio::spawn(async move { sub.recv().await.map(|e| e.id.seq) });
+        tokio::task::yield_now().await;
+        fanout.deliver(&event(1, "a/b"));
+        assert_eq!(waiter.await.unwrap(), Ok(1));
     }
 }

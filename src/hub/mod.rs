@@ -3,20 +3,19 @@
 //! [`Hub`] is a cheap handle joining the local [`Fanout`] (who is subscribed here) with a
 //! [`Broker`] (who numbers and stores events, and carries them between nodes).
 
-pub mod event;
 pub mod fanout;
-pub mod topic;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use crate::broker::{BrokerError, Replay, ReplayLimit, ResumeFrom};
+pub use crate::event::{Draft, Event};
 pub use crate::sse::EventId;
-pub use event::{Draft, Event};
+pub use crate::topic::{Pattern, TopicError, TopicName};
 pub use fanout::{Fanout, Lagged, Subscription};
-pub use topic::{Pattern, TopicError, TopicName};
 
 use crate::broker::memory::{Limits, MemoryBroker};
-use crate::broker::{Broker, BrokerError, Replay, ResumeFrom};
+use crate::broker::Broker;
 
 /// An accepted publish.
 #[derive(Debug, Clone)]
@@ -58,8 +57,8 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub on the in-memory broker, with per-subscriber queues of `queue` events.
     pub fn memory(limits: Limits, queue: usize) -> Self {
-        let fanout = Arc::new(Fanout::new(queue));
-        let broker = Arc::new(MemoryBroker::new(Arc::clone(&fanout), limits));
+        let fanout = Arc::new(Fanout::new(queue, limits.max_topics));
+        let broker = Arc::new(MemoryBroker::new(fanout.clone(), limits));
         Self::new(fanout, broker)
     }
 
@@ -88,14 +87,17 @@ impl Hub {
     /// published in between is missed.
     ///
     /// # Errors
-    /// When history cannot be read.
+    /// When history cannot be read, or the hub holds as many subscribed topics as it may.
     pub async fn subscribe(
         &self,
         patterns: &[Pattern],
         resume: Option<ResumeFrom>,
-        replay_limit: usize,
+        replay_limit: ReplayLimit,
     ) -> Result<(Subscription, Replay), BrokerError> {
-        let mut subscription = self.fanout.subscribe(patterns);
+        let mut subscription = self
+            .fanout
+            .subscribe(patterns)
+            .map_err(|_| BrokerError::TooManyTopics)?;
         let Some(from) = resume else {
             return Ok((subscription, Replay::default()));
         };

@@ -1,7 +1,8 @@
 //! A published event and its encodings.
 //!
-//! The live frame is encoded once when the event is created; the replay and burst encodings are
-//! made the first time a stream needs them. Every subscriber then writes the same shared bytes.
+//! The live frame is encoded once when the event is created and the burst frames the first time
+//! a burst stream needs them; every subscriber then writes the same shared bytes. The replay
+//! frame is built for each resume and not kept, so a resume costs memory only while it is sent.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,8 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::topic::TopicName;
 use crate::sse::{EventId, EventName, FrameBuilder};
+use crate::topic::TopicName;
+
+/// Fixed bytes per held event beyond its text and frame: the struct, its `Arc`, the topic
+/// handle and the history slot.
+pub const EVENT_OVERHEAD: usize = 256;
 
 /// What a publisher hands in: validated, not yet numbered.
 #[derive(Debug, Clone)]
@@ -37,7 +42,6 @@ pub struct Event {
     /// Publish time, Unix seconds.
     pub timestamp: f64,
     live: Bytes,
-    replay: OnceLock<Bytes>,
     burst: OnceLock<Box<[Bytes]>>,
 }
 
@@ -63,9 +67,16 @@ impl Event {
             message: draft.message,
             timestamp,
             live,
-            replay: OnceLock::new(),
             burst: OnceLock::new(),
         }
+    }
+
+    /// What holding this event in history costs, in bytes: its text, its live frame and a
+    /// fixed allowance for the rest. (Burst frames, built when a burst stream first takes the
+    /// event, add at most `repeats + 1` live frames more; the README's memory formula counts
+    /// them.)
+    pub fn weight(&self) -> usize {
+        EVENT_OVERHEAD + self.message.len() + self.live.len()
     }
 
     /// The frame live streams write.
@@ -74,22 +85,20 @@ impl Event {
     }
 
     /// The frame for an event replayed from history: the live one with `"replayed": true`.
-    pub fn replay_frame(&self) -> &Bytes {
-        self.replay.get_or_init(|| {
-            let data = Live {
-                message: &self.message,
-                topic: self.topic.as_str(),
-                replayed: true,
-            };
-            encode(
-                Some(self.id),
-                &self.name,
-                &Envelope {
-                    timestamp: self.timestamp,
-                    data,
-                },
-            )
-        })
+    pub fn replay_frame(&self) -> Bytes {
+        let data = Live {
+            message: &self.message,
+            topic: self.topic.as_str(),
+            replayed: true,
+        };
+        encode(
+            Some(self.id),
+            &self.name,
+            &Envelope {
+                timestamp: self.timestamp,
+                data,
+            },
+        )
     }
 
     /// The frames of a burst: `total` repeats, each with its sequence number and the time it is
@@ -212,7 +221,7 @@ mod tests {
         let frames = event.burst_frames(3, Duration::from_secs(1));
         for (i, frame) in frames[..3]
             .iter()
-            .chain([event.live_frame(), event.replay_frame()])
+            .chain([event.live_frame(), &event.replay_frame()])
             .enumerate()
         {
             let parsed = Parser::new().feed(frame);

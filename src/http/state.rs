@@ -1,0 +1,195 @@
+//! The state every handler shares: configuration, the hub, stream accounting, shutdown.
+//!
+//! It lives with the HTTP layer because only the HTTP layer uses it; the server loop
+//! (`app`) builds on it, never the reverse.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::input;
+use crate::broker::memory::Limits;
+use crate::broker::BrokerError;
+use crate::broker::ReplayLimit;
+use crate::config::{Config, ConfigError};
+use crate::hub::{Fanout, Hub};
+use crate::session::Settings;
+
+/// Most events one resume replays.
+const MAX_REPLAY_EVENTS: usize = 10_000;
+/// Most bytes (event weights) one resume replays.
+const MAX_REPLAY_BYTES: usize = 8 << 20;
+
+/// Why a server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration value cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The broker cannot be reached or set up.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// Shared state of one server. Clone freely: it is one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    hub: Hub,
+    settings: Arc<Settings>,
+    streams: Arc<AtomicUsize>,
+    stream_cap: usize,
+    shutdown: CancellationToken,
+    started: Instant,
+}
+
+impl AppState {
+    /// State for `config` on the in-memory broker.
+    ///
+    /// # Errors
+    /// When a configuration value cannot work (see [`Config::validate`]).
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let hub = Hub::memory(Self::memory_limits(&config), config.queue);
+        Self::with_hub(config, hub)
+    }
+
+    fn memory_limits(config: &Config) -> Limits {
+        Limits {
+            history: config.history,
+            max_age: config.history_age,
+            max_bytes: config.history_bytes,
+            max_topics: config.max_topics,
+        }
+    }
+
+    /// State for `config` on the broker it names: Redis when `config.broker` is set (connecting
+    /// to it first), else in memory.
+    ///
+    /// # Errors
+    /// When a configuration value cannot work or Redis cannot be reached.
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let Some(url) = config.broker.clone() else {
+            return Self::new(config);
+        };
+        let fanout = Arc::new(Fanout::new(config.queue, config.max_topics));
+        let ca =
+            match &config.redis_ca {
+                Some(path) => Some(std::fs::read(path).map_err(|err| {
+                    BrokerError::Setup(format!("reading {}: {err}", path.display()))
+                })?),
+                None => None,
+            };
+        let settings = crate::broker::redis::RedisSettings {
+            url,
+            ca,
+            prefix: config.redis_prefix.clone(),
+            history: config.history,
+            max_age: config.history_age,
+            timeout: config.broker_timeout,
+        };
+        let broker = crate::broker::redis::RedisBroker::connect(settings, fanout.clone()).await?;
+        Self::with_hub(config, Hub::new(fanout, broker))
+    }
+
+    /// State for `config` on a hub built elsewhere (another broker).
+    ///
+    /// # Errors
+    /// When a configuration value cannot work.
+    pub fn with_hub(config: Config, hub: Hub) -> Result<Self, StartError> {
+        config.validate()?;
+        let settings = Arc::new(Settings {
+            repeats: config.repeats,
+            interval: config.interval,
+            heartbeat: config.heartbeat,
+            retry_ms: config.retry_ms,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                stream_cap: config.stream_cap(),
+                config,
+                hub,
+                settings,
+                streams: Arc::new(AtomicUsize::new(0)),
+                shutdown: CancellationToken::new(),
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Time since the state was made.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.inner.streams.load(Ordering::Relaxed)
+    }
+
+    /// Streams that may be open at once.
+    pub fn stream_cap(&self) -> usize {
+        self.inner.stream_cap
+    }
+
+    /// Whether shutdown has started.
+    pub fn shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Starts shutdown: every stream sends `close` and ends.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    pub(crate) fn stream_count(&self) -> &Arc<AtomicUsize> {
+        &self.inner.streams
+    }
+
+    pub(crate) fn session_settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.inner.settings)
+    }
+
+    /// Cancelled when shutdown starts.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn input_limits(&self) -> input::Limits {
+        input::Limits {
+            body: self.inner.config.body_limit,
+            message: self.inner.config.max_message,
+            timeout: self.inner.config.body_timeout,
+        }
+    }
+
+    /// What one resuming stream may replay.
+    pub(crate) fn replay_limit(&self) -> ReplayLimit {
+        let config = &self.inner.config;
+        ReplayLimit {
+            events: config
+                .history
+                .saturating_mul(config.max_topics_per_stream)
+                .clamp(1, MAX_REPLAY_EVENTS),
+            bytes: MAX_REPLAY_BYTES,
+        }
+    }
+}
