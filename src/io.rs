@@ -1,15 +1,18 @@
-//! Socket wrapper that drops connections whose peer stops taking bytes.
+//! Socket wrappers: one that drops connections whose peer stops taking bytes, one that
+//! replays bytes already read (so hyper sees a request the direct path has looked at).
 //!
 //! A dead or stalled client leaves the server's writes pending forever, and nothing else would
 //! wake its connection again. [`WriteWatchdog`] arms a timer when a write returns `Pending` and
 //! fails the write with `TimedOut` if the socket stays unwritable past the limit, so hyper
 //! closes the connection and its stream's state is freed.
 
-use std::io;
+use std::future::Future;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep, Sleep};
 
@@ -53,8 +56,6 @@ impl<T> WriteWatchdog<T> {
         Poll::Pending
     }
 }
-
-use std::future::Future;
 
 impl<T: AsyncRead + Unpin> AsyncRead for WriteWatchdog<T> {
     fn poll_read(
@@ -101,5 +102,77 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteWatchdog<T> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.on_write(cx, result)
+    }
+}
+
+/// A socket whose first reads replay bytes already taken from it.
+#[derive(Debug)]
+pub struct Rewind<T> {
+    prefix: Option<Bytes>,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    /// Wraps `inner`, replaying `prefix` first.
+    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Self {
+            prefix: (!prefix.is_empty()).then(|| Bytes::from(prefix)),
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(prefix) = &mut this.prefix {
+            let n = prefix.len().min(buf.remaining());
+            buf.put_slice(&prefix.split_to(n));
+            if prefix.is_empty() {
+                this.prefix = None;
+            }
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

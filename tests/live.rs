@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{data, ids, message, spawn_app, take, PATIENCE};
+use common::{assert_nothing_before_sentinel, data, ids, message, spawn_app, take, PATIENCE};
 use futures_util::future::join_all;
 use ssehub::sse::EventId;
 
@@ -23,13 +23,7 @@ async fn live_stream_starts_with_retry_and_gets_only_its_topic() {
         ["for a", "also for a"]
     );
     assert_eq!(data(&events[0])["data"]["topic"], "a");
-    assert!(
-        stream
-            .next_within(Duration::from_millis(100))
-            .await
-            .is_err(),
-        "nothing else"
-    );
+    assert_nothing_before_sentinel(&app, &mut stream, "a").await;
 }
 
 #[tokio::test]
@@ -54,10 +48,7 @@ async fn wildcards_match_prefixes_and_each_event_arrives_once() {
     );
     let ids = ids(&got);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert!(overlapping
-        .next_within(Duration::from_millis(100))
-        .await
-        .is_err());
+    assert_nothing_before_sentinel(&app, &mut overlapping, "chat/a").await;
 }
 
 #[tokio::test]
@@ -143,10 +134,7 @@ async fn resume_after_a_dropped_connection_has_no_gap_and_no_duplicate() {
     let live = again.next_event().await.unwrap();
     assert_eq!(message(&live), "5");
     assert!(data(&live)["data"].get("replayed").is_none());
-    assert!(
-        again.next_within(Duration::from_millis(100)).await.is_err(),
-        "no duplicate"
-    );
+    assert_nothing_before_sentinel(&app, &mut again, "b").await;
 }
 
 #[tokio::test]

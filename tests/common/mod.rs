@@ -259,3 +259,13 @@ pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr)
 }
+
+/// "Nothing else arrives", checked by a signal rather than a wait: publishes a sentinel on
+/// `topic` (which the stream receives) and asserts it is the very next event, so any late
+/// duplicate or stray event, which would be ordered before it, fails the test.
+pub async fn assert_nothing_before_sentinel(app: &TestApp, stream: &mut SseStream, topic: &str) {
+    let id = app.publish(topic, "sentinel").await;
+    let next = stream.next_event().await.expect("stream ended");
+    assert_eq!(message(&next), "sentinel", "unexpected event {next:?}");
+    assert_eq!(next.id, Some(id.to_string()));
+}

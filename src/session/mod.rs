@@ -320,3 +320,6 @@ fn gap_frame(requested: &str) -> Bytes {
         )
         .finish()
 }
+
+#[cfg(test)]
+mod tests;

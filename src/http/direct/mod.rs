@@ -1,0 +1,199 @@
+//! `GET /stream` over HTTP/1.x without hyper: the hot path of idle memory.
+//!
+//! A stream spends its life waiting, so what it holds while it waits is what a server with
+//! tens of thousands of streams pays for. Through hyper and axum an idle stream holds about
+//! 20 KiB (read and write buffers, the connection state, the boxed body); served here it holds
+//! its [`Session`] and a socket (measured with `bench/run --only idle`; see BENCHMARKS.md).
+//!
+//! The connection task reads the request head itself. When it is an HTTP/1.x `GET /stream`
+//! whose session opens, this module answers it: the head, then each frame as one chunk, several
+//! pending frames in one write, until the session ends or the peer leaves. Anything else (other
+//! paths, other methods, HTTP/2, a request with a body, pipelined requests, a stream request
+//! that fails) goes to hyper with the bytes already read, and gets the ordinary route.
+
+mod head;
+mod write;
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use self::head::{read_head, Head};
+use self::write::{try_write, write, write_rest};
+use super::stream::{open_session, STREAM_HEADERS};
+use super::AppState;
+use crate::error::ApiError;
+pub(crate) use crate::io::Rewind;
+use crate::session::Session;
+/// Frames written in one go when several are pending.
+const BATCH: usize = 8;
+/// How long a finished response waits for the client to close first.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What happened to a connection.
+pub(crate) enum Outcome {
+    /// Served (or refused) here; the connection is done.
+    Served,
+    /// Not ours: hand it to hyper, replaying these bytes first.
+    Fallback(Vec<u8>),
+}
+
+/// Serves the connection if it is a stream request; else returns what it read. Either way the
+/// first request head (or the HTTP/2 preface) must arrive within `header_timeout`.
+///
+/// # Errors
+/// I/O errors of the socket (the connection is then dropped).
+pub(crate) async fn serve(
+    socket: &mut TcpStream,
+    app: &AppState,
+    header_timeout: Duration,
+    write_timeout: Duration,
+) -> io::Result<Outcome> {
+    let stop = app.shutdown_token();
+    // A connection that has not sent its request yet is simply closed on shutdown.
+    let read = tokio::select! {
+        read = read_head(socket, header_timeout) => read?,
+        () = stop.cancelled() => None,
+    };
+    let Some((buf, head)) = read else {
+        return Ok(Outcome::Served);
+    };
+    let stream = match head {
+        Head::Other => return Ok(Outcome::Fallback(buf)),
+        Head::TooLarge => {
+            let _ = socket.try_write(&ApiError::HeadTooLarge.http1_bytes());
+            return Ok(Outcome::Served);
+        }
+        Head::Partial => return Ok(Outcome::Served),
+        Head::Stream(stream) => stream,
+    };
+    let started = std::time::Instant::now();
+    let session = match open_session(
+        app,
+        stream.query.as_deref(),
+        stream.last_event_id.as_deref(),
+    )
+    .await
+    {
+        Ok(session) => session,
+        // The ordinary route gives the same error its JSON response.
+        Err(_) => return Ok(Outcome::Fallback(buf)),
+    };
+    drop(buf);
+    super::log_request(app, "GET", "/stream", 200, started.elapsed());
+    let result = write_stream(socket, session, !stream.http10, write_timeout).await;
+    tracing::debug!(?result, "stream ended");
+    result.map(|()| Outcome::Served)
+}
+
+/// Writes the response: the head, then the session's frames, then the end.
+///
+/// Writes are first tried without waiting (`try_write_vectored`): a healthy client's socket
+/// has room, so the frames go out straight from the shared event bytes, and nothing is held
+/// across an `.await` but the session. Only a client whose socket is full makes the rest wait,
+/// copied into one buffer, for at most `write_timeout`.
+async fn write_stream(
+    socket: &TcpStream,
+    mut session: Session,
+    chunked: bool,
+    write_timeout: Duration,
+) -> io::Result<()> {
+    let head = response_head(chunked);
+    write(socket, &[Bytes::from(head)], false, write_timeout).await?;
+    let mut scratch = [0u8; 16];
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = session.next_chunk() => frame,
+            // A stream request has no body: anything readable here is the peer closing, or
+            // bytes it had no business sending (a pipelined request), which end the stream.
+            ready = socket.readable() => {
+                ready?;
+                match socket.try_read(&mut scratch) {
+                    Ok(_) => return Ok(()),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+        };
+        let Some(first) = frame else { break };
+        let last;
+        let rest = {
+            let mut batch: [Bytes; BATCH] = Default::default();
+            batch[0] = first;
+            let mut count = 1;
+            while count < BATCH {
+                match session.ready_frame() {
+                    Some(frame) => {
+                        batch[count] = frame;
+                        count += 1;
+                    }
+                    None => break,
+                }
+            }
+            // The end of the response goes in the same write as the last frames (the last
+            // copy of a burst, `close` and the terminating chunk: one syscall, not three).
+            last = session.is_finished();
+            try_write(socket, &batch[..count], chunked, last)?
+        };
+        if let Some(rest) = rest {
+            Box::pin(write_rest(socket, rest, write_timeout)).await?;
+        }
+        if last {
+            return linger(socket, chunked).await;
+        }
+    }
+    if let Some(rest) = try_write(socket, &[], chunked, true)? {
+        Box::pin(write_rest(socket, rest, write_timeout)).await?;
+    }
+    linger(socket, chunked).await
+}
+
+/// After the response: give the client a moment to close first (it knows the response ended),
+/// so the close costs this server nothing on the path of other streams' frames and the
+/// TIME_WAIT state stays with the client. An HTTP/1.0 body ends with our close, at once.
+async fn linger(socket: &TcpStream, chunked: bool) -> io::Result<()> {
+    if !chunked {
+        return Ok(());
+    }
+    let mut scratch = [0u8; 16];
+    let wait_for_eof = async {
+        loop {
+            socket.readable().await?;
+            match socket.try_read(&mut scratch) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+        }
+    };
+    // A client that keeps the connection open anyway is closed after a short while.
+    let _ = tokio::time::timeout(LINGER, wait_for_eof).await;
+    Ok(())
+}
+
+fn response_head(chunked: bool) -> String {
+    let mut head = String::with_capacity(192);
+    head.push_str(if chunked {
+        "HTTP/1.1 200 OK\r\n"
+    } else {
+        "HTTP/1.0 200 OK\r\n"
+    });
+    for (name, value) in STREAM_HEADERS {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("date: ");
+    head.push_str(&httpdate::fmt_http_date(std::time::SystemTime::now()));
+    head.push_str(if chunked {
+        "\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+    } else {
+        "\r\nconnection: close\r\n\r\n"
+    });
+    head
+}

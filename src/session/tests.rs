@@ -1,0 +1,181 @@
+//! The session's timing and endings, in paused time: what a client sees frame by frame.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Mode, Session, Settings, StreamGuard};
+use crate::broker::Delivery;
+use crate::event::{Draft, Event};
+use crate::hub::{Fanout, Pattern, Replay, TopicName};
+use crate::sse::{EventId, EventName, Parser, SseEvent};
+
+struct Fixture {
+    fanout: Arc<Fanout>,
+    shutdown: CancellationToken,
+    session: Session,
+    count: Arc<AtomicUsize>,
+}
+
+fn settings() -> Arc<Settings> {
+    Arc::new(Settings {
+        repeats: 3,
+        interval: Duration::from_secs(1),
+        heartbeat: Duration::from_secs(15),
+        retry_ms: 2000,
+    })
+}
+
+fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
+    let fanout = Arc::new(Fanout::new(queue, 16));
+    let subscription = fanout.subscribe(&[Pattern::parse("t").unwrap()]).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let guard = StreamGuard::acquire(&count, 10).unwrap();
+    let shutdown = CancellationToken::new();
+    let session = Session::new(
+        mode,
+        settings(),
+        subscription,
+        replay,
+        None,
+        shutdown.clone(),
+        guard,
+    );
+    Fixture {
+        fanout,
+        shutdown,
+        session,
+        count,
+    }
+}
+
+fn event(seq: u64) -> Arc<Event> {
+    let draft = Draft {
+        topic: TopicName::new("t").unwrap(),
+        name: EventName::message(),
+        message: format!("m{seq}"),
+    };
+    Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
+}
+
+fn parse(frame: &Bytes) -> SseEvent {
+    let mut events = Parser::new().feed(frame);
+    assert_eq!(events.len(), 1, "{frame:?}");
+    events.remove(0)
+}
+
+fn status(event: &SseEvent) -> String {
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    data["data"]["status"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_copies_are_one_interval_apart_then_close() {
+    let mut f = fixture(Mode::Burst, 8, Replay::default());
+    assert_eq!(
+        parse(&f.session.next_chunk().await.unwrap()).event,
+        "keepalive"
+    );
+    let start = Instant::now();
+    let publisher = Arc::clone(&f.fanout);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publisher.deliver(&event(1));
+    });
+    let mut times = Vec::new();
+    for sequence in 1..=3 {
+        let frame = f.session.next_chunk().await.unwrap();
+        times.push(start.elapsed());
+        let data: serde_json::Value = serde_json::from_str(&parse(&frame).data).unwrap();
+        assert_eq!(data["data"]["sequence"], sequence);
+    }
+    assert_eq!(
+        times,
+        [300, 1300, 2300].map(Duration::from_millis),
+        "copies must follow the first by exact intervals"
+    );
+    // `close` is ready at once with the last copy, and the response ends.
+    let close = f.session.ready_frame().unwrap();
+    assert_eq!(parse(&close).event, "close");
+    assert!(f.session.is_finished());
+    assert_eq!(f.session.next_chunk().await, None);
+    assert_eq!(start.elapsed(), Duration::from_millis(2300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_live_stream_sends_heartbeats_on_time() {
+    let mut f = fixture(Mode::Live, 8, Replay::default());
+    assert!(parse(&f.session.next_chunk().await.unwrap())
+        .retry
+        .is_some());
+    let start = Instant::now();
+    for n in 1..=3 {
+        let frame = f.session.next_chunk().await.unwrap();
+        assert_eq!(&frame[..], b": heartbeat\n\n");
+        assert_eq!(start.elapsed(), Duration::from_secs(15 * n));
+    }
+    // An event in between is sent at once and resets nothing it should not.
+    f.fanout.deliver(&event(7));
+    let frame = f.session.next_chunk().await.unwrap();
+    assert_eq!(parse(&frame).id.as_deref(), Some("1-7"));
+    assert_eq!(start.elapsed(), Duration::from_secs(45));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_mid_burst_sends_close_and_ends() {
+    let mut f = fixture(Mode::Burst, 8, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    f.fanout.deliver(&event(1));
+    f.session.next_chunk().await.unwrap();
+    let stop = f.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.cancel();
+    });
+    let start = Instant::now();
+    let close = parse(&f.session.next_chunk().await.unwrap());
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    assert_eq!(
+        (close.event.as_str(), status(&close).as_str()),
+        ("close", "shutdown")
+    );
+    assert_eq!(f.session.next_chunk().await, None);
+    drop(f.session);
+    assert_eq!(f.count.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_live_stream_is_told_and_ends() {
+    let mut f = fixture(Mode::Live, 2, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    for seq in 1..=5 {
+        f.fanout.deliver(&event(seq));
+    }
+    let frame = f.session.next_chunk().await.unwrap();
+    assert!(frame.starts_with(b": lagged"), "{frame:?}");
+    assert!(f.session.is_finished());
+    assert_eq!(f.session.next_chunk().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn replayed_events_come_first_marked_and_are_not_repeated_live() {
+    let replay = Replay {
+        events: vec![event(1), event(2)],
+        gap: true,
+    };
+    let mut f = fixture(Mode::Live, 8, replay);
+    f.session.next_chunk().await.unwrap();
+    assert_eq!(parse(&f.session.next_chunk().await.unwrap()).event, "gap");
+    for seq in 1..=2 {
+        let replayed = parse(&f.session.next_chunk().await.unwrap());
+        assert_eq!(replayed.id, Some(format!("1-{seq}")));
+        assert!(replayed.data.contains("\"replayed\":true"));
+    }
+    f.fanout.deliver(&event(3));
+    let live = parse(&f.session.next_chunk().await.unwrap());
+    assert_eq!(live.id.as_deref(), Some("1-3"));
+}
