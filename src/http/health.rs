@@ -38,6 +38,9 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
             "broker": broker.name(),
             "broker_ready": broker.ready(),
             "streams": app.open_streams(),
+            "max_streams": app.stream_cap(),
+            "subscribed_topics": app.hub().subscribed_topic_count(),
+            "history_bytes": broker.held_bytes(),
         })),
     )
 }

@@ -112,6 +112,11 @@ impl Hub {
         Ok((subscription, replay))
     }
 
+    /// Distinct topics and prefixes subscribed on this node.
+    pub fn subscribed_topic_count(&self) -> usize {
+        self.fanout.pattern_count()
+    }
+
     /// Events of one topic after `after` (oldest first), at most `limit`.
     ///
     /// # Errors

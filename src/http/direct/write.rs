@@ -183,7 +183,9 @@ mod tests {
         let (writer, _) = listener.accept().await.unwrap();
         let frame = Bytes::from(vec![b'x'; 64 * 1024]);
         let rest = loop {
-            if let Some(rest) = try_write(&writer, std::slice::from_ref(&frame), false, false).unwrap() {
+            if let Some(rest) =
+                try_write(&writer, std::slice::from_ref(&frame), false, false).unwrap()
+            {
                 break rest;
             }
         };
