@@ -37,7 +37,7 @@ pub fn build(state: AppState) -> Router {
 /// use ssehub::{app, Config};
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let config = Config::with_bind(listener.local_addr()?);
-/// let state = app::AppState::new(config).expect("valid configuration");
+/// let state = app::AppState::new(config).map_err(std::io::Error::other)?;
 /// app::serve(listener, state, async {
 ///     tokio::signal::ctrl_c().await.ok();
 /// })

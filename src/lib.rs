@@ -1,20 +1,27 @@
 //! ssehub: a Server-Sent Events hub in one binary.
 //!
-//! Module map (dependencies point down: `http` → `session` → `hub` → `broker`; `sse` is the
-//! wire format, used by `hub` for encoding and by clients for parsing). The hub reaches a
-//! backend only through the [`broker::Broker`] trait; backends use the hub's event types and
-//! deliver into its [`hub::Fanout`]:
+//! Module map. Dependencies point one way: `app` → `connection` → `http` → `session` → `hub`
+//! → `broker` → (`event`, `topic`), and everything may use `sse`, the wire format. The hub
+//! reaches a backend only through the [`broker::Broker`] trait; a backend hands events back only
+//! through the [`broker::Delivery`] trait (which the hub's [`hub::Fanout`] implements), so no
+//! backend knows the hub:
 //!
-//! - [`config`]: flags and `SSEHUB_*` environment twins, defaults as named constants.
-//! - [`app`]: shared state, the app factory [`app::build`] and [`app::serve`].
+//! - [`config`]: flags and `SSEHUB_*` environment twins, defaults as named constants, the caps
+//!   derived from the open-file limit.
+//! - [`app`]: the app factory [`app::build`] and the accept loop [`app::serve`] (connection
+//!   caps, graceful shutdown).
+//! - `connection`: one connection from first byte to close, a deadline on every phase.
+//! - `http`: the handlers' shared state ([`AppState`]), one module per resource (messages,
+//!   stream, topics, health, assets), and `direct`, the hand-written HTTP/1 path that serves
+//!   most streams with a few KiB each.
 //! - [`error`]: the one API error type and its JSON response.
-//! - `http`: one module per resource (messages, stream, topics, health, assets), and `direct`,
-//!   the hand-written HTTP/1 path that serves most streams with a few KiB each.
 //! - [`session`]: what a burst or live stream sends, frame by frame.
-//! - [`hub`]: topics, ids, history and subscriptions; no HTTP types.
-//! - [`broker`]: the backend trait, the in-memory backend and the Redis (cluster) backend.
+//! - [`hub`]: the local fan-out (each subscriber's bounded queue) joined with a broker.
+//! - [`broker`]: the backend and delivery traits, the in-memory backend and the Redis
+//!   (cluster) backend.
+//! - [`event`], [`topic`]: published events and their encodings; topic names and patterns.
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
-//! - [`io`]: the socket wrapper that drops peers that stop reading.
+//! - [`io`]: socket wrappers (dropping peers that stop reading; replaying bytes already read).
 //!
 //! # Examples
 //! Embedding the hub in another tokio program:
@@ -22,7 +29,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = ssehub::Config::with_bind(listener.local_addr()?);
-//! let state = ssehub::AppState::new(config);
+//! let state = ssehub::AppState::new(config).map_err(std::io::Error::other)?;
 //! let shutdown = async { tokio::signal::ctrl_c().await.ok(); };
 //! ssehub::serve(listener, state, shutdown).await
 //! # }
