@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             topic: ssehub::hub::TopicName::new("system").expect("valid topic"),
             name: ssehub::sse::EventName::message(),
             message: "embedded hub started".into(),
+            private: false,
         };
         if let Err(err) = hub.publish(draft).await {
             eprintln!("publish failed: {err}");

@@ -5,10 +5,8 @@
 //! waits for connections to finish, up to a deadline. The loop holds the connection caps (in
 //! all and per client address); what happens on one connection is `connection`'s business.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::error::ApiError;
 pub use crate::http::{AppState, StartError};
+use crate::quota::Quota;
 
 /// The whole application for `state`: every route, ready to serve or to test with `oneshot`.
 pub fn build(state: AppState) -> Router {
@@ -53,7 +52,7 @@ pub async fn serve(
     let config = state.config().clone();
     let connection_cap = config.connection_cap();
     let limit = Arc::new(Semaphore::new(connection_cap));
-    let per_client = config.max_connections_per_client.map(ClientCounts::new);
+    let per_client = config.max_connections_per_client.map(Quota::new);
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(maintain(state.clone()));
     tokio::pin!(shutdown);
@@ -66,6 +65,10 @@ pub async fn serve(
         max_connections_per_client = ?config.max_connections_per_client,
         "listening"
     );
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && !state.auth().guards_publishing() {
+        tracing::warn!(%addr, "listening beyond loopback with no publisher key: anyone who can reach this port can publish (set --publisher-jwt-key or --jwt-key)");
+    }
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,
@@ -88,7 +91,7 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let client = match &per_client {
-            Some(counts) => match counts.enter(peer.ip()) {
+            Some(quota) => match quota.enter(peer.ip()) {
                 Some(client) => Some(client),
                 None => {
                     connections.spawn(refuse(socket, ApiError::TooManyConnections));
@@ -136,53 +139,6 @@ async fn refuse(socket: TcpStream, error: ApiError) {
         let _ = socket.try_write(&bytes);
     })
     .await;
-}
-
-/// Open connections per client address, for `--max-connections-per-client`.
-#[derive(Debug, Clone)]
-struct ClientCounts {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max: usize,
-}
-
-/// One connection's place in [`ClientCounts`], given back on drop.
-struct ClientSlot {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl ClientCounts {
-    fn new(max: usize) -> Self {
-        Self {
-            counts: Arc::default(),
-            max,
-        }
-    }
-
-    fn enter(&self, ip: IpAddr) -> Option<ClientSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(ClientSlot {
-            counts: Arc::clone(&self.counts),
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Housekeeping once a second: expire history.

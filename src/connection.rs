@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::http::direct::{self, Outcome, Rewind};
+use crate::http::request::ClientAddr;
 use crate::http::AppState;
 use crate::io::WriteWatchdog;
 
@@ -81,7 +82,8 @@ async fn serve_with_hyper(
     ));
     let activity = Arc::new(Activity::new());
     let tracker = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ClientAddr(peer));
         let guard = tracker.enter();
         let router = router.clone();
         let tracker = Arc::clone(&tracker);

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::auth::AuthError;
 use crate::broker::BrokerError;
 
 /// An API failure.
@@ -35,6 +36,14 @@ pub enum ApiError {
     /// 415: a content type this endpoint does not read.
     #[error("unsupported content type: send {0}")]
     UnsupportedMediaType(&'static str),
+    /// 401, 400 or 403 with a `WWW-Authenticate: Bearer` challenge (RFC 6750): see
+    /// [`AuthError`].
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// 429 with `Retry-After`: this client address or token subject holds as many streams as
+    /// it may.
+    #[error("too many streams for this client, retry later")]
+    TooManyClientStreams,
     /// 429 with `Retry-After`: this client address holds as many connections as it may.
     #[error("too many connections from this address, retry later")]
     TooManyConnections,
@@ -65,7 +74,10 @@ impl ApiError {
             Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyConnections | Self::TooManyClientStreams => StatusCode::TOO_MANY_REQUESTS,
+            Self::Auth(AuthError::Missing | AuthError::Invalid) => StatusCode::UNAUTHORIZED,
+            Self::Auth(AuthError::Malformed) => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::Forbidden | AuthError::Origin) => StatusCode::FORBIDDEN,
             Self::TooManyStreams
             | Self::TooManyTopics
             | Self::Unavailable(_)
@@ -92,6 +104,21 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, Json(json!({"error": self.to_string()}))).into_response();
+        if let Self::Auth(err) = &self {
+            let challenge = match err {
+                AuthError::Missing => Some("Bearer"),
+                AuthError::Invalid => Some(r#"Bearer error="invalid_token""#),
+                AuthError::Malformed => Some(r#"Bearer error="invalid_request""#),
+                AuthError::Forbidden => Some(r#"Bearer error="insufficient_scope""#),
+                AuthError::Origin => None,
+            };
+            if let Some(challenge) = challenge {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+        }
         if matches!(self, Self::BodyTimeout) {
             // The rest of a late body would be read as the next request: close instead.
             response

@@ -26,6 +26,8 @@ pub struct Draft {
     pub name: EventName,
     /// The message text (any Unicode; JSON escaping keeps it on one `data:` line).
     pub message: String,
+    /// Only subscribers whose token grants `subscribe` on the topic receive it.
+    pub private: bool,
 }
 
 /// A numbered event, shared by history and every subscriber.
@@ -41,6 +43,8 @@ pub struct Event {
     pub message: String,
     /// Publish time, Unix seconds.
     pub timestamp: f64,
+    /// Only subscribers whose token grants `subscribe` on the topic receive it.
+    pub private: bool,
     live: Bytes,
     burst: OnceLock<Box<[Bytes]>>,
 }
@@ -66,6 +70,7 @@ impl Event {
             name: draft.name,
             message: draft.message,
             timestamp,
+            private: draft.private,
             live,
             burst: OnceLock::new(),
         }
@@ -215,6 +220,7 @@ mod tests {
                 topic: TopicName::default_topic(),
                 name: EventName::message(),
                 message: message.clone(),
+                private: false,
             },
             1.5,
         );

@@ -36,7 +36,9 @@
 //! ```
 
 pub mod app;
+pub mod auth;
 pub mod broker;
+pub mod cli;
 pub mod config;
 mod connection;
 pub mod error;
@@ -44,6 +46,7 @@ pub mod event;
 mod http;
 pub mod hub;
 pub mod io;
+pub mod quota;
 pub mod session;
 pub mod sse;
 pub mod topic;

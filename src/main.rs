@@ -3,11 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ssehub::config::{Cli, Command};
+use ssehub::cli::{Cli, Command};
 use ssehub::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // A Mercure deployment's environment (MERCURE_PUBLISHER_JWT_KEY, ...) works as is. Nothing
+    // else runs yet, so setting the environment here races with no other thread.
+    ssehub::config::mercure_env_twins(
+        |name| std::env::var(name).ok(),
+        |name, value| std::env::set_var(name, value),
+    );
     let cli = Cli::parse();
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -15,7 +21,8 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = match cli.command {
-        Some(Command::Serve(config)) => config,
+        Some(Command::Serve(config)) => *config,
+        Some(Command::Token(args)) => return print_token(&args),
         None => cli.serve,
     };
     match run(config) {
@@ -24,6 +31,21 @@ fn main() -> ExitCode {
             tracing::error!(%err, "ssehub failed");
             eprintln!("ssehub: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ssehub token`: the token on stdout, alone, so `$(ssehub token ...)` works.
+#[allow(clippy::print_stdout)] // the token is the command's output
+fn print_token(args: &ssehub::cli::token::TokenArgs) -> ExitCode {
+    match ssehub::cli::token::mint(args) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ssehub token: {err}");
+            ExitCode::from(2)
         }
     }
 }

@@ -76,6 +76,10 @@ struct TopicHistory {
     /// Newest id that left this topic's history.
     evicted_up_to: EventId,
     last_id: EventId,
+    /// Newest public event's id.
+    last_public_id: Option<EventId>,
+    /// Private events held.
+    private_held: usize,
 }
 
 impl State {
@@ -88,6 +92,7 @@ impl State {
             return;
         };
         history.evicted_up_to = old.id;
+        history.private_held -= usize::from(old.private);
         self.bytes = self.bytes.saturating_sub(old.weight());
         self.oldest.remove(&old.id);
         if let Some(front) = history.events.front() {
@@ -104,6 +109,11 @@ impl State {
             self.recency.remove(&history.last_id);
         }
         history.last_id = event.id;
+        if event.private {
+            history.private_held += 1;
+        } else {
+            history.last_public_id = Some(event.id);
+        }
         self.recency.insert(event.id, event.topic.clone());
         if history.events.is_empty() {
             self.oldest.insert(event.id, event.topic.clone());
@@ -296,6 +306,8 @@ impl Broker for MemoryBroker {
                 name: name.clone(),
                 last_id: Some(history.last_id),
                 history: history.events.len(),
+                last_public_id: history.last_public_id,
+                public_history: history.events.len() - history.private_held,
             })
             .collect();
         std::future::ready(Ok(stats)).boxed()

@@ -93,6 +93,10 @@ pub struct TopicStats {
     pub last_id: Option<EventId>,
     /// Events of it held in history.
     pub history: usize,
+    /// Id of its newest public event, if known.
+    pub last_public_id: Option<EventId>,
+    /// Public events of it held in history.
+    pub public_history: usize,
 }
 
 /// Where a backend hands the events it numbered: the local subscribers of this node.

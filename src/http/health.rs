@@ -20,6 +20,11 @@ async fn ping(State(app): State<AppState>) -> Json<Value> {
         "message": "pong",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": app.uptime().as_secs_f64(),
+        "auth": {
+            "publish": app.auth().guards_publishing(),
+            "subscribe": app.auth().reads_subscriber_tokens(),
+            "subscriber_token_required": app.config().auth.require_subscriber_token,
+        },
     }))
 }
 

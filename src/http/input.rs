@@ -38,6 +38,7 @@ struct Fields {
     message: Option<String>,
     topic: Option<String>,
     event: Option<String>,
+    private: bool,
 }
 
 /// Reads and validates a publish request.
@@ -68,6 +69,7 @@ pub async fn read_draft(
         let extra = form_fields(query.as_bytes())?;
         fields.topic = fields.topic.or(extra.topic);
         fields.event = fields.event.or(extra.event);
+        fields.private |= extra.private;
     }
     let message = fields
         .message
@@ -92,6 +94,7 @@ pub async fn read_draft(
         topic,
         name,
         message,
+        private: fields.private,
     })
 }
 
@@ -161,6 +164,8 @@ struct JsonBody<'a> {
     topic: Option<&'a RawValue>,
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
+    #[serde(default)]
+    private: Option<bool>,
 }
 
 fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
@@ -186,6 +191,7 @@ fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
         message: text(body.message, "message")?,
         topic: text(body.topic, "topic")?,
         event: text(body.event, "event")?,
+        private: body.private.unwrap_or(false),
     })
 }
 
@@ -194,6 +200,11 @@ fn form_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
         .map_err(|err| ApiError::BadRequest(format!("invalid form body: {err}")))?;
     let mut fields = Fields::default();
     for (key, value) in pairs {
+        if key == "private" {
+            // Mercure's form: present means private (`private=on`), unless plainly off.
+            fields.private = !matches!(value.as_str(), "" | "false" | "off" | "0");
+            continue;
+        }
         let slot = match key.as_str() {
             "message" => &mut fields.message,
             "topic" => &mut fields.topic,

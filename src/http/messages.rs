@@ -3,14 +3,16 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::input::{read_draft, Accept};
+use super::request::RequestMeta;
 use super::AppState;
+use crate::auth::Auth;
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -21,11 +23,13 @@ pub fn router() -> Router<AppState> {
 
 async fn api_messages(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     accept(
         &app,
+        &uri,
         &headers,
         None,
         body,
@@ -39,12 +43,14 @@ async fn api_messages(
 async fn publish(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let query = query.as_deref();
     accept(
         &app,
+        &uri,
         &headers,
         query,
         body,
@@ -67,12 +73,16 @@ struct AcceptedEvent<'a> {
     message: &'a str,
     topic: &'a str,
     event: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    private: bool,
     id: String,
     subscribers: usize,
 }
 
+#[allow(clippy::too_many_arguments)] // one call per endpoint, each naming its differences
 async fn accept(
     app: &AppState,
+    uri: &Uri,
     headers: &HeaderMap,
     query: Option<&str>,
     body: Body,
@@ -80,7 +90,10 @@ async fn accept(
     status: StatusCode,
     word: &'static str,
 ) -> Result<Response, ApiError> {
+    let meta = RequestMeta::from_headers(headers, uri, None);
+    let grants = app.auth().publisher(&meta.credentials(None))?;
     let draft = read_draft(headers, query, body, forms, app.input_limits()).await?;
+    Auth::may_publish(grants.as_ref(), draft.topic.as_str())?;
     let published = app.hub().publish(draft).await?;
     let event = &published.event;
     let answer = Accepted {
@@ -89,6 +102,7 @@ async fn accept(
             message: &event.message,
             topic: event.topic.as_str(),
             event: event.name.as_str(),
+            private: event.private,
             id: event.id.to_string(),
             subscribers: published.subscribers,
         },

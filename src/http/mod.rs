@@ -3,10 +3,12 @@
 //! Handlers are thin: extract, call the hub, map the result. Errors are [`ApiError`]s.
 
 mod assets;
+pub(crate) mod cors;
 pub(crate) mod direct;
 mod health;
 pub(crate) mod input;
 mod messages;
+pub(crate) mod request;
 mod state;
 mod stream;
 mod topics;
@@ -31,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(topics::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }

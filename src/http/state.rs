@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cors::Cors;
 use super::input;
+use crate::auth::{Auth, KeyError};
 use crate::broker::memory::Limits;
 use crate::broker::BrokerError;
 use crate::broker::ReplayLimit;
 use crate::config::{Config, ConfigError};
 use crate::hub::{Fanout, Hub};
+use crate::quota::Quota;
 use crate::session::Settings;
 
 /// Most events one resume replays.
@@ -31,6 +34,9 @@ pub enum StartError {
     /// The broker cannot be reached or set up.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// A JWT key cannot be loaded.
+    #[error("JWT key: {0}")]
+    Key(#[from] KeyError),
 }
 
 /// Shared state of one server. Clone freely: it is one `Arc`.
@@ -46,6 +52,10 @@ struct Inner {
     settings: Arc<Settings>,
     streams: Arc<AtomicUsize>,
     stream_cap: usize,
+    auth: Auth,
+    cors: Cors,
+    streams_per_client: Option<Quota<std::net::IpAddr>>,
+    streams_per_subject: Option<Quota<String>>,
     shutdown: CancellationToken,
     started: Instant,
 }
@@ -112,9 +122,14 @@ impl AppState {
             heartbeat: config.heartbeat,
             retry_ms: config.retry_ms,
         });
+        let auth = Auth::from_config(&config.auth)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 stream_cap: config.stream_cap(),
+                auth,
+                cors: Cors::new(&config.auth.cors_origins),
+                streams_per_client: config.auth.max_streams_per_client.map(Quota::new),
+                streams_per_subject: config.auth.max_streams_per_subject.map(Quota::new),
                 config,
                 hub,
                 settings,
@@ -143,6 +158,23 @@ impl AppState {
     /// Streams open now.
     pub fn open_streams(&self) -> usize {
         self.inner.streams.load(Ordering::Relaxed)
+    }
+
+    /// The authorization model.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn cors(&self) -> &Cors {
+        &self.inner.cors
+    }
+
+    pub(crate) fn streams_per_client(&self) -> Option<&Quota<std::net::IpAddr>> {
+        self.inner.streams_per_client.as_ref()
+    }
+
+    pub(crate) fn streams_per_subject(&self) -> Option<&Quota<String>> {
+        self.inner.streams_per_subject.as_ref()
     }
 
     /// Streams that may be open at once.

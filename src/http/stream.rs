@@ -2,16 +2,20 @@
 //! answers `text/event-stream` with a [`Session`] as the body.
 
 use axum::body::Body;
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use futures_util::stream;
 
+use super::request::{ClientAddr, RequestMeta};
 use super::AppState;
 use crate::error::ApiError;
-use crate::hub::{EventId, Pattern, ResumeFrom};
+use crate::hub::{Access, EventId, Pattern, ResumeFrom, TopicName};
 use crate::session::{Mode, Session, StreamGuard};
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +27,8 @@ struct Request {
     patterns: Vec<Pattern>,
     mode: Mode,
     last_event_id: Option<String>,
+    /// The legacy `authorization` query parameter (used only with `--allow-query-token`).
+    token: Option<String>,
 }
 
 fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiError> {
@@ -32,6 +38,7 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
         patterns: Vec::new(),
         mode: Mode::Burst,
         last_event_id: None,
+        token: None,
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -51,6 +58,7 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
             }
             // Empty means "no id yet", as EventSource's own lastEventId does.
             "lastEventId" if !value.trim().is_empty() => request.last_event_id = Some(value),
+            "authorization" => request.token = Some(value),
             _ => {}
         }
     }
@@ -72,22 +80,35 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
 /// HTTP/1 path (`http::direct`) call.
 ///
 /// # Errors
-/// 400 for a bad query, 503 past the stream cap or during shutdown, or a broker error.
+/// 400 for a bad query, 401/403 for a refused token, 429 past a per-client or per-subject cap,
+/// 503 past the stream or topic cap or during shutdown, or a broker error.
 pub(crate) async fn open_session(
     app: &AppState,
     query: Option<&str>,
-    last_event_id: Option<&[u8]>,
+    meta: &RequestMeta,
 ) -> Result<Session, ApiError> {
     let mut request = parse_query(query, app.config().max_topics_per_stream)?;
     // EventSource sends the header on reconnects, reusing the first URL: the header is newer.
-    if let Some(header) = last_event_id.filter(|h| !h.is_empty()) {
+    if let Some(header) = meta.last_event_id.as_deref().filter(|h| !h.is_empty()) {
         request.last_event_id = Some(String::from_utf8_lossy(header).into_owned());
     }
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
+    let grants = app
+        .auth()
+        .subscriber(&meta.credentials(request.token.as_deref()))?;
+    let mut guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
         .ok_or(ApiError::TooManyStreams)?;
+    if let (Some(quota), Some(peer)) = (app.streams_per_client(), meta.peer) {
+        guard.hold(quota.enter(peer).ok_or(ApiError::TooManyClientStreams)?);
+    }
+    if let (Some(quota), Some(subject)) = (
+        app.streams_per_subject(),
+        grants.as_ref().and_then(|g| g.subject.clone()),
+    ) {
+        guard.hold(quota.enter(subject).ok_or(ApiError::TooManyClientStreams)?);
+    }
     let resume = request
         .last_event_id
         .as_deref()
@@ -95,11 +116,16 @@ pub(crate) async fn open_session(
             Ok(id) => ResumeFrom::After(id),
             Err(_) => ResumeFrom::Unknown,
         });
+    let deadline = app.auth().stream_deadline(grants.as_ref());
+    let access: Option<Access> = grants.map(|grants| {
+        let grants = Arc::new(grants);
+        Arc::new(move |topic: &TopicName| grants.may_subscribe(topic.as_str())) as Access
+    });
     let (subscription, replay) = app
         .hub()
-        .subscribe(&request.patterns, resume, app.replay_limit())
+        .subscribe(&request.patterns, resume, app.replay_limit(), access)
         .await?;
-    Ok(Session::new(
+    let session = Session::new(
         request.mode,
         app.session_settings(),
         subscription,
@@ -107,7 +133,11 @@ pub(crate) async fn open_session(
         request.last_event_id.as_deref(),
         app.shutdown_token(),
         guard,
-    ))
+    );
+    Ok(match deadline {
+        Some((after, status)) => session.ending_after(after, status),
+        None => session,
+    })
 }
 
 /// The headers of every stream response.
@@ -120,10 +150,13 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
 async fn open_stream(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
+    client: Option<Extension<ClientAddr>>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
-    let session = open_session(&app, query.as_deref(), last_event_id).await?;
+    let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
+    let meta = RequestMeta::from_headers(&headers, &uri, peer);
+    let session = open_session(&app, query.as_deref(), &meta).await?;
     let body = stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), session))

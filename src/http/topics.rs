@@ -1,12 +1,15 @@
 //! `GET /api/topics` and `GET /api/topics/{topic}/events?after=ID&limit=N`.
 
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::request::RequestMeta;
 use super::AppState;
+use crate::auth::Grants;
 use crate::error::ApiError;
 use crate::hub::TopicName;
 
@@ -21,8 +24,26 @@ pub fn router() -> Router<AppState> {
         .route("/api/topics/{*topic_events}", get(events))
 }
 
-async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let topics = app.hub().topics().await?;
+/// The caller's subscriber grants, from a token if it presented one.
+fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
+    let meta = RequestMeta::from_headers(headers, uri, None);
+    Ok(app.auth().subscriber(&meta.credentials(None))?)
+}
+
+async fn list(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let grants = reader(&app, &uri, &headers)?;
+    let topics = app
+        .hub()
+        .topics(|topic| {
+            grants
+                .as_ref()
+                .is_some_and(|g| g.may_subscribe(topic.as_str()))
+        })
+        .await?;
     Ok(Json(json!({ "topics": topics })))
 }
 
@@ -37,7 +58,10 @@ async fn events(
     State(app): State<AppState>,
     Path(topic_events): Path<String>,
     Query(page): Query<Page>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let grants = reader(&app, &uri, &headers)?;
     let topic = topic_events
         .strip_suffix("/events")
         .ok_or(ApiError::NotFound)?;
@@ -56,7 +80,10 @@ async fn events(
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")))?,
     };
-    let events = app.hub().history(&topic, after, limit).await?;
+    let private = grants
+        .as_ref()
+        .is_some_and(|g| g.may_subscribe(topic.as_str()));
+    let events = app.hub().history(&topic, after, limit, private).await?;
     let events: Vec<Value> = events
         .iter()
         .map(|e| {

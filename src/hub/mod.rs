@@ -12,7 +12,7 @@ pub use crate::broker::{BrokerError, Replay, ReplayLimit, ResumeFrom};
 pub use crate::event::{Draft, Event};
 pub use crate::sse::EventId;
 pub use crate::topic::{Pattern, TopicError, TopicName};
-pub use fanout::{Fanout, Lagged, Subscription};
+pub use fanout::{Access, Fanout, Lagged, Subscription};
 
 use crate::broker::memory::{Limits, MemoryBroker};
 use crate::broker::Broker;
@@ -93,15 +93,16 @@ impl Hub {
         patterns: &[Pattern],
         resume: Option<ResumeFrom>,
         replay_limit: ReplayLimit,
+        access: Option<Access>,
     ) -> Result<(Subscription, Replay), BrokerError> {
         let mut subscription = self
             .fanout
-            .subscribe(patterns)
+            .subscribe(patterns, access)
             .map_err(|_| BrokerError::TooManyTopics)?;
         let Some(from) = resume else {
             return Ok((subscription, Replay::default()));
         };
-        let replay = self.broker.replay(patterns, from, replay_limit).await?;
+        let mut replay = self.broker.replay(patterns, from, replay_limit).await?;
         if let Some(last) = replay.events.last() {
             subscription.skip_through(last.id);
         } else if let ResumeFrom::After(id) = from {
@@ -109,6 +110,8 @@ impl Hub {
                 subscription.skip_through(id);
             }
         }
+        // History respects private events as live delivery does.
+        replay.events.retain(|e| subscription.may_see(e));
         Ok((subscription, replay))
     }
 
@@ -117,7 +120,8 @@ impl Hub {
         self.fanout.pattern_count()
     }
 
-    /// Events of one topic after `after` (oldest first), at most `limit`.
+    /// Events of one topic after `after` (oldest first), at most `limit`; private ones only
+    /// with `include_private`. Pages past private events, so a page is short only at the end.
     ///
     /// # Errors
     /// When history cannot be read.
@@ -126,24 +130,54 @@ impl Hub {
         topic: &TopicName,
         after: EventId,
         limit: usize,
+        include_private: bool,
     ) -> Result<Vec<Arc<Event>>, BrokerError> {
-        self.broker.history(topic, after, limit).await
+        let mut events = self.broker.history(topic, after, limit).await?;
+        if include_private {
+            return Ok(events);
+        }
+        let mut visible = Vec::with_capacity(events.len());
+        loop {
+            let full = events.len() == limit;
+            let next = events.last().map(|e| e.id);
+            visible.extend(events.into_iter().filter(|e| !e.private));
+            match next {
+                Some(next) if full && visible.len() < limit => {
+                    events = self.broker.history(topic, next, limit).await?;
+                }
+                _ => break,
+            }
+        }
+        visible.truncate(limit);
+        Ok(visible)
     }
 
-    /// Every topic with history or subscribers, by name.
+    /// Every topic with history or subscribers, by name; `private` says whose private events
+    /// the caller may know of (their ids and counts).
     ///
     /// # Errors
     /// When the broker cannot be reached.
-    pub async fn topics(&self) -> Result<Vec<TopicInfo>, BrokerError> {
+    pub async fn topics(
+        &self,
+        private: impl Fn(&TopicName) -> bool,
+    ) -> Result<Vec<TopicInfo>, BrokerError> {
         let mut topics: BTreeMap<TopicName, TopicInfo> = BTreeMap::new();
         for stats in self.broker.topics().await? {
+            let (last_id, history) = if private(&stats.name) {
+                (stats.last_id, stats.history)
+            } else {
+                (stats.last_public_id, stats.public_history)
+            };
+            if last_id.is_none() && history == 0 && self.fanout.subscribers(&stats.name) == 0 {
+                continue;
+            }
             topics.insert(
                 stats.name.clone(),
                 TopicInfo {
                     topic: stats.name.to_string(),
                     subscribers: 0,
-                    last_id: stats.last_id.map(|id| id.to_string()),
-                    history: stats.history,
+                    last_id: last_id.map(|id| id.to_string()),
+                    history,
                 },
             );
         }

@@ -41,8 +41,19 @@ pub struct Settings {
 }
 
 /// Counts open streams; the count drops when the session ends (the guard is dropped).
-#[derive(Debug)]
-pub struct StreamGuard(Arc<AtomicUsize>);
+/// It also holds whatever else the stream counts against (per-client and per-subject quotas).
+pub struct StreamGuard {
+    count: Arc<AtomicUsize>,
+    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StreamGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamGuard")
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
 
 impl StreamGuard {
     /// Takes a slot if fewer than `max` are taken.
@@ -52,13 +63,21 @@ impl StreamGuard {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Self(Arc::clone(count)))
+            .map(|_| Self {
+                count: Arc::clone(count),
+                held: Vec::new(),
+            })
+    }
+
+    /// Keeps `slot` until the stream ends.
+    pub fn hold(&mut self, slot: impl std::any::Any + Send + Sync) {
+        self.held.push(Box::new(slot));
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -86,6 +105,8 @@ pub struct Session {
     replaying: VecDeque<Arc<Event>>,
     state: State,
     shutdown: CancellationToken,
+    /// When the stream must end (token `exp`, `--max-stream-lifetime`) and the `close` status.
+    deadline: Option<(Instant, &'static str)>,
     _guard: StreamGuard,
 }
 
@@ -136,6 +157,7 @@ impl Session {
             },
         };
         Self {
+            deadline: None,
             mode,
             settings,
             subscription,
@@ -145,6 +167,13 @@ impl Session {
             shutdown,
             _guard: guard,
         }
+    }
+
+    /// Ends the stream with a `close` event of `status` after `after`.
+    #[must_use]
+    pub fn ending_after(mut self, after: Duration, status: &'static str) -> Self {
+        self.deadline = Some((Instant::now() + after, status));
+        self
     }
 
     /// The next bytes to write, or `None` when the response should end.
@@ -158,6 +187,24 @@ impl Session {
         if self.shutdown.is_cancelled() {
             return Some(self.finish("shutdown", "server shutting down"));
         }
+        let Some((at, status)) = self.deadline else {
+            return self.next_frame().await;
+        };
+        // Both waits below are cancel-safe: dropping one loses no frame.
+        let expired = tokio::select! {
+            biased;
+            () = sleep_until(at) => true,
+            frame = self.next_frame() => return frame,
+        };
+        debug_assert!(expired);
+        let message = match status {
+            "expired" => "the token expired: reconnect with a fresh one",
+            _ => "the stream reached its longest lifetime: reconnect",
+        };
+        Some(self.finish(status, message))
+    }
+
+    async fn next_frame(&mut self) -> Option<Bytes> {
         match self.mode {
             Mode::Live => self.next_live().await,
             Mode::Burst => self.next_burst().await,

@@ -32,7 +32,9 @@ fn settings() -> Arc<Settings> {
 
 fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
     let fanout = Arc::new(Fanout::new(queue, 16));
-    let subscription = fanout.subscribe(&[Pattern::parse("t").unwrap()]).unwrap();
+    let subscription = fanout
+        .subscribe(&[Pattern::parse("t").unwrap()], None)
+        .unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let guard = StreamGuard::acquire(&count, 10).unwrap();
     let shutdown = CancellationToken::new();
@@ -58,6 +60,7 @@ fn event(seq: u64) -> Arc<Event> {
         topic: TopicName::new("t").unwrap(),
         name: EventName::message(),
         message: format!("m{seq}"),
+        private: false,
     };
     Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
 }
@@ -178,4 +181,24 @@ async fn replayed_events_come_first_marked_and_are_not_repeated_live() {
     f.fanout.deliver(&event(3));
     let live = parse(&f.session.next_chunk().await.unwrap());
     assert_eq!(live.id.as_deref(), Some("1-3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_ends_at_its_deadline_with_its_status() {
+    let mut f = fixture(Mode::Live, 8, Replay::default());
+    f.session = f.session.ending_after(Duration::from_secs(20), "expired");
+    f.session.next_chunk().await.unwrap();
+    let start = Instant::now();
+    // A heartbeat at 15 s, then the close at 20 s.
+    assert_eq!(
+        &f.session.next_chunk().await.unwrap()[..],
+        b": heartbeat\n\n"
+    );
+    let close = parse(&f.session.next_chunk().await.unwrap());
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    assert_eq!(
+        (close.event.as_str(), status(&close).as_str()),
+        ("close", "expired")
+    );
+    assert_eq!(f.session.next_chunk().await, None);
 }

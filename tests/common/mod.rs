@@ -269,3 +269,40 @@ pub async fn assert_nothing_before_sentinel(app: &TestApp, stream: &mut SseStrea
     assert_eq!(message(&next), "sentinel", "unexpected event {next:?}");
     assert_eq!(next.id, Some(id.to_string()));
 }
+
+/// Reads a raw socket until the server closes it (end of file, or a reset: a server that closes
+/// with unread input resets); returns the bytes it sent and when it closed. Fails after
+/// [`PATIENCE`].
+pub async fn read_until_closed(
+    socket: &mut tokio::net::TcpStream,
+) -> (Vec<u8>, std::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(PATIENCE, async {
+        while let Ok(n @ 1..) = socket.read(&mut buf).await {
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the server never closed the connection");
+    (seen, std::time::Instant::now())
+}
+
+/// Reads a raw socket until the bytes so far contain `needle`; fails after [`PATIENCE`] or if
+/// the server closes first.
+pub async fn read_until_contains(socket: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(PATIENCE, async {
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in time"));
+    String::from_utf8_lossy(&seen).into_owned()
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::http::request::RequestMeta;
+
 /// Largest request head accepted; a longer one gets 431 and the connection is closed.
 pub(super) const MAX_HEAD: usize = 16 * 1024;
 /// What an HTTP/2 client sends first (RFC 9113, section 3.4).
@@ -17,7 +19,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct StreamRequest {
     pub(super) query: Option<String>,
-    pub(super) last_event_id: Option<Vec<u8>>,
+    /// `Last-Event-ID`, credentials, origin, host (the peer is added by the caller).
+    pub(super) meta: RequestMeta,
     pub(super) http10: bool,
 }
 
@@ -71,14 +74,9 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
     if !plain {
         return Head::Other;
     }
-    let last_event_id = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-        .map(|h| h.value.to_vec());
     Head::Stream(StreamRequest {
         query,
-        last_event_id,
+        meta: RequestMeta::from_raw(request.headers, None),
         http10: request.version == Some(0),
     })
 }
@@ -114,7 +112,11 @@ mod tests {
     fn stream(query: Option<&str>, last: Option<&[u8]>, http10: bool) -> Head {
         Head::Stream(StreamRequest {
             query: query.map(str::to_owned),
-            last_event_id: last.map(<[u8]>::to_vec),
+            meta: RequestMeta {
+                last_event_id: last.map(<[u8]>::to_vec),
+                host: Some("x".into()),
+                ..RequestMeta::default()
+            },
             http10,
         })
     }
@@ -131,7 +133,7 @@ mod tests {
                 stream(None, None, false),
             ),
             (
-                b"GET /stream?topic=a&mode=live HTTP/1.0\r\nLast-Event-ID: 1-2\r\n\r\n",
+                b"GET /stream?topic=a&mode=live HTTP/1.0\r\nHost: x\r\nLast-Event-ID: 1-2\r\n\r\n",
                 stream(Some("topic=a&mode=live"), Some(b"1-2"), true),
             ),
             // Split reads: any prefix of a head is partial.
@@ -195,7 +197,27 @@ mod tests {
         }
         let (buf, head) = reader.await.unwrap().unwrap().unwrap();
         assert_eq!(buf.len(), 41);
+        let Head::Stream(request) = &head else {
+            panic!("{head:?}")
+        };
+        assert_eq!(request.meta.host.as_deref(), Some("x"));
         assert_eq!(head, stream(Some("topic=a"), None, false));
+    }
+
+    #[test]
+    fn credentials_and_origin_are_read_from_the_head() {
+        let head = parse_head(
+            b"GET /stream HTTP/1.1\r\nAuthorization: Bearer t\r\nCookie: a=1\r\nCookie: b=2\r\nOrigin: https://o\r\n\r\n",
+        );
+        let Head::Stream(request) = head else {
+            panic!("{head:?}")
+        };
+        assert_eq!(
+            request.meta.authorization.as_deref(),
+            Some(&b"Bearer t"[..])
+        );
+        assert_eq!(request.meta.cookie.as_deref(), Some("a=1; b=2"));
+        assert_eq!(request.meta.origin.as_deref(), Some(&b"https://o"[..]));
     }
 
     #[tokio::test]

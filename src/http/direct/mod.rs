@@ -60,7 +60,7 @@ pub(crate) async fn serve(
     let Some((buf, head)) = read else {
         return Ok(Outcome::Served);
     };
-    let stream = match head {
+    let mut stream = match head {
         Head::Other => return Ok(Outcome::Fallback(buf)),
         Head::TooLarge => {
             let _ = socket.try_write(&ApiError::HeadTooLarge.http1_bytes());
@@ -70,20 +70,18 @@ pub(crate) async fn serve(
         Head::Stream(stream) => stream,
     };
     let started = std::time::Instant::now();
-    let session = match open_session(
-        app,
-        stream.query.as_deref(),
-        stream.last_event_id.as_deref(),
-    )
-    .await
-    {
+    stream.meta.peer = socket.peer_addr().ok().map(|a| a.ip());
+    let session = match open_session(app, stream.query.as_deref(), &stream.meta).await {
         Ok(session) => session,
         // The ordinary route gives the same error its JSON response.
         Err(_) => return Ok(Outcome::Fallback(buf)),
     };
     drop(buf);
     super::log_request(app, "GET", "/stream", 200, started.elapsed());
-    let result = write_stream(socket, session, !stream.http10, write_timeout).await;
+    let cors = app.cors().headers(stream.meta.origin.as_deref());
+    drop(stream.meta);
+    let head = response_head(!stream.http10, &cors);
+    let result = write_stream(socket, session, head, !stream.http10, write_timeout).await;
     tracing::debug!(?result, "stream ended");
     result.map(|()| Outcome::Served)
 }
@@ -97,10 +95,10 @@ pub(crate) async fn serve(
 async fn write_stream(
     socket: &TcpStream,
     mut session: Session,
+    head: String,
     chunked: bool,
     write_timeout: Duration,
 ) -> io::Result<()> {
-    let head = response_head(chunked);
     write(socket, &[Bytes::from(head)], false, write_timeout).await?;
     let mut scratch = [0u8; 16];
     loop {
@@ -175,14 +173,15 @@ async fn linger(socket: &TcpStream, chunked: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn response_head(chunked: bool) -> String {
+fn response_head(chunked: bool, extra: &[(&str, String)]) -> String {
     let mut head = String::with_capacity(192);
     head.push_str(if chunked {
         "HTTP/1.1 200 OK\r\n"
     } else {
         "HTTP/1.0 200 OK\r\n"
     });
-    for (name, value) in STREAM_HEADERS {
+    let extra = extra.iter().map(|(n, v)| (*n, v.as_str()));
+    for (name, value) in STREAM_HEADERS.into_iter().chain(extra) {
         head.push_str(name);
         head.push_str(": ");
         head.push_str(value);

@@ -62,11 +62,25 @@ impl Table {
     }
 }
 
+/// Whether a subscriber may receive the private events of a topic (its token's `subscribe`
+/// grants). Without one, a subscriber receives public events only.
+pub type Access = Arc<dyn Fn(&TopicName) -> bool + Send + Sync>;
+
 /// One subscription's queue, shared by the table (writer) and the subscription (reader).
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Slot {
     queue: Mutex<Queue>,
     ready: Notify,
+    access: Option<Access>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("queue", &self.queue)
+            .field("private_access", &self.access.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -84,8 +98,17 @@ impl Slot {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends unless it is a duplicate or the queue is full; whether it was appended.
+    /// Whether this subscriber may receive `event`.
+    fn may_see(&self, event: &Event) -> bool {
+        !event.private || self.access.as_ref().is_some_and(|may| may(&event.topic))
+    }
+
+    /// Appends unless it is a duplicate, not for this subscriber, or the queue is full;
+    /// whether it was appended.
     fn offer(&self, event: &Arc<Event>, limit: usize) -> bool {
+        if !self.may_see(event) {
+            return false;
+        }
         let mut queue = self.lock();
         if event.id <= queue.last {
             return false;
@@ -127,15 +150,19 @@ impl Fanout {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Subscribes to the patterns (deduplicated by the caller).
+    /// Subscribes to the patterns (deduplicated by the caller); `access` opens private events.
     ///
     /// # Errors
     /// [`TooManyPatterns`] when the new patterns would take the table past its cap.
     pub fn subscribe(
         self: &Arc<Self>,
         patterns: &[Pattern],
+        access: Option<Access>,
     ) -> Result<Subscription, TooManyPatterns> {
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            access,
+            ..Slot::default()
+        });
         let mut table = self.lock();
         let new = patterns.iter().filter(|p| !table.contains(p)).count();
         if new > 0 && table.len() + new > self.max_patterns {
@@ -251,6 +278,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Whether this subscriber may receive `event` (public, or private and granted).
+    pub fn may_see(&self, event: &Event) -> bool {
+        self.slot.may_see(event)
+    }
+
     /// Skips every event up to and including `id` (already delivered from history).
     pub fn skip_through(&mut self, id: EventId) {
         let mut queue = self.slot.lock();
@@ -299,103 +331,4 @@ impl Drop for Subscription {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Draft;
-    use crate::sse::EventName;
-
-    fn event(seq: u64, topic: &str) -> Arc<Event> {
-        let draft = Draft {
-            topic: TopicName::new(topic).unwrap(),
-            name: EventName::message(),
-            message: format!("m{seq}"),
-        };
-        Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
-    }
-
-    fn patterns(list: &[&str]) -> Vec<Pattern> {
-        list.iter().map(|p| Pattern::parse(p).unwrap()).collect()
-    }
-
-    fn drain(sub: &mut Subscription) -> Vec<u64> {
-        std::iter::from_fn(|| sub.try_recv().unwrap().map(|e| e.id.seq)).collect()
-    }
-
-    /// Round 1's loss: a read finds topic a empty, then 5 (a) and 6 (b) are delivered, then the
-    /// read goes on. Every order of reads and deliveries must yield 5 then 6.
-    #[test]
-    fn reads_interleaved_with_deliveries_lose_nothing() {
-        let fanout = Arc::new(Fanout::new(16, 16));
-        let mut sub = fanout.subscribe(&patterns(&["a", "b"])).unwrap();
-        assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), None);
-        fanout.deliver(&event(5, "a"));
-        fanout.deliver(&event(6, "b"));
-        assert_eq!(drain(&mut sub), [5, 6]);
-        fanout.deliver(&event(7, "b"));
-        assert_eq!(drain(&mut sub), [7]);
-        fanout.deliver(&event(8, "a"));
-        fanout.deliver(&event(9, "b"));
-        fanout.deliver(&event(10, "a"));
-        assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), Some(8));
-        fanout.deliver(&event(11, "b"));
-        assert_eq!(drain(&mut sub), [9, 10, 11]);
-    }
-
-    #[test]
-    fn overlapping_patterns_deliver_once_in_order() {
-        let fanout = Arc::new(Fanout::new(16, 16));
-        let mut sub = fanout.subscribe(&patterns(&["x/y", "x/*", "*"])).unwrap();
-        for seq in 1..=4 {
-            fanout.deliver(&event(seq, if seq % 2 == 0 { "x/y" } else { "x/z" }));
-        }
-        assert_eq!(drain(&mut sub), [1, 2, 3, 4]);
-        assert_eq!(fanout.subscribers(&TopicName::new("x/y").unwrap()), 3);
-    }
-
-    #[test]
-    fn replayed_events_are_skipped() {
-        let fanout = Arc::new(Fanout::new(16, 16));
-        let mut sub = fanout.subscribe(&patterns(&["a"])).unwrap();
-        fanout.deliver(&event(1, "a"));
-        fanout.deliver(&event(2, "a"));
-        sub.skip_through(EventId::new(1, 2));
-        fanout.deliver(&event(2, "a"));
-        fanout.deliver(&event(3, "a"));
-        assert_eq!(drain(&mut sub), [3]);
-    }
-
-    #[test]
-    fn a_full_queue_lags_and_frees_it() {
-        let fanout = Arc::new(Fanout::new(2, 16));
-        let mut sub = fanout.subscribe(&patterns(&["a"])).unwrap();
-        for seq in 1..=5 {
-            fanout.deliver(&event(seq, "a"));
-        }
-        assert_eq!(sub.try_recv().unwrap_err(), Lagged(3));
-        assert_eq!(sub.slot.lock().events.capacity(), 0);
-    }
-
-    #[test]
-    fn patterns_are_capped_and_released() {
-        let fanout = Arc::new(Fanout::new(4, 3));
-        let first = fanout.subscribe(&patterns(&["a", "b"])).unwrap();
-        assert!(fanout.subscribe(&patterns(&["c", "d"])).is_err());
-        let second = fanout.subscribe(&patterns(&["a", "c"])).unwrap();
-        assert_eq!(fanout.pattern_count(), 3);
-        drop(first);
-        assert_eq!(fanout.pattern_count(), 2);
-        drop(second);
-        assert_eq!(fanout.pattern_count(), 0);
-        assert!(!fanout.is_subscribed(&TopicName::new("a").unwrap()));
-    }
-
-    #[tokio::test]
-    async fn recv_wakes_on_delivery() {
-        let fanout = Arc::new(Fanout::new(4, 4));
-        let mut sub = fanout.subscribe(&patterns(&["a/*"])).unwrap();
-        let waiter = tokio::spawn(async move { sub.recv().await.map(|e| e.id.seq) });
-        tokio::task::yield_now().await;
-        fanout.deliver(&event(1, "a/b"));
-        assert_eq!(waiter.await.unwrap(), Ok(1));
-    }
-}
+mod tests;

@@ -7,7 +7,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
+
+mod auth;
+mod parse;
+
+pub use auth::{mercure_env_twins, AuthConfig, KeyFlags, DEFAULT_TRUSTED_ISSUER, MERCURE_ENV};
+pub use parse::open_file_limit;
+use parse::{parse_bytes, parse_duration};
 
 /// Default listen address: every interface, port 8000 (the seed's port).
 pub const DEFAULT_BIND: &str = "0.0.0.0:8000";
@@ -54,29 +61,6 @@ pub const DEFAULT_WRITE_TIMEOUT: &str = "30s";
 pub const DEFAULT_REDIS_PREFIX: &str = "ssehub:";
 /// Longest wait for one broker command; a publish past it answers 503.
 pub const DEFAULT_BROKER_TIMEOUT: &str = "2s";
-
-/// `ssehub`: a Server-Sent Events hub. With no subcommand it serves.
-#[derive(Debug, Parser)]
-#[command(name = "ssehub", version, about, long_about = None)]
-pub struct Cli {
-    /// What to run; none means `serve`.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or per-module directives
-    /// such as `ssehub=debug,hyper=warn`. Requests are logged only with `--access-log`.
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
-    pub log: String,
-    /// The server's settings, when no subcommand is given.
-    #[command(flatten)]
-    pub serve: Config,
-}
-
-/// Subcommands beside the default `serve`.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the hub (the default when no subcommand is given).
-    Serve(Config),
-}
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone, Args)]
@@ -176,6 +160,10 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
 
+    /// Who may publish and read (JWT), CORS, per-client and per-subject stream caps.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
     /// Run as a cluster node on Redis: `redis://[:password@]host:port/db` (`rediss://` for
     /// TLS). Every node given the same Redis and prefix forms one hub. Without it, the
     /// in-memory broker (a single node).
@@ -224,6 +212,7 @@ impl Config {
             body_timeout: duration(DEFAULT_BODY_TIMEOUT),
             idle_timeout: duration(DEFAULT_IDLE_TIMEOUT),
             access_log: false,
+            auth: AuthConfig::default(),
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
             max_topics: DEFAULT_MAX_TOPICS,
             retry_ms: DEFAULT_RETRY_MS,
@@ -309,6 +298,16 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be at least 10ms")));
             }
         }
+        if self.auth.max_streams_per_client == Some(0)
+            || self.auth.max_streams_per_subject == Some(0)
+        {
+            return fail(
+                "--max-streams-per-client and --max-streams-per-subject must be at least 1",
+            );
+        }
+        if self.auth.cors_origins.len() > 1 && self.auth.cors_origins.iter().any(|o| o == "*") {
+            return fail("--cors-origins is either '*' or a list of exact origins");
+        }
         if let Some(url) = &self.broker {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return fail("--broker must be a redis:// or rediss:// URL");
@@ -328,57 +327,6 @@ impl Config {
     pub fn stream_cap(&self) -> usize {
         self.max_streams.unwrap_or_else(|| self.connection_cap())
     }
-}
-
-/// The process' soft open-file limit (what `main` raised it to), or 1024 if unknown.
-pub fn open_file_limit() -> usize {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct we pass.
-        #[allow(unsafe_code)]
-        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-        if ok {
-            return usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
-        }
-    }
-    1024
-}
-
-/// Parses `128MiB`, `64KiB`, `1GiB`, `500kB` or a plain number of bytes.
-fn parse_bytes(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (use e.g. 128MiB, 64KiB, 1000000)"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1_000,
-        "KiB" | "K" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" | "M" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" | "G" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|err| format!("{err} (use e.g. 15s, 250ms, 1h)"))
 }
 
 #[cfg(test)]

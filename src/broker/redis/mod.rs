@@ -28,9 +28,15 @@ use redis::{Script, Value};
 
 use tokio_util::sync::CancellationToken;
 
+mod codec;
+mod scripts;
+
+use self::codec::{decode_entries, decode_message, text};
+use self::scripts::{PUBLISH_LUA, READ_LUA};
+
 use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{Draft, Event};
-use crate::sse::{EventId, EventName};
+use crate::sse::EventId;
 use crate::topic::{Pattern, TopicName};
 
 /// Settings of the Redis broker.
@@ -66,39 +72,6 @@ pub struct RedisBroker {
     /// Cancelled by [`Broker::close`]: stops the subscription and expiry tasks.
     stop: CancellationToken,
 }
-
-const PUBLISH_LUA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
-if now < last then now = last end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'ms', now)
-local id = string.format('%d-%d', now, seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[5])))
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-redis.call('PUBLISH', ARGV[6], id .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
-return id
-";
-
-/// Reads one topic between ARGV[1] (exclusive) and ARGV[2]: `{max-deleted-entry-id, entries}`;
-/// `rev` takes the newest `count`, `fwd` the oldest.
-const READ_LUA: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'', {}} end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local deleted = ''
-for i = 1, #info, 2 do
-  if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
-end
-local entries
-if ARGV[4] == 'rev' then
-  entries = redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[1], 'COUNT', ARGV[3])
-else
-  entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
-end
-return {deleted, entries}
-";
 
 impl RedisBroker {
     /// Connects (failing fast if Redis cannot be reached at start) and starts the node's
@@ -422,6 +395,7 @@ impl Broker for RedisBroker {
                         .arg(self.settings.history)
                         .arg(self.settings.max_age.as_millis() as u64)
                         .arg(self.key("events"))
+                        .arg(if draft.private { "1" } else { "0" })
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -513,15 +487,19 @@ impl Broker for RedisBroker {
                         Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
                         _ => 0,
                     };
-                    let last_id = reply
+                    let newest = reply
                         .get(1)
                         .cloned()
                         .map(|v| decode_entries(&name, v))
-                        .and_then(|events| events.first().map(|e| e.id));
+                        .and_then(|events| events.first().cloned());
+                    // Redis keeps no per-topic count of private events: a listing shows the
+                    // newest id only when that event is public.
                     TopicStats {
                         name,
-                        last_id,
+                        last_id: newest.as_ref().map(|e| e.id),
                         history,
+                        last_public_id: newest.filter(|e| !e.private).map(|e| e.id),
+                        public_history: history,
                     }
                 })
                 .collect())
@@ -544,84 +522,4 @@ impl Broker for RedisBroker {
 
 fn unavailable(err: redis::RedisError) -> BrokerError {
     BrokerError::Unavailable(err.to_string())
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// Stream entries (`[[id, [field, value, ...]], ...]`) as events of `topic`.
-fn decode_entries(topic: &TopicName, entries: Value) -> Vec<Arc<Event>> {
-    let Value::Array(entries) = entries else {
-        return Vec::new();
-    };
-    entries
-        .into_iter()
-        .filter_map(|entry| {
-            let Value::Array(mut parts) = entry else {
-                return None;
-            };
-            let fields = parts.pop()?;
-            let id: EventId = text(parts.first()?)?.parse().ok()?;
-            let Value::Array(fields) = fields else {
-                return None;
-            };
-            let (mut name, mut message) = (None, None);
-            for pair in fields.chunks(2) {
-                match (
-                    pair.first().and_then(text).as_deref(),
-                    pair.get(1).and_then(text),
-                ) {
-                    (Some("e"), Some(value)) => name = EventName::new(&value).ok(),
-                    (Some("m"), Some(value)) => message = Some(value),
-                    _ => {}
-                }
-            }
-            let draft = Draft {
-                topic: topic.clone(),
-                name: name.unwrap_or_else(EventName::message),
-                message: message?,
-            };
-            Some(Arc::new(Event::new(id, draft, id.ms as f64 / 1000.0)))
-        })
-        .collect()
-}
-
-/// A channel message: `id \n topic \n event \n message` (the message may hold newlines).
-fn decode_message(payload: &[u8]) -> Option<Event> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(4, '\n');
-    let id: EventId = parts.next()?.parse().ok()?;
-    let topic = TopicName::new(parts.next()?).ok()?;
-    let name = EventName::new(parts.next()?).ok()?;
-    let message = parts.next()?.to_owned();
-    let timestamp = id.ms as f64 / 1000.0;
-    Some(Event::new(
-        id,
-        Draft {
-            topic,
-            name,
-            message,
-        },
-        timestamp,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_channel_messages() {
-        let event = decode_message(b"17-3\nchat/a\nmessage\nline\nbreak").unwrap();
-        assert_eq!(event.id, EventId::new(17, 3));
-        assert_eq!(event.topic.as_str(), "chat/a");
-        assert_eq!(event.message, "line\nbreak");
-        assert!(decode_message(b"17-3\nbad topic\nmessage\nx").is_none());
-        assert!(decode_message(b"nope").is_none());
-    }
 }

@@ -1,0 +1,161 @@
+//! Topic selectors: what a grant (or, with the Mercure endpoint, a subscription) matches.
+//!
+//! One type for every kind of selector a token can carry, so the checks elsewhere never care
+//! which kind they hold: `*`, an exact topic, ssehub's `prefix/*`, and a WHATWG URL Pattern
+//! (draft-08 `match_type: "urlpattern"`), evaluated by the `urlpattern` crate on the `regex`
+//! engine, which runs in linear time. (Legacy URI templates slot in as one more variant.)
+
+use std::fmt;
+use std::sync::Arc;
+
+use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
+
+/// Longest selector accepted in a token.
+pub const MAX_SELECTOR_LEN: usize = 2048;
+
+/// See the module docs.
+#[derive(Clone)]
+pub enum Selector {
+    /// `*`: every topic.
+    Any,
+    /// One topic, byte for byte.
+    Exact(String),
+    /// `prefix/*`: every topic that starts with `prefix/` (stored with the slash).
+    Prefix(String),
+    /// A URL pattern; only absolute URL topics can match it.
+    UrlPattern(Arc<UrlPattern>, String),
+}
+
+impl fmt::Debug for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("Any"),
+            Self::Exact(topic) => write!(f, "Exact({topic:?})"),
+            Self::Prefix(prefix) => write!(f, "Prefix({prefix:?})"),
+            Self::UrlPattern(_, source) => write!(f, "UrlPattern({source:?})"),
+        }
+    }
+}
+
+impl PartialEq for Selector {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Any, Self::Any) => true,
+            (Self::Exact(a), Self::Exact(b)) | (Self::Prefix(a), Self::Prefix(b)) => a == b,
+            (Self::UrlPattern(_, a), Self::UrlPattern(_, b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Why a selector could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// Longer than [`MAX_SELECTOR_LEN`].
+    #[error("selector longer than {MAX_SELECTOR_LEN} bytes")]
+    TooLong,
+    /// A `match_type` this hub does not know.
+    #[error("unsupported match_type {0:?}")]
+    UnknownType(String),
+    /// Not a valid URL pattern.
+    #[error("invalid URL pattern: {0}")]
+    BadPattern(String),
+}
+
+impl Selector {
+    /// A selector of the legacy `mercure.publish` / `mercure.subscribe` claim (and of ssehub's
+    /// own topics): `*`, `prefix/*`, or an exact topic.
+    ///
+    /// # Errors
+    /// [`SelectorError::TooLong`].
+    pub fn legacy(text: &str) -> Result<Self, SelectorError> {
+        if text.len() > MAX_SELECTOR_LEN {
+            return Err(SelectorError::TooLong);
+        }
+        Ok(match text {
+            "*" => Self::Any,
+            _ => match text.strip_suffix('*').filter(|p| p.ends_with('/')) {
+                Some(prefix) => Self::Prefix(prefix.to_owned()),
+                None => Self::Exact(text.to_owned()),
+            },
+        })
+    }
+
+    /// A draft-08 topic matcher: `match` with an optional `match_type` (`exact` when absent).
+    /// `*` matches everything whatever the type.
+    ///
+    /// # Errors
+    /// An unknown type, an invalid pattern or an over-long selector.
+    pub fn matcher(text: &str, match_type: Option<&str>) -> Result<Self, SelectorError> {
+        if text.len() > MAX_SELECTOR_LEN {
+            return Err(SelectorError::TooLong);
+        }
+        if text == "*" {
+            return Ok(Self::Any);
+        }
+        match match_type.unwrap_or("exact") {
+            "exact" => Ok(Self::Exact(text.to_owned())),
+            "urlpattern" => url_pattern(text),
+            other => Err(SelectorError::UnknownType(other.to_owned())),
+        }
+    }
+
+    /// Whether `topic` is selected.
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(exact) => exact == topic,
+            Self::Prefix(prefix) => topic.starts_with(prefix.as_str()),
+            Self::UrlPattern(pattern, _) => url::Url::parse(topic)
+                .ok()
+                .and_then(|url| pattern.test(UrlPatternMatchInput::Url(url)).ok())
+                .unwrap_or(false),
+        }
+    }
+}
+
+fn url_pattern(text: &str) -> Result<Selector, SelectorError> {
+    let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
+    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, None).map_err(bad)?;
+    let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
+    Ok(Selector::UrlPattern(Arc::new(pattern), text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_selectors() {
+        assert!(Selector::legacy("*").unwrap().matches("anything"));
+        let prefix = Selector::legacy("chat/*").unwrap();
+        assert!(prefix.matches("chat/a") && prefix.matches("chat/a/b"));
+        assert!(!prefix.matches("chat") && !prefix.matches("chatter/a"));
+        let exact = Selector::legacy("https://example.com/books/1").unwrap();
+        assert!(exact.matches("https://example.com/books/1"));
+        assert!(!exact.matches("https://example.com/books/2"));
+        assert!(Selector::legacy(&"a".repeat(MAX_SELECTOR_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn draft_08_matchers() {
+        assert_eq!(
+            Selector::matcher("*", Some("urlpattern")),
+            Ok(Selector::Any)
+        );
+        assert_eq!(
+            Selector::matcher("a", None),
+            Ok(Selector::Exact("a".into()))
+        );
+        assert!(matches!(
+            Selector::matcher("a", Some("regex")),
+            Err(SelectorError::UnknownType(_))
+        ));
+        let books = Selector::matcher("https://example.com/books/:id", Some("urlpattern")).unwrap();
+        assert!(books.matches("https://example.com/books/1"));
+        assert!(!books.matches("https://example.com/books/1/reviews"));
+        assert!(!books.matches("https://example.org/books/1"));
+        assert!(!books.matches("books/1"));
+        assert!(Selector::matcher("https://example.com/(", Some("urlpattern")).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The fan-out's promises, each forced deterministically: order, once, lag, caps, privacy.
+
+use super::*;
+use crate::event::Draft;
+use crate::sse::EventName;
+
+fn event(seq: u64, topic: &str) -> Arc<Event> {
+    let draft = Draft {
+        topic: TopicName::new(topic).unwrap(),
+        name: EventName::message(),
+        message: format!("m{seq}"),
+        private: false,
+    };
+    Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
+}
+
+fn patterns(list: &[&str]) -> Vec<Pattern> {
+    list.iter().map(|p| Pattern::parse(p).unwrap()).collect()
+}
+
+fn drain(sub: &mut Subscription) -> Vec<u64> {
+    std::iter::from_fn(|| sub.try_recv().unwrap().map(|e| e.id.seq)).collect()
+}
+
+/// Round 1's loss: a read finds topic a empty, then 5 (a) and 6 (b) are delivered, then the
+/// read goes on. Every order of reads and deliveries must yield 5 then 6.
+#[test]
+fn reads_interleaved_with_deliveries_lose_nothing() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let mut sub = fanout.subscribe(&patterns(&["a", "b"]), None).unwrap();
+    assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), None);
+    fanout.deliver(&event(5, "a"));
+    fanout.deliver(&event(6, "b"));
+    assert_eq!(drain(&mut sub), [5, 6]);
+    fanout.deliver(&event(7, "b"));
+    assert_eq!(drain(&mut sub), [7]);
+    fanout.deliver(&event(8, "a"));
+    fanout.deliver(&event(9, "b"));
+    fanout.deliver(&event(10, "a"));
+    assert_eq!(sub.try_recv().unwrap().map(|e| e.id.seq), Some(8));
+    fanout.deliver(&event(11, "b"));
+    assert_eq!(drain(&mut sub), [9, 10, 11]);
+}
+
+#[test]
+fn overlapping_patterns_deliver_once_in_order() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let mut sub = fanout
+        .subscribe(&patterns(&["x/y", "x/*", "*"]), None)
+        .unwrap();
+    for seq in 1..=4 {
+        fanout.deliver(&event(seq, if seq % 2 == 0 { "x/y" } else { "x/z" }));
+    }
+    assert_eq!(drain(&mut sub), [1, 2, 3, 4]);
+    assert_eq!(fanout.subscribers(&TopicName::new("x/y").unwrap()), 3);
+}
+
+#[test]
+fn replayed_events_are_skipped() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let mut sub = fanout.subscribe(&patterns(&["a"]), None).unwrap();
+    fanout.deliver(&event(1, "a"));
+    fanout.deliver(&event(2, "a"));
+    sub.skip_through(EventId::new(1, 2));
+    fanout.deliver(&event(2, "a"));
+    fanout.deliver(&event(3, "a"));
+    assert_eq!(drain(&mut sub), [3]);
+}
+
+#[test]
+fn a_full_queue_lags_and_frees_it() {
+    let fanout = Arc::new(Fanout::new(2, 16));
+    let mut sub = fanout.subscribe(&patterns(&["a"]), None).unwrap();
+    for seq in 1..=5 {
+        fanout.deliver(&event(seq, "a"));
+    }
+    assert_eq!(sub.try_recv().unwrap_err(), Lagged(3));
+    assert_eq!(sub.slot.lock().events.capacity(), 0);
+}
+
+#[test]
+fn patterns_are_capped_and_released() {
+    let fanout = Arc::new(Fanout::new(4, 3));
+    let first = fanout.subscribe(&patterns(&["a", "b"]), None).unwrap();
+    assert!(fanout.subscribe(&patterns(&["c", "d"]), None).is_err());
+    let second = fanout.subscribe(&patterns(&["a", "c"]), None).unwrap();
+    assert_eq!(fanout.pattern_count(), 3);
+    drop(first);
+    assert_eq!(fanout.pattern_count(), 2);
+    drop(second);
+    assert_eq!(fanout.pattern_count(), 0);
+    assert!(!fanout.is_subscribed(&TopicName::new("a").unwrap()));
+}
+
+#[test]
+fn private_events_reach_only_granted_subscribers() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let mut anonymous = fanout.subscribe(&patterns(&["*"]), None).unwrap();
+    let only_a: Access = Arc::new(|topic: &TopicName| topic.as_str() == "a");
+    let mut granted = fanout.subscribe(&patterns(&["*"]), Some(only_a)).unwrap();
+    let secret = |seq, topic| {
+        let public = event(seq, topic);
+        let draft = Draft {
+            topic: public.topic.clone(),
+            name: EventName::message(),
+            message: public.message.clone(),
+            private: true,
+        };
+        Arc::new(Event::new(public.id, draft, 0.0))
+    };
+    fanout.deliver(&event(1, "a"));
+    fanout.deliver(&secret(2, "a"));
+    fanout.deliver(&secret(3, "b"));
+    fanout.deliver(&event(4, "b"));
+    assert_eq!(drain(&mut anonymous), [1, 4]);
+    assert_eq!(drain(&mut granted), [1, 2, 4]);
+}
+
+#[tokio::test]
+async fn recv_wakes_on_delivery() {
+    let fanout = Arc::new(Fanout::new(4, 4));
+    let mut sub = fanout.subscribe(&patterns(&["a/*"]), None).unwrap();
+    let waiter = tokio::spawn(async move { sub.recv().await.map(|e| e.id.seq) });
+    tokio::task::yield_now().await;
+    fanout.deliver(&event(1, "a/b"));
+    assert_eq!(waiter.await.unwrap(), Ok(1));
+}
