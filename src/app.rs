@@ -132,13 +132,8 @@ pub async fn serve(
 }
 
 /// Answers a connection that may not be served with `error` and closes it, without reading.
-async fn refuse(socket: TcpStream, error: ApiError) {
-    let bytes = error.http1_bytes();
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = socket.writable().await;
-        let _ = socket.try_write(&bytes);
-    })
-    .await;
+async fn refuse(mut socket: TcpStream, error: ApiError) {
+    crate::io::answer_and_close(&mut socket, &error.http1_bytes(), Duration::from_secs(1)).await;
 }
 
 /// Housekeeping once a second: expire history.

@@ -131,7 +131,9 @@ async fn serve_with_hyper(
                 if closing.is_none() && activity.idle_for() >= config.idle_timeout {
                     tracing::debug!(%peer, "closing an idle connection");
                     connection.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now() + CLOSE_WAIT);
+                    // Nothing is in flight: a client that does not answer the GOAWAY's ping
+                    // goes at the next check.
+                    closing = Some(Instant::now() + period.min(CLOSE_WAIT));
                 }
                 if closing.is_some_and(|at| Instant::now() >= at) {
                     tracing::debug!(%peer, "dropping a connection that did not close in time");

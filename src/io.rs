@@ -176,3 +176,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+/// Answers with `response` and closes without a reset: the response, then our FIN, then the
+/// client's bytes read and dropped until it closes too (or `linger` passes). Closing a socket
+/// with unread input makes the kernel send a reset, which can destroy a response still in
+/// flight (RFC 9112, section 9.6).
+pub async fn answer_and_close(
+    socket: &mut tokio::net::TcpStream,
+    response: &[u8],
+    linger: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(linger, async {
+        if socket.write_all(response).await.is_err() {
+            return;
+        }
+        let _ = socket.shutdown().await;
+        let mut sink = [0u8; 4096];
+        while let Ok(1..) = socket.read(&mut sink).await {}
+    })
+    .await;
+}

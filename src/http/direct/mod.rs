@@ -63,7 +63,8 @@ pub(crate) async fn serve(
     let mut stream = match head {
         Head::Other => return Ok(Outcome::Fallback(buf)),
         Head::TooLarge => {
-            let _ = socket.try_write(&ApiError::HeadTooLarge.http1_bytes());
+            let response = ApiError::HeadTooLarge.http1_bytes();
+            crate::io::answer_and_close(socket, &response, LINGER).await;
             return Ok(Outcome::Served);
         }
         Head::Partial => return Ok(Outcome::Served),
@@ -110,7 +111,15 @@ async fn write_stream(
             ready = socket.readable() => {
                 ready?;
                 match socket.try_read(&mut scratch) {
-                    Ok(_) => return Ok(()),
+                    Ok(0) => return Ok(()),
+                    // End the response properly, then wait for the client to close.
+                    Ok(_) => {
+                        drop(session);
+                        if let Some(rest) = try_write(socket, &[], chunked, true)? {
+                            Box::pin(write_rest(socket, rest, write_timeout)).await?;
+                        }
+                        return linger(socket, chunked).await;
+                    }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(err) => return Err(err),
                 }
