@@ -23,6 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: ssehub::sse::EventName::message(),
             message: "embedded hub started".into(),
             private: false,
+            alternates: Vec::new(),
+            custom_id: None,
+            retry: None,
         };
         if let Err(err) = hub.publish(draft).await {
             eprintln!("publish failed: {err}");

@@ -291,3 +291,24 @@ impl HttpBody for Tracked {
             .map_or_else(|| SizeHint::with_exact(0), |(body, _)| body.size_hint())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle stream pays for its connection task's future, whole: keep it small (a
+    /// buffer or a large future held inline here once cost 4 KiB per stream).
+    #[tokio::test]
+    async fn the_connection_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (socket, peer) = listener.accept().await.unwrap();
+        let config = crate::Config::with_bind(addr);
+        let app = AppState::new(config).unwrap();
+        let router = crate::app::build(app.clone());
+        let task = serve(socket, peer, router, app);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2304, "the connection future is {size} bytes");
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::sse::{EventId, EventName, FrameBuilder};
+use crate::sse::{EventId, EventName, FrameBuilder, LineText};
 use crate::topic::TopicName;
 
 /// Fixed bytes per held event beyond its text and frame: the struct, its `Arc`, the topic
@@ -28,6 +28,27 @@ pub struct Draft {
     pub message: String,
     /// Only subscribers whose token grants `subscribe` on the topic receive it.
     pub private: bool,
+    /// Alternate topics (Mercure): subscribers of any of them receive the event, once.
+    pub alternates: Vec<TopicName>,
+    /// The publisher's own id (Mercure `id`), used as the SSE id instead of the hub's.
+    pub custom_id: Option<LineText>,
+    /// The SSE `retry` to send with it (Mercure `retry`), milliseconds.
+    pub retry: Option<u64>,
+}
+
+impl Draft {
+    /// A public event of one topic, with the hub's id: what the native API publishes.
+    pub fn new(topic: TopicName, name: EventName, message: String) -> Self {
+        Self {
+            topic,
+            name,
+            message,
+            private: false,
+            alternates: Vec::new(),
+            custom_id: None,
+            retry: None,
+        }
+    }
 }
 
 /// A numbered event, shared by history and every subscriber.
@@ -45,15 +66,25 @@ pub struct Event {
     pub timestamp: f64,
     /// Only subscribers whose token grants `subscribe` on the topic receive it.
     pub private: bool,
+    /// Alternate topics.
+    pub alternates: Vec<TopicName>,
+    /// The publisher's own id, if it gave one.
+    pub custom_id: Option<LineText>,
+    /// The SSE `retry` to send with it.
+    pub retry: Option<u64>,
+    /// The id on the wire, on both APIs: the publisher's, else `urn:ssehub:MS-SEQ`.
+    wire_id: LineText,
     live: Bytes,
     burst: OnceLock<Box<[Bytes]>>,
+    mercure: OnceLock<Bytes>,
 }
 
 impl Event {
     /// Numbers a draft and encodes its live frame.
     pub fn new(id: EventId, draft: Draft, timestamp: f64) -> Self {
+        let wire_id = draft.custom_id.clone().unwrap_or_else(|| generated(id));
         let live = encode(
-            Some(id),
+            Some(&wire_id),
             &draft.name,
             &Envelope {
                 timestamp,
@@ -71,9 +102,39 @@ impl Event {
             message: draft.message,
             timestamp,
             private: draft.private,
+            alternates: draft.alternates,
+            custom_id: draft.custom_id,
+            retry: draft.retry,
+            wire_id,
             live,
             burst: OnceLock::new(),
+            mercure: OnceLock::new(),
         }
+    }
+
+    /// The id clients see (and resume with).
+    pub fn wire_id(&self) -> &str {
+        self.wire_id.as_str()
+    }
+
+    /// The canonical topic, then the alternates.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicName> {
+        std::iter::once(&self.topic).chain(&self.alternates)
+    }
+
+    /// The Mercure frame: `id`, `event` (unless `message`), `retry` if published, and the
+    /// message as one `data:` line per line, as the Mercure drafts serialize an update.
+    pub fn mercure_frame(&self) -> &Bytes {
+        self.mercure.get_or_init(|| {
+            let mut frame = FrameBuilder::new().id_text(&self.wire_id);
+            if self.name.as_str() != "message" {
+                frame = frame.event(&self.name);
+            }
+            if let Some(retry) = self.retry {
+                frame = frame.retry(retry);
+            }
+            frame.data(&self.message).finish()
+        })
     }
 
     /// What holding this event in history costs, in bytes: its text, its live frame and a
@@ -81,7 +142,14 @@ impl Event {
     /// event, add at most `repeats + 1` live frames more; the README's memory formula counts
     /// them.)
     pub fn weight(&self) -> usize {
-        EVENT_OVERHEAD + self.message.len() + self.live.len()
+        EVENT_OVERHEAD
+            + self.message.len()
+            + self.live.len()
+            + self
+                .alternates
+                .iter()
+                .map(|t| t.as_str().len() + 16)
+                .sum::<usize>()
     }
 
     /// The frame live streams write.
@@ -97,7 +165,7 @@ impl Event {
             replayed: true,
         };
         encode(
-            Some(self.id),
+            Some(&self.wire_id),
             &self.name,
             &Envelope {
                 timestamp: self.timestamp,
@@ -124,7 +192,7 @@ impl Event {
                         remaining: total - sequence,
                     };
                     encode(
-                        Some(self.id),
+                        Some(&self.wire_id),
                         &self.name,
                         &Envelope {
                             timestamp: due(sequence),
@@ -187,15 +255,20 @@ pub fn control_frame(event: &str, timestamp: f64, status: &str, message: &str) -
     )
 }
 
-fn encode(id: Option<EventId>, name: &EventName, data: &impl Serialize) -> Bytes {
+fn encode(id: Option<&LineText>, name: &EventName, data: &impl Serialize) -> Bytes {
     // Serialising these plain structs cannot fail.
     let json = serde_json::to_string(data).unwrap_or_default();
     let frame = FrameBuilder::new().event(name);
     let frame = match id {
-        Some(id) => frame.id(id),
+        Some(id) => frame.id_text(id),
         None => frame,
     };
     frame.data(&json).finish()
+}
+
+/// The hub's id for an event as wire text.
+fn generated(id: EventId) -> LineText {
+    LineText::from(id)
 }
 
 /// Now, as Unix seconds with sub-second precision.
@@ -221,6 +294,9 @@ mod tests {
                 name: EventName::message(),
                 message: message.clone(),
                 private: false,
+                alternates: Vec::new(),
+                custom_id: None,
+                retry: None,
             },
             1.5,
         );
@@ -233,7 +309,7 @@ mod tests {
             let parsed = Parser::new().feed(frame);
             assert_eq!(parsed.len(), 1);
             assert_eq!(parsed[0].event, "message");
-            assert_eq!(parsed[0].id.as_deref(), Some("1-9"));
+            assert_eq!(parsed[0].id.as_deref(), Some("urn:ssehub:1-9"));
             let data: serde_json::Value = serde_json::from_str(&parsed[0].data).unwrap();
             assert_eq!(data["data"]["message"], message.as_str(), "frame {i}");
         }

@@ -192,7 +192,9 @@ pub async fn answer_and_close(
             return;
         }
         let _ = socket.shutdown().await;
-        let mut sink = [0u8; 4096];
+        // On the heap: a buffer in this future would make every connection task that can
+        // call it 4 KiB larger for its whole life.
+        let mut sink = vec![0u8; 4096];
         while let Ok(1..) = socket.read(&mut sink).await {}
     })
     .await;

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::keys::Verified;
-use super::selector::Selector;
+use crate::topic::Selector;
 
 /// The authorization detail type of the Mercure protocol.
 pub const DETAIL_TYPE: &str = "https://mercure.rocks/authorization-detail";

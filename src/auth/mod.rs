@@ -12,13 +12,12 @@
 
 pub mod claims;
 pub mod keys;
-pub mod selector;
 
 use std::time::Duration;
 
+pub use crate::topic::Selector;
 pub use claims::Grants;
 pub use keys::{KeyError, Verifier};
-pub use selector::Selector;
 
 use crate::config::AuthConfig;
 

@@ -62,6 +62,8 @@ struct State {
     oldest: BTreeMap<EventId, TopicName>,
     /// Sum of the weights of the events held.
     bytes: usize,
+    /// Publisher-chosen ids of events held → the earliest event bearing each.
+    custom_ids: HashMap<Arc<str>, EventId>,
     /// Ids issued by this process are at least this: an older one is from a previous run,
     /// whose events are gone.
     run_start: EventId,
@@ -80,6 +82,8 @@ struct TopicHistory {
     last_public_id: Option<EventId>,
     /// Private events held.
     private_held: usize,
+    /// Events held that have alternate topics.
+    alternates_held: usize,
 }
 
 impl State {
@@ -93,6 +97,12 @@ impl State {
         };
         history.evicted_up_to = old.id;
         history.private_held -= usize::from(old.private);
+        history.alternates_held -= usize::from(!old.alternates.is_empty());
+        if let Some(custom) = &old.custom_id {
+            if self.custom_ids.get(custom.as_str()) == Some(&old.id) {
+                self.custom_ids.remove(custom.as_str());
+            }
+        }
         self.bytes = self.bytes.saturating_sub(old.weight());
         self.oldest.remove(&old.id);
         if let Some(front) = history.events.front() {
@@ -109,6 +119,12 @@ impl State {
             self.recency.remove(&history.last_id);
         }
         history.last_id = event.id;
+        history.alternates_held += usize::from(!event.alternates.is_empty());
+        if let Some(custom) = &event.custom_id {
+            self.custom_ids
+                .entry(custom.as_str().into())
+                .or_insert(event.id);
+        }
         if event.private {
             history.private_held += 1;
         } else {
@@ -157,6 +173,7 @@ impl MemoryBroker {
                 recency: BTreeMap::new(),
                 oldest: BTreeMap::new(),
                 bytes: 0,
+                custom_ids: HashMap::new(),
                 forgotten_up_to: EventId::default(),
             }),
             delivery,
@@ -223,26 +240,37 @@ impl MemoryBroker {
         let mut heap = BinaryHeap::new();
         for (name, history) in &state.topics {
             let start = history.events.partition_point(|e| e.id <= after);
-            if start == history.events.len() || !patterns.iter().any(|p| p.matches(name)) {
+            // Events match by their canonical topic, or, when the topic holds events with
+            // alternate topics, by one of those.
+            let whole = patterns.iter().any(|p| p.matches(name));
+            if start == history.events.len() || !(whole || history.alternates_held > 0) {
                 continue;
             }
             let end = history.events.len() - 1;
             heap.push((history.events[end].id, starts.len(), end));
-            starts.push((start, &history.events));
+            starts.push((start, &history.events, whole));
         }
         let mut events = Vec::new();
         let mut bytes = 0usize;
         while let Some((_, topic, at)) = heap.pop() {
-            let (start, list) = starts[topic];
+            let (start, list, whole) = starts[topic];
             let event = &list[at];
+            if at > start {
+                heap.push((list[at - 1].id, topic, at - 1));
+            }
+            let matches = whole
+                || event
+                    .alternates
+                    .iter()
+                    .any(|t| patterns.iter().any(|p| p.matches(t)));
+            if !matches {
+                continue;
+            }
             bytes = bytes.saturating_add(event.weight());
             if events.len() == limit.events || bytes > limit.bytes {
                 return (events, true);
             }
             events.push(Arc::clone(event));
-            if at > start {
-                heap.push((list[at - 1].id, topic, at - 1));
-            }
         }
         (events, false)
     }
@@ -264,9 +292,10 @@ impl Broker for MemoryBroker {
             ResumeFrom::After(id) if id <= state.last_id => {
                 (id, id < state.forgotten_up_to || id < state.run_start)
             }
+            ResumeFrom::Earliest => (EventId::default(), false),
             _ => (EventId::default(), true),
         };
-        if from != ResumeFrom::Unknown
+        if matches!(from, ResumeFrom::After(_))
             && state.topics.iter().any(|(name, history)| {
                 after < history.evicted_up_to && patterns.iter().any(|p| p.matches(name))
             })
@@ -295,6 +324,11 @@ impl Broker for MemoryBroker {
             history.events.range(start..).take(limit).cloned().collect()
         });
         std::future::ready(Ok(events)).boxed()
+    }
+
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
+        let found = self.lock().custom_ids.get(id).copied();
+        std::future::ready(Ok(found)).boxed()
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {

@@ -39,6 +39,8 @@ pub enum ResumeFrom {
     After(EventId),
     /// The client sent an id this hub never issued (malformed or from elsewhere).
     Unknown,
+    /// Everything history holds (Mercure's reserved `earliest`): no gap to report.
+    Earliest,
 }
 
 /// Events to replay to a resuming stream.
@@ -133,6 +135,10 @@ pub trait Broker: Send + Sync + 'static {
         after: EventId,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>>;
+
+    /// The hub id of the earliest event in history that a publisher gave `id` (Mercure's
+    /// publisher-chosen ids are resume cursors too).
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>>;
 
     /// Topics with history.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>>;

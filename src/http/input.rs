@@ -95,6 +95,9 @@ pub async fn read_draft(
         name,
         message,
         private: fields.private,
+        alternates: Vec::new(),
+        custom_id: None,
+        retry: None,
     })
 }
 
@@ -133,7 +136,7 @@ fn content_kind(headers: &HeaderMap, accept: Accept) -> Result<Kind, ApiError> {
     }
 }
 
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limits: Limits,

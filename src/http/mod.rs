@@ -7,6 +7,7 @@ pub(crate) mod cors;
 pub(crate) mod direct;
 mod health;
 pub(crate) mod input;
+mod mercure;
 mod messages;
 pub(crate) mod request;
 mod state;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(assets::router())
         .merge(health::router())
+        .merge(mercure::router())
         .merge(messages::router())
         .merge(stream::router())
         .merge(topics::router())

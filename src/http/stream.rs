@@ -87,17 +87,53 @@ pub(crate) async fn open_session(
     query: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<Session, ApiError> {
-    let mut request = parse_query(query, app.config().max_topics_per_stream)?;
+    let request = parse_query(query, app.config().max_topics_per_stream)?;
+    let spec = StreamSpec {
+        patterns: request.patterns,
+        mode: request.mode,
+        last_event_id: request.last_event_id,
+        token: request.token,
+    };
+    Ok(start(app, spec, meta).await?.0)
+}
+
+/// What a stream asks for, from either API.
+pub(crate) struct StreamSpec {
+    pub patterns: Vec<Pattern>,
+    pub mode: Mode,
+    /// The cursor from the query (the `Last-Event-ID` header, if any, wins over it).
+    pub last_event_id: Option<String>,
+    /// The `authorization` query parameter.
+    pub token: Option<String>,
+}
+
+/// How a stream's cursor resolved.
+pub(crate) struct Resumed {
+    /// The cursor the client sent, if any.
+    pub requested: Option<String>,
+    /// Events after it may be missing (unknown, discarded, or trimmed).
+    pub gap: bool,
+}
+
+/// Checks who may open the stream, takes its slots, subscribes and reads what to replay.
+///
+/// # Errors
+/// As [`open_session`].
+pub(crate) async fn start(
+    app: &AppState,
+    mut spec: StreamSpec,
+    meta: &RequestMeta,
+) -> Result<(Session, Resumed), ApiError> {
     // EventSource sends the header on reconnects, reusing the first URL: the header is newer.
     if let Some(header) = meta.last_event_id.as_deref().filter(|h| !h.is_empty()) {
-        request.last_event_id = Some(String::from_utf8_lossy(header).into_owned());
+        spec.last_event_id = Some(String::from_utf8_lossy(header).into_owned());
     }
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
     let grants = app
         .auth()
-        .subscriber(&meta.credentials(request.token.as_deref()))?;
+        .subscriber(&meta.credentials(spec.token.as_deref()))?;
     let mut guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
         .ok_or(ApiError::TooManyStreams)?;
     if let (Some(quota), Some(peer)) = (app.streams_per_client(), meta.peer) {
@@ -109,13 +145,10 @@ pub(crate) async fn open_session(
     ) {
         guard.hold(quota.enter(subject).ok_or(ApiError::TooManyClientStreams)?);
     }
-    let resume = request
-        .last_event_id
-        .as_deref()
-        .map(|id| match id.parse::<EventId>() {
-            Ok(id) => ResumeFrom::After(id),
-            Err(_) => ResumeFrom::Unknown,
-        });
+    let resume = match spec.last_event_id.as_deref() {
+        Some(cursor) => Some(resume_from(app, cursor).await?),
+        None => None,
+    };
     let deadline = app.auth().stream_deadline(grants.as_ref());
     let access: Option<Access> = grants.map(|grants| {
         let grants = Arc::new(grants);
@@ -123,20 +156,40 @@ pub(crate) async fn open_session(
     });
     let (subscription, replay) = app
         .hub()
-        .subscribe(&request.patterns, resume, app.replay_limit(), access)
+        .subscribe(&spec.patterns, resume, app.replay_limit(), access)
         .await?;
+    let resumed = Resumed {
+        requested: spec.last_event_id.clone(),
+        gap: replay.gap,
+    };
     let session = Session::new(
-        request.mode,
+        spec.mode,
         app.session_settings(),
         subscription,
         replay,
-        request.last_event_id.as_deref(),
+        spec.last_event_id.as_deref(),
         app.shutdown_token(),
         guard,
     );
-    Ok(match deadline {
+    let session = match deadline {
         Some((after, status)) => session.ending_after(after, status),
         None => session,
+    };
+    Ok((session, resumed))
+}
+
+/// Where a cursor points: `earliest`, one of the hub's ids, or a publisher-chosen id the hub
+/// still holds; anything else is unknown (and the stream is told of a gap).
+async fn resume_from(app: &AppState, cursor: &str) -> Result<ResumeFrom, ApiError> {
+    if cursor == "earliest" {
+        return Ok(ResumeFrom::Earliest);
+    }
+    if let Ok(id) = cursor.parse::<EventId>() {
+        return Ok(ResumeFrom::After(id));
+    }
+    Ok(match app.hub().resolve(cursor).await? {
+        Some(id) => ResumeFrom::After(id),
+        None => ResumeFrom::Unknown,
     })
 }
 

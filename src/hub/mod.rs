@@ -115,6 +115,17 @@ impl Hub {
         Ok((subscription, replay))
     }
 
+    /// The hub id of the earliest held event a publisher gave `id`, if any.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn resolve(&self, id: &str) -> Result<Option<EventId>, BrokerError> {
+        if id.is_empty() || id.len() > crate::sse::fields::MAX_LINE_TEXT {
+            return Ok(None);
+        }
+        self.broker.resolve(id).await
+    }
+
     /// Distinct topics and prefixes subscribed on this node.
     pub fn subscribed_topic_count(&self) -> usize {
         self.fanout.pattern_count()

@@ -25,6 +25,9 @@ pub enum Mode {
     Burst,
     /// Every matching event, until shutdown or the client leaves.
     Live,
+    /// The Mercure protocol's stream: live, each event as the publisher sent it (`id`, `event`,
+    /// `retry`, one `data:` line per line), and only comments of the hub's own.
+    Mercure,
 }
 
 /// Fixed settings of every session of a server.
@@ -122,25 +125,32 @@ impl Session {
         guard: StreamGuard,
     ) -> Self {
         let mut queued = VecDeque::new();
-        let mut opening = FrameBuilder::new();
-        if mode == Mode::Live {
-            opening = opening.retry(settings.retry_ms);
-        }
-        queued.push_back(
-            opening
-                .event(&name("keepalive"))
-                .data(
-                    &json!({"timestamp": unix_now(), "data": {"status": "connected"}}).to_string(),
-                )
-                .finish(),
-        );
-        if replay.gap {
-            queued.push_back(gap_frame(requested.unwrap_or("")));
+        if mode == Mode::Mercure {
+            // A comment, so the response starts at once (EventSource's `open`); a lost cursor
+            // is reported in the `Mercure-Last-Event-ID` header instead of an event.
+            queued.push_back(Bytes::from_static(b":\n\n"));
+        } else {
+            let mut opening = FrameBuilder::new();
+            if mode == Mode::Live {
+                opening = opening.retry(settings.retry_ms);
+            }
+            queued.push_back(
+                opening
+                    .event(&name("keepalive"))
+                    .data(
+                        &json!({"timestamp": unix_now(), "data": {"status": "connected"}})
+                            .to_string(),
+                    )
+                    .finish(),
+            );
+            if replay.gap {
+                queued.push_back(gap_frame(requested.unwrap_or("")));
+            }
         }
         let mut subscription = Some(subscription);
         let mut replaying = VecDeque::new();
         let state = match mode {
-            Mode::Live => {
+            Mode::Live | Mode::Mercure => {
                 replaying = replay.events.into();
                 State::Waiting
             }
@@ -187,9 +197,15 @@ impl Session {
         if self.shutdown.is_cancelled() {
             return Some(self.finish("shutdown", "server shutting down"));
         }
-        let Some((at, status)) = self.deadline else {
-            return self.next_frame().await;
-        };
+        match self.deadline {
+            None => self.next_frame().await,
+            // Boxed: only streams with a deadline pay for the extra timer, per frame.
+            Some((at, status)) => Box::pin(self.next_before(at, status)).await,
+        }
+    }
+
+    /// The next frame, or the `close` that ends the stream at `at`.
+    async fn next_before(&mut self, at: Instant, status: &'static str) -> Option<Bytes> {
         // Both waits below are cancel-safe: dropping one loses no frame.
         let expired = tokio::select! {
             biased;
@@ -206,7 +222,7 @@ impl Session {
 
     async fn next_frame(&mut self) -> Option<Bytes> {
         match self.mode {
-            Mode::Live => self.next_live().await,
+            Mode::Live | Mode::Mercure => self.next_live().await,
             Mode::Burst => self.next_burst().await,
         }
     }
@@ -222,11 +238,11 @@ impl Session {
             (State::Repeating { sent, .. }, _) if *sent >= self.settings.repeats => {
                 return Some(self.complete());
             }
-            (State::Waiting, Mode::Live) => {}
+            (State::Waiting, Mode::Live | Mode::Mercure) => {}
             _ => return None,
         }
         match self.subscription.as_mut()?.try_recv() {
-            Ok(event) => event.map(|e| e.live_frame().clone()),
+            Ok(event) => event.map(|e| self.frame_of(&e)),
             Err(lagged) => Some(self.lagged(lagged)),
         }
     }
@@ -241,7 +257,19 @@ impl Session {
         if let Some(frame) = self.queued.pop_front() {
             return Some(frame);
         }
-        self.replaying.pop_front().map(|event| event.replay_frame())
+        let event = self.replaying.pop_front()?;
+        Some(match self.mode {
+            Mode::Mercure => event.mercure_frame().clone(),
+            _ => event.replay_frame(),
+        })
+    }
+
+    /// The live frame of an event in this stream's format.
+    fn frame_of(&self, event: &Event) -> Bytes {
+        match self.mode {
+            Mode::Mercure => event.mercure_frame().clone(),
+            _ => event.live_frame().clone(),
+        }
     }
 
     fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {
@@ -260,7 +288,7 @@ impl Session {
             biased;
             () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
             received = subscription.recv() => match received {
-                Ok(event) => Some(event.live_frame().clone()),
+                Ok(event) => Some(self.frame_of(&event)),
                 Err(lagged) => Some(self.lagged(lagged)),
             },
             () = sleep_until(heartbeat) => Some(heartbeat_frame()),
@@ -341,6 +369,9 @@ impl Session {
     fn finish(&mut self, status: &str, message: &str) -> Bytes {
         self.state = State::Done;
         self.subscription = None;
+        if self.mode == Mode::Mercure {
+            return FrameBuilder::new().comment(status).finish();
+        }
         control_frame("close", unix_now(), status, message)
     }
 }

@@ -61,6 +61,9 @@ fn event(seq: u64) -> Arc<Event> {
         name: EventName::message(),
         message: format!("m{seq}"),
         private: false,
+        alternates: Vec::new(),
+        custom_id: None,
+        retry: None,
     };
     Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
 }
@@ -124,7 +127,7 @@ async fn an_idle_live_stream_sends_heartbeats_on_time() {
     // An event in between is sent at once and resets nothing it should not.
     f.fanout.deliver(&event(7));
     let frame = f.session.next_chunk().await.unwrap();
-    assert_eq!(parse(&frame).id.as_deref(), Some("1-7"));
+    assert_eq!(parse(&frame).id.as_deref(), Some("urn:ssehub:1-7"));
     assert_eq!(start.elapsed(), Duration::from_secs(45));
 }
 
@@ -175,12 +178,12 @@ async fn replayed_events_come_first_marked_and_are_not_repeated_live() {
     assert_eq!(parse(&f.session.next_chunk().await.unwrap()).event, "gap");
     for seq in 1..=2 {
         let replayed = parse(&f.session.next_chunk().await.unwrap());
-        assert_eq!(replayed.id, Some(format!("1-{seq}")));
+        assert_eq!(replayed.id, Some(format!("urn:ssehub:1-{seq}")));
         assert!(replayed.data.contains("\"replayed\":true"));
     }
     f.fanout.deliver(&event(3));
     let live = parse(&f.session.next_chunk().await.unwrap());
-    assert_eq!(live.id.as_deref(), Some("1-3"));
+    assert_eq!(live.id.as_deref(), Some("urn:ssehub:1-3"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::fields::{EventId, EventName};
+use super::fields::{EventId, EventName, LineText};
 
 /// Builder of one event-stream frame (one event, or comments, or a `retry:`).
 ///
@@ -18,7 +18,7 @@ use super::fields::{EventId, EventName};
 ///     .id(EventId::new(1700000000000, 7))
 ///     .data("two\nlines")
 ///     .finish();
-/// assert_eq!(&frame[..], b"event: message\nid: 1700000000000-7\ndata: two\ndata: lines\n\n");
+/// assert_eq!(&frame[..], b"event: message\nid: urn:ssehub:1700000000000-7\ndata: two\ndata: lines\n\n");
 /// ```
 #[derive(Debug, Default)]
 pub struct FrameBuilder {
@@ -42,6 +42,12 @@ impl FrameBuilder {
     /// Adds `id: MS-SEQ`. Ids are numbers, so they cannot hold a line break or NUL.
     pub fn id(mut self, id: EventId) -> Self {
         self.line(b"id: ", id.to_string().as_bytes());
+        self
+    }
+
+    /// Adds `id: TEXT` for a publisher-chosen id (validated single-line text).
+    pub fn id_text(mut self, id: &LineText) -> Self {
+        self.line(b"id: ", id.as_str().as_bytes());
         self
     }
 
@@ -121,7 +127,10 @@ mod tests {
             .id(EventId::new(5, 42))
             .data("{\"a\":1}")
             .finish();
-        assert_eq!(&frame[..], b"event: close\nid: 5-42\ndata: {\"a\":1}\n\n");
+        assert_eq!(
+            &frame[..],
+            b"event: close\nid: urn:ssehub:5-42\ndata: {\"a\":1}\n\n"
+        );
         let retry = FrameBuilder::new().retry(2000).comment("hi").finish();
         assert_eq!(&retry[..], b"retry: 2000\n: hi\n\n");
     }
@@ -168,7 +177,7 @@ mod tests {
             assert_eq!(events.len(), 1, "{text:?} produced {events:?}");
             assert_eq!(events[0].event, "message");
             assert_eq!(events[0].data, text);
-            assert_eq!(events[0].id.as_deref(), Some("0-1"));
+            assert_eq!(events[0].id.as_deref(), Some("urn:ssehub:0-1"));
             assert_eq!(events[0].retry, None);
         }
     }
@@ -187,7 +196,7 @@ mod tests {
             let events = roundtrip(&frame);
             assert_eq!(events.len(), 1, "{text:?}");
             assert_eq!(events[0].event, "message");
-            assert_eq!(events[0].id.as_deref(), Some("0-1"));
+            assert_eq!(events[0].id.as_deref(), Some("urn:ssehub:0-1"));
             assert_eq!(events[0].retry, None);
             assert_eq!(
                 events[0].data,

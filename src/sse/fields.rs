@@ -15,6 +15,73 @@ pub enum FieldError {
     /// The event type is empty, too long, or has characters outside `[A-Za-z0-9_.:-]`.
     #[error("event type must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")]
     BadEventName,
+    /// Empty, too long, or holding a control or format character.
+    #[error("must be 1 to {MAX_LINE_TEXT} bytes without control or format characters")]
+    BadText,
+}
+
+/// Longest [`LineText`] (Mercure ids, event types).
+pub const MAX_LINE_TEXT: usize = 1024;
+
+/// Whether `c` may not appear in a topic, id or event type: C0 and C1 controls, DEL, and the
+/// Unicode format characters (general category Cf), which the Mercure drafts exclude.
+pub fn forbidden_char(c: char) -> bool {
+    let code = u32::from(c);
+    code < 0x20
+        || (0x7f..=0x9f).contains(&code)
+        || matches!(
+            code,
+            0xad | 0x600..=0x605
+                | 0x61c
+                | 0x6dd
+                | 0x70f
+                | 0x890..=0x891
+                | 0x8e2
+                | 0x180e
+                | 0x200b..=0x200f
+                | 0x202a..=0x202e
+                | 0x2060..=0x2064
+                | 0x2066..=0x206f
+                | 0xfeff
+                | 0xfff9..=0xfffb
+                | 0x110bd
+                | 0x110cd
+                | 0x13430..=0x1343f
+                | 0x1bca0..=0x1bca3
+                | 0x1d173..=0x1d17a
+                | 0xe0001
+                | 0xe0020..=0xe007f
+        )
+}
+
+/// Single-line text from outside (a publisher-chosen id): no control or format character, so
+/// it can never end its field or forge another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LineText(Arc<str>);
+
+impl LineText {
+    /// Validates text of 1 to `max` bytes.
+    ///
+    /// # Errors
+    /// [`FieldError::BadText`].
+    pub fn new(text: &str, max: usize) -> Result<Self, FieldError> {
+        if text.is_empty() || text.len() > max || text.chars().any(forbidden_char) {
+            return Err(FieldError::BadText);
+        }
+        Ok(Self(text.into()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<EventId> for LineText {
+    /// `urn:ssehub:` and two numbers: always single-line text.
+    fn from(id: EventId) -> Self {
+        Self(id.to_string().into())
+    }
 }
 
 /// An event type (`event:` field): 1 to 64 of `[A-Za-z0-9_.:-]`.
@@ -44,6 +111,15 @@ impl EventName {
         } else {
             Err(FieldError::BadEventName)
         }
+    }
+
+    /// A Mercure event type: 1 to 256 bytes with no control or format character (so no line
+    /// break can end the field early).
+    ///
+    /// # Errors
+    /// [`FieldError::BadText`] otherwise.
+    pub fn any(name: &str) -> Result<Self, FieldError> {
+        LineText::new(name, MAX_LINE_TEXT).map(|text| Self(text.0))
     }
 
     /// The default event type, `message`.
@@ -81,22 +157,36 @@ impl EventId {
     }
 }
 
+/// Hub-generated ids are IRIs (draft-07 requires one): `urn:ssehub:MS-SEQ`.
+pub const ID_PREFIX: &str = "urn:ssehub:";
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        write!(f, "{ID_PREFIX}{}-{}", self.ms, self.seq)
+    }
+}
+
+impl EventId {
+    /// The bare `MS-SEQ` form (a Redis stream id).
+    pub fn raw(&self) -> String {
+        format!("{}-{}", self.ms, self.seq)
     }
 }
 
 /// The text was not an `MS-SEQ` event id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an event id is two numbers joined by '-', like 1732400000000-42")]
+#[error(
+    "an event id is urn:ssehub: and two numbers joined by '-', like urn:ssehub:1732400000000-42"
+)]
 pub struct BadEventId;
 
 impl std::str::FromStr for EventId {
     type Err = BadEventId;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (ms, seq) = text.trim().split_once('-').ok_or(BadEventId)?;
+        let text = text.trim();
+        let text = text.strip_prefix(ID_PREFIX).unwrap_or(text);
+        let (ms, seq) = text.split_once('-').ok_or(BadEventId)?;
         let number = |s: &str| {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(BadEventId);
@@ -115,7 +205,15 @@ mod tests {
     fn event_ids_round_trip_and_order() {
         let id: EventId = "1700000000000-42".parse().unwrap();
         assert_eq!(id, EventId::new(1_700_000_000_000, 42));
-        assert_eq!(id.to_string(), "1700000000000-42");
+        assert_eq!(id.to_string(), "urn:ssehub:1700000000000-42");
+        assert_eq!(id.raw(), "1700000000000-42");
+        assert_eq!("urn:ssehub:1700000000000-42".parse::<EventId>(), Ok(id));
+        assert!(LineText::new("id-[\"x\"]", 64).is_ok());
+        for bad in ["", "a\nb", "a\u{200b}b", "a\u{85}b", "a\u{7f}"] {
+            assert!(LineText::new(bad, 64).is_err(), "{bad:?}");
+            assert!(EventName::any(bad).is_err(), "{bad:?}");
+        }
+        assert!(EventName::any("my type with spaces").is_ok());
         assert!(EventId::new(1, 9) < EventId::new(2, 1));
         assert!(EventId::new(1, 1) < EventId::new(1, 2));
         for bad in [

@@ -10,5 +10,5 @@ pub mod fields;
 pub mod parse;
 
 pub use encode::FrameBuilder;
-pub use fields::{BadEventId, EventId, EventName, FieldError};
+pub use fields::{forbidden_char, BadEventId, EventId, EventName, FieldError, LineText};
 pub use parse::{Parser, SseEvent};

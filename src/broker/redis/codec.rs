@@ -6,7 +6,8 @@ use std::sync::Arc;
 use redis::Value;
 
 use crate::event::{Draft, Event};
-use crate::sse::{EventId, EventName};
+use crate::sse::fields::MAX_LINE_TEXT;
+use crate::sse::{EventId, EventName, LineText};
 use crate::topic::TopicName;
 
 pub(super) fn text(value: &Value) -> Option<String> {
@@ -34,14 +35,18 @@ pub(super) fn decode_entries(topic: &TopicName, entries: Value) -> Vec<Arc<Event
                 return None;
             };
             let (mut name, mut message, mut private) = (None, None, false);
+            let (mut alternates, mut custom_id, mut retry) = (String::new(), String::new(), None);
             for pair in fields.chunks(2) {
                 match (
                     pair.first().and_then(text).as_deref(),
                     pair.get(1).and_then(text),
                 ) {
-                    (Some("e"), Some(value)) => name = EventName::new(&value).ok(),
+                    (Some("e"), Some(value)) => name = EventName::any(&value).ok(),
                     (Some("m"), Some(value)) => message = Some(value),
                     (Some("p"), Some(value)) => private = value == "1",
+                    (Some("a"), Some(value)) => alternates = value,
+                    (Some("i"), Some(value)) => custom_id = value,
+                    (Some("r"), Some(value)) => retry = value.parse().ok(),
                     _ => {}
                 }
             }
@@ -50,21 +55,36 @@ pub(super) fn decode_entries(topic: &TopicName, entries: Value) -> Vec<Arc<Event
                 name: name.unwrap_or_else(EventName::message),
                 message: message?,
                 private,
+                alternates: split_topics(&alternates),
+                custom_id: LineText::new(&custom_id, MAX_LINE_TEXT).ok(),
+                retry,
             };
             Some(Arc::new(Event::new(id, draft, id.ms as f64 / 1000.0)))
         })
         .collect()
 }
 
-/// A channel message: `id \n topic \n event \n flags \n message` (the message may hold
-/// newlines).
+/// Tab-separated topics (topics hold no control characters, so no tab).
+fn split_topics(text: &str) -> Vec<TopicName> {
+    text.split('\t')
+        .filter(|t| !t.is_empty())
+        .filter_map(|t| TopicName::any(t).ok())
+        .collect()
+}
+
+/// A channel message: `id \n topics \n event \n flags \n custom-id \n retry \n message`
+/// (topics tab-separated, the canonical first; only the message may hold newlines).
 pub(super) fn decode_message(payload: &[u8]) -> Option<Event> {
     let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(5, '\n');
+    let mut parts = text.splitn(7, '\n');
     let id: EventId = parts.next()?.parse().ok()?;
-    let topic = TopicName::new(parts.next()?).ok()?;
-    let name = EventName::new(parts.next()?).ok()?;
+    let mut topics = split_topics(parts.next()?).into_iter();
+    let topic = topics.next()?;
+    let alternates = topics.collect();
+    let name = EventName::any(parts.next()?).ok()?;
     let private = parts.next()? == "p";
+    let custom_id = LineText::new(parts.next()?, MAX_LINE_TEXT).ok();
+    let retry = parts.next()?.parse().ok();
     let message = parts.next()?.to_owned();
     let timestamp = id.ms as f64 / 1000.0;
     Some(Event::new(
@@ -74,6 +94,9 @@ pub(super) fn decode_message(payload: &[u8]) -> Option<Event> {
             name,
             message,
             private,
+            alternates,
+            custom_id,
+            retry,
         },
         timestamp,
     ))
@@ -85,17 +108,18 @@ mod tests {
 
     #[test]
     fn decodes_channel_messages() {
-        let event = decode_message(b"17-3\nchat/a\nmessage\n\nline\nbreak").unwrap();
+        let event = decode_message(b"17-3\nchat/a\nmessage\n\n\n\nline\nbreak").unwrap();
         assert_eq!(event.id, EventId::new(17, 3));
         assert_eq!(event.topic.as_str(), "chat/a");
         assert_eq!(event.message, "line\nbreak");
         assert!(!event.private);
-        assert!(
-            decode_message(b"17-3\nchat/a\nmessage\np\nx")
-                .unwrap()
-                .private
-        );
-        assert!(decode_message(b"17-3\nbad topic\nmessage\n\nx").is_none());
+        let mercure =
+            decode_message(b"17-4\nhttps://x/a\thttps://x/b\nmy type\np\nid-1\n500\nx").unwrap();
+        assert!(mercure.private);
+        assert_eq!(mercure.alternates[0].as_str(), "https://x/b");
+        assert_eq!(mercure.wire_id(), "id-1");
+        assert_eq!(mercure.retry, Some(500));
+        assert!(decode_message(b"17-3\n\nmessage\n\n\n\nx").is_none());
         assert!(decode_message(b"nope").is_none());
     }
 }

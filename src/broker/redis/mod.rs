@@ -181,8 +181,8 @@ impl RedisBroker {
         newest: bool,
     ) -> Result<(Option<EventId>, Vec<Arc<Event>>), BrokerError> {
         let mut con = self.commands.clone();
-        let start = format!("({after}");
-        let end = until.map_or_else(|| "+".to_owned(), |id| id.to_string());
+        let start = format!("({}", after.raw());
+        let end = until.map_or_else(|| "+".to_owned(), |id| id.raw());
         let value: Value = self
             .timed(
                 self.read
@@ -225,7 +225,7 @@ impl RedisBroker {
             .await?;
         Ok(names
             .iter()
-            .filter_map(|n| TopicName::new(n).ok())
+            .filter_map(|n| TopicName::any(n).ok())
             .collect())
     }
 
@@ -235,10 +235,10 @@ impl RedisBroker {
             .iter()
             .filter_map(|p| match p {
                 Pattern::Exact(name) => Some(name.clone()),
-                Pattern::Prefix(_) => None,
+                Pattern::Prefix(_) | Pattern::Matcher(_) => None,
             })
             .collect();
-        if patterns.iter().any(|p| matches!(p, Pattern::Prefix(_))) {
+        if patterns.iter().any(|p| !matches!(p, Pattern::Exact(_))) {
             for name in self.known_topics().await? {
                 if patterns.iter().any(|p| p.matches(&name)) && !names.contains(&name) {
                     names.push(name);
@@ -396,6 +396,17 @@ impl Broker for RedisBroker {
                         .arg(self.settings.max_age.as_millis() as u64)
                         .arg(self.key("events"))
                         .arg(if draft.private { "1" } else { "0" })
+                        .arg(
+                            draft
+                                .alternates
+                                .iter()
+                                .map(TopicName::as_str)
+                                .collect::<Vec<_>>()
+                                .join("\t"),
+                        )
+                        .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
+                        .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
+                        .arg(self.key("id:"))
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -421,6 +432,7 @@ impl Broker for RedisBroker {
             let last = self.last_issued().await?;
             let (after, mut gap) = match from {
                 ResumeFrom::After(id) if id <= last => (id, false),
+                ResumeFrom::Earliest => (EventId::default(), false),
                 _ => (EventId::default(), true),
             };
             if !gap {
@@ -444,7 +456,7 @@ impl Broker for RedisBroker {
                 let (deleted, mut found) = self
                     .read_topic(&topic, after, Some(last), limit.events, true)
                     .await?;
-                if from != ResumeFrom::Unknown && deleted.is_some_and(|d| after < d) {
+                if matches!(from, ResumeFrom::After(_)) && deleted.is_some_and(|d| after < d) {
                     gap = true;
                 }
                 events.append(&mut found);
@@ -461,6 +473,21 @@ impl Broker for RedisBroker {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>> {
         async move { Ok(self.read_topic(topic, after, None, limit, false).await?.1) }.boxed()
+    }
+
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
+        async move {
+            let mut con = self.commands.clone();
+            let found: Option<String> = self
+                .timed(
+                    redis::cmd("GET")
+                        .arg(format!("{}{id}", self.key("id:")))
+                        .query_async(&mut con),
+                )
+                .await?;
+            Ok(found.and_then(|raw| raw.parse().ok()))
+        }
+        .boxed()
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {

@@ -1,8 +1,11 @@
 //! The Lua scripts the Redis broker runs: each is atomic on the server.
 
 /// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with `MAXLEN`
-/// and `MINID` trimming, the topic's last publish time, and the channel message. ARGV: topic,
-/// event type, message, history count, history age in ms, channel, private flag (`1` or `0`).
+/// and `MINID` trimming, the topic's last publish time, the publisher's id → hub id mapping
+/// (kept for the history age; the first event with an id wins), and the channel message.
+/// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
+/// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
+/// of the id-mapping keys.
 pub(super) const PUBLISH_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -11,12 +14,17 @@ if now < last then now = last end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'ms', now)
 local id = string.format('%d-%d', now, seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7], 'a', ARGV[8], 'i', ARGV[9], 'r', ARGV[10])
 redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[5])))
 redis.call('ZADD', KEYS[3], now, ARGV[1])
+if ARGV[9] ~= '' then
+  redis.call('SET', ARGV[11] .. ARGV[9], id, 'NX', 'PX', ARGV[5])
+end
 local flags = ''
 if ARGV[7] == '1' then flags = 'p' end
-redis.call('PUBLISH', ARGV[6], id .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[3])
+local topics = ARGV[1]
+if ARGV[8] ~= '' then topics = topics .. '\t' .. ARGV[8] end
+redis.call('PUBLISH', ARGV[6], id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3])
 return id
 ";
 

@@ -72,7 +72,8 @@ pub(crate) async fn serve(
     };
     let started = std::time::Instant::now();
     stream.meta.peer = socket.peer_addr().ok().map(|a| a.ip());
-    let session = match open_session(app, stream.query.as_deref(), &stream.meta).await {
+    // Boxed: opening a session is a large future, and every idle stream would pay for it.
+    let session = match Box::pin(open_session(app, stream.query.as_deref(), &stream.meta)).await {
         Ok(session) => session,
         // The ordinary route gives the same error its JSON response.
         Err(_) => return Ok(Outcome::Fallback(buf)),

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::broker::Delivery;
 use crate::event::Event;
 use crate::sse::EventId;
-use crate::topic::{Pattern, TopicName};
+use crate::topic::{Pattern, Selector, TopicName};
 
 /// A queue that drained keeps at most this many slots of capacity.
 const KEEP_CAPACITY: usize = 32;
@@ -36,10 +36,18 @@ pub struct Fanout {
     max_patterns: usize,
 }
 
+/// Topics whose matching URI templates and URL patterns are remembered, at most.
+const MATCH_CACHE: usize = 16_384;
+
 #[derive(Debug, Default)]
 struct Table {
     exact: HashMap<TopicName, Vec<Arc<Slot>>>,
     prefix: HashMap<Arc<str>, Vec<Arc<Slot>>>,
+    /// URI templates and URL patterns: evaluated per topic, not looked up.
+    matchers: HashMap<Selector, Vec<Arc<Slot>>>,
+    /// Per topic, the matchers that match it, so a publish runs each pattern once per topic,
+    /// not once per publish. Cleared whenever the set of matchers changes.
+    matched: HashMap<TopicName, Arc<[Selector]>>,
 }
 
 impl Table {
@@ -47,6 +55,7 @@ impl Table {
         match pattern {
             Pattern::Exact(name) => self.exact.get_mut(name),
             Pattern::Prefix(prefix) => self.prefix.get_mut(prefix),
+            Pattern::Matcher(selector) => self.matchers.get_mut(selector),
         }
     }
 
@@ -54,11 +63,30 @@ impl Table {
         match pattern {
             Pattern::Exact(name) => self.exact.contains_key(name),
             Pattern::Prefix(prefix) => self.prefix.contains_key(prefix),
+            Pattern::Matcher(selector) => self.matchers.contains_key(selector),
         }
     }
 
     fn len(&self) -> usize {
-        self.exact.len() + self.prefix.len()
+        self.exact.len() + self.prefix.len() + self.matchers.len()
+    }
+
+    /// The matchers that match `topic`, from the cache or evaluated once.
+    fn matching(&mut self, topic: &TopicName) -> Arc<[Selector]> {
+        if let Some(found) = self.matched.get(topic) {
+            return Arc::clone(found);
+        }
+        let found: Arc<[Selector]> = self
+            .matchers
+            .keys()
+            .filter(|m| m.matches(topic.as_str()))
+            .cloned()
+            .collect();
+        if self.matched.len() >= MATCH_CACHE {
+            self.matched.clear();
+        }
+        self.matched.insert(topic.clone(), Arc::clone(&found));
+        found
     }
 }
 
@@ -98,9 +126,14 @@ impl Slot {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether this subscriber may receive `event`.
+    /// Whether this subscriber may receive `event`: public, or private with a grant on one of
+    /// its topics (the audience of a private update is the union of its topics' audiences).
     fn may_see(&self, event: &Event) -> bool {
-        !event.private || self.access.as_ref().is_some_and(|may| may(&event.topic))
+        !event.private
+            || self
+                .access
+                .as_ref()
+                .is_some_and(|may| event.topics().any(|t| may(t)))
     }
 
     /// Appends unless it is a duplicate, not for this subscriber, or the queue is full;
@@ -172,6 +205,12 @@ impl Fanout {
             let list = match pattern {
                 Pattern::Exact(name) => table.exact.entry(name.clone()).or_default(),
                 Pattern::Prefix(prefix) => table.prefix.entry(Arc::clone(prefix)).or_default(),
+                Pattern::Matcher(selector) => {
+                    if !table.matchers.contains_key(selector) {
+                        table.matched.clear();
+                    }
+                    table.matchers.entry(selector.clone()).or_default()
+                }
             };
             list.push(Arc::clone(&slot));
         }
@@ -185,9 +224,20 @@ impl Fanout {
     /// Local subscriptions that would receive an event on `topic` (one matching by two
     /// patterns counts twice).
     pub fn subscribers(&self, topic: &TopicName) -> usize {
-        let table = self.lock();
+        let mut table = self.lock();
+        let matched: usize = if table.matchers.is_empty() {
+            0
+        } else {
+            let matching = table.matching(topic);
+            matching
+                .iter()
+                .filter_map(|m| table.matchers.get(m))
+                .map(Vec::len)
+                .sum()
+        };
         let exact = table.exact.get(topic).map_or(0, Vec::len);
-        exact
+        matched
+            + exact
             + topic
                 .prefixes()
                 .filter_map(|prefix| table.prefix.get(prefix))
@@ -216,9 +266,17 @@ impl Fanout {
             }
             if list.is_empty() {
                 match pattern {
-                    Pattern::Exact(name) => table.exact.remove(name),
-                    Pattern::Prefix(prefix) => table.prefix.remove(prefix),
-                };
+                    Pattern::Exact(name) => {
+                        table.exact.remove(name);
+                    }
+                    Pattern::Prefix(prefix) => {
+                        table.prefix.remove(prefix);
+                    }
+                    Pattern::Matcher(selector) => {
+                        table.matchers.remove(selector);
+                        table.matched.clear();
+                    }
+                }
             }
         }
     }
@@ -226,20 +284,31 @@ impl Fanout {
 
 impl Delivery for Fanout {
     fn deliver(&self, event: &Arc<Event>) -> usize {
-        let table = self.lock();
+        let mut table = self.lock();
         let mut reached = 0;
-        let mut offer = |list: &Vec<Arc<Slot>>| {
-            for slot in list {
-                reached += usize::from(slot.offer(event, self.queue));
+        // A subscriber matched by several topics or patterns is offered the event several
+        // times in a row and keeps it once (its queue refuses ids it already has).
+        for topic in event.topics() {
+            let mut offer = |list: &Vec<Arc<Slot>>| {
+                for slot in list {
+                    reached += usize::from(slot.offer(event, self.queue));
+                }
+            };
+            if let Some(list) = table.exact.get(topic) {
+                offer(list);
             }
-        };
-        if let Some(list) = table.exact.get(&event.topic) {
-            offer(list);
-        }
-        if !table.prefix.is_empty() {
-            for prefix in event.topic.prefixes() {
-                if let Some(list) = table.prefix.get(prefix) {
-                    offer(list);
+            if !table.prefix.is_empty() {
+                for prefix in topic.prefixes() {
+                    if let Some(list) = table.prefix.get(prefix) {
+                        offer(list);
+                    }
+                }
+            }
+            if !table.matchers.is_empty() {
+                for selector in table.matching(topic).iter() {
+                    if let Some(list) = table.matchers.get(selector) {
+                        offer(list);
+                    }
                 }
             }
         }
@@ -254,13 +323,15 @@ impl Delivery for Fanout {
             .cloned()
             .map(Pattern::Exact)
             .chain(table.prefix.keys().cloned().map(Pattern::Prefix))
+            .chain(table.matchers.keys().cloned().map(Pattern::Matcher))
             .collect()
     }
 
     fn is_subscribed(&self, topic: &TopicName) -> bool {
-        let table = self.lock();
+        let mut table = self.lock();
         table.exact.contains_key(topic)
             || (!table.prefix.is_empty() && topic.prefixes().any(|p| table.prefix.contains_key(p)))
+            || (!table.matchers.is_empty() && !table.matching(topic).is_empty())
     }
 }
 

@@ -10,6 +10,9 @@ fn event(seq: u64, topic: &str) -> Arc<Event> {
         name: EventName::message(),
         message: format!("m{seq}"),
         private: false,
+        alternates: Vec::new(),
+        custom_id: None,
+        retry: None,
     };
     Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
 }
@@ -105,6 +108,9 @@ fn private_events_reach_only_granted_subscribers() {
             name: EventName::message(),
             message: public.message.clone(),
             private: true,
+            alternates: Vec::new(),
+            custom_id: None,
+            retry: None,
         };
         Arc::new(Event::new(public.id, draft, 0.0))
     };

@@ -24,6 +24,8 @@ pub enum Selector {
     Prefix(String),
     /// A URL pattern; only absolute URL topics can match it.
     UrlPattern(Arc<UrlPattern>, String),
+    /// An RFC 6570 URI template (legacy selectors).
+    Template(Arc<regex::Regex>, String),
 }
 
 impl fmt::Debug for Selector {
@@ -33,6 +35,7 @@ impl fmt::Debug for Selector {
             Self::Exact(topic) => write!(f, "Exact({topic:?})"),
             Self::Prefix(prefix) => write!(f, "Prefix({prefix:?})"),
             Self::UrlPattern(_, source) => write!(f, "UrlPattern({source:?})"),
+            Self::Template(_, source) => write!(f, "Template({source:?})"),
         }
     }
 }
@@ -42,10 +45,36 @@ impl PartialEq for Selector {
         match (self, other) {
             (Self::Any, Self::Any) => true,
             (Self::Exact(a), Self::Exact(b)) | (Self::Prefix(a), Self::Prefix(b)) => a == b,
-            (Self::UrlPattern(_, a), Self::UrlPattern(_, b)) => a == b,
+            (Self::UrlPattern(_, a), Self::UrlPattern(_, b))
+            | (Self::Template(_, a), Self::Template(_, b)) => a == b,
             _ => false,
         }
     }
+}
+
+impl Eq for Selector {}
+
+impl std::hash::Hash for Selector {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        self.source().hash(state);
+    }
+}
+
+/// A draft-08 `match_urlpattern` selector, relative patterns resolved against `base` (the hub
+/// URL).
+///
+/// # Errors
+/// An invalid or over-long pattern.
+pub fn url_pattern_with_base(text: &str, base: &str) -> Result<Selector, SelectorError> {
+    if text.len() > MAX_SELECTOR_LEN {
+        return Err(SelectorError::TooLong);
+    }
+    let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
+    let base = url::Url::parse(base).ok();
+    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, base).map_err(bad)?;
+    let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
+    Ok(Selector::UrlPattern(Arc::new(pattern), text.to_owned()))
 }
 
 /// Why a selector could not be read.
@@ -63,14 +92,20 @@ pub enum SelectorError {
 }
 
 impl Selector {
-    /// A selector of the legacy `mercure.publish` / `mercure.subscribe` claim (and of ssehub's
-    /// own topics): `*`, `prefix/*`, or an exact topic.
+    /// A selector of the legacy `mercure.publish` / `mercure.subscribe` claim and `topic`
+    /// parameter (and of ssehub's own topics): `*`, `prefix/*`, an RFC 6570 URI template, or an
+    /// exact topic.
     ///
     /// # Errors
-    /// [`SelectorError::TooLong`].
+    /// An over-long selector or a malformed template.
     pub fn legacy(text: &str) -> Result<Self, SelectorError> {
         if text.len() > MAX_SELECTOR_LEN {
             return Err(SelectorError::TooLong);
+        }
+        if super::template::is_template(text) {
+            let regex = super::template::compile(text)
+                .map_err(|e| SelectorError::BadPattern(e.to_string()))?;
+            return Ok(Self::Template(Arc::new(regex), text.to_owned()));
         }
         Ok(match text {
             "*" => Self::Any,
@@ -79,6 +114,17 @@ impl Selector {
                 None => Self::Exact(text.to_owned()),
             },
         })
+    }
+
+    /// The text the selector was read from (`prefix/` for a prefix).
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Any => "*",
+            Self::Exact(text)
+            | Self::Prefix(text)
+            | Self::UrlPattern(_, text)
+            | Self::Template(_, text) => text,
+        }
     }
 
     /// A draft-08 topic matcher: `match` with an optional `match_type` (`exact` when absent).
@@ -110,6 +156,7 @@ impl Selector {
                 .ok()
                 .and_then(|url| pattern.test(UrlPatternMatchInput::Url(url)).ok())
                 .unwrap_or(false),
+            Self::Template(regex, _) => regex.is_match(topic),
         }
     }
 }
@@ -131,6 +178,9 @@ mod tests {
         let prefix = Selector::legacy("chat/*").unwrap();
         assert!(prefix.matches("chat/a") && prefix.matches("chat/a/b"));
         assert!(!prefix.matches("chat") && !prefix.matches("chatter/a"));
+        let template = Selector::legacy("https://example.com/books/{id}").unwrap();
+        assert!(template.matches("https://example.com/books/1"));
+        assert!(!template.matches("https://example.com/books/1/2"));
         let exact = Selector::legacy("https://example.com/books/1").unwrap();
         assert!(exact.matches("https://example.com/books/1"));
         assert!(!exact.matches("https://example.com/books/2"));

@@ -3,8 +3,16 @@
 //! A topic is 1 to 128 bytes of segments of `[A-Za-z0-9_.:-]` joined by `/` (no empty segment).
 //! A pattern is a topic, `prefix/*` (every topic under `prefix/`, at any depth) or `*` (all).
 
+pub mod selector;
+pub mod template;
+
 use std::fmt;
 use std::sync::Arc;
+
+pub use selector::{Selector, SelectorError};
+
+/// Longest Mercure topic accepted.
+pub const MAX_MERCURE_TOPIC_LEN: usize = 2048;
 
 /// Longest accepted topic name.
 pub const MAX_TOPIC_LEN: usize = 128;
@@ -15,7 +23,7 @@ pub const DEFAULT_TOPIC: &str = "default";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     /// Not a valid topic name (publishing names one topic).
-    #[error("invalid topic {0:?}: use 1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/'")]
+    #[error("invalid topic {0:?}: use 1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/' (the Mercure endpoint takes any text without control characters)")]
     Name(String),
     /// Not a valid subscription pattern.
     #[error("invalid topic {0:?}: use a topic (1 to 128 characters of A-Z a-z 0-9 _ . : - in segments separated by '/'), 'prefix/*' for every topic under a prefix, or '*'")]
@@ -40,6 +48,22 @@ impl TopicName {
     /// ```
     pub fn new(name: &str) -> Result<Self, TopicError> {
         if valid_segments(name) {
+            Ok(Self(name.into()))
+        } else {
+            Err(TopicError::Name(truncate(name)))
+        }
+    }
+
+    /// A Mercure topic: any UTF-8 text (an IRI, usually) of 1 to 2,048 bytes without control or
+    /// format characters. The native API's topics are a subset.
+    ///
+    /// # Errors
+    /// [`TopicError::Name`] otherwise.
+    pub fn any(name: &str) -> Result<Self, TopicError> {
+        let ok = !name.is_empty()
+            && name.len() <= MAX_MERCURE_TOPIC_LEN
+            && !name.chars().any(crate::sse::forbidden_char);
+        if ok {
             Ok(Self(name.into()))
         } else {
             Err(TopicError::Name(truncate(name)))
@@ -77,6 +101,8 @@ pub enum Pattern {
     Exact(TopicName),
     /// Every topic whose name starts with this prefix (`""` for all, else ending in `/`).
     Prefix(Arc<str>),
+    /// A URI template or URL pattern (Mercure subscriptions), evaluated per topic.
+    Matcher(Selector),
 }
 
 impl Pattern {
@@ -104,6 +130,7 @@ impl Pattern {
         match self {
             Self::Exact(name) => name == topic,
             Self::Prefix(prefix) => topic.as_str().starts_with(&**prefix),
+            Self::Matcher(selector) => selector.matches(topic.as_str()),
         }
     }
 }
@@ -113,6 +140,7 @@ impl fmt::Display for Pattern {
         match self {
             Self::Exact(name) => f.write_str(name.as_str()),
             Self::Prefix(prefix) => write!(f, "{prefix}*"),
+            Self::Matcher(selector) => f.write_str(selector.source()),
         }
     }
 }
