@@ -25,6 +25,8 @@ use crate::config::AuthConfig;
 pub const LEGACY_COOKIE: &str = "mercureAuthorization";
 /// The draft-08 cookie name.
 pub const COOKIE: &str = "__Secure-mercure_access_token";
+/// Longest a deadline may be, in seconds (ten years).
+const MAX_DEADLINE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 /// The hub's path, for the default resource identifier.
 pub const HUB_PATH: &str = "/.well-known/mercure";
 

@@ -182,7 +182,7 @@ impl Session {
     /// Ends the stream with a `close` event of `status` after `after`.
     #[must_use]
     pub fn ending_after(mut self, after: Duration, status: &'static str) -> Self {
-        self.deadline = Some((Instant::now() + after, status));
+        self.deadline = Instant::now().checked_add(after).map(|at| (at, status));
         self
     }
 

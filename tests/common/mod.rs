@@ -306,3 +306,38 @@ pub async fn read_until_contains(socket: &mut tokio::net::TcpStream, needle: &st
     .unwrap_or_else(|_| panic!("no {needle:?} in time"));
     String::from_utf8_lossy(&seen).into_owned()
 }
+
+/// Helpers of the authorization tests (`tests/auth*.rs`).
+pub mod auth;
+
+/// [`spawn_binary`] with these environment variables set on the child.
+pub async fn spawn_binary_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("ssehub exited before listening");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}

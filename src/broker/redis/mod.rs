@@ -56,6 +56,9 @@ pub struct RedisSettings {
     pub ca: Option<Vec<u8>>,
 }
 
+/// Newest events of each topic a listing reads to tell public from private.
+const LISTING_WINDOW: usize = 100;
+
 /// See the module docs.
 pub struct RedisBroker {
     client: redis::Client,
@@ -503,7 +506,7 @@ impl Broker for RedisBroker {
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
-                    .arg(1);
+                    .arg(LISTING_WINDOW);
             }
             let replies: Vec<Value> = self.timed(pipe.query_async(&mut con)).await?;
             Ok(names
@@ -514,19 +517,20 @@ impl Broker for RedisBroker {
                         Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
                         _ => 0,
                     };
-                    let newest = reply
+                    let window = reply
                         .get(1)
                         .cloned()
                         .map(|v| decode_entries(&name, v))
-                        .and_then(|events| events.first().cloned());
-                    // Redis keeps no per-topic count of private events: a listing shows the
-                    // newest id only when that event is public.
+                        .unwrap_or_default();
+                    // Redis keeps no per-topic count of private events: they are counted in
+                    // the newest LISTING_WINDOW events, exact for topics holding no more.
+                    let private = window.iter().filter(|e| e.private).count();
                     TopicStats {
                         name,
-                        last_id: newest.as_ref().map(|e| e.id),
+                        last_id: window.first().map(|e| e.id),
                         history,
-                        last_public_id: newest.filter(|e| !e.private).map(|e| e.id),
-                        public_history: history,
+                        last_public_id: window.iter().find(|e| !e.private).map(|e| e.id),
+                        public_history: history.saturating_sub(private),
                     }
                 })
                 .collect())
