@@ -203,12 +203,11 @@ impl Auth {
     /// from now, whichever is first (Unix seconds and a status word for the `close` event).
     pub fn stream_deadline(&self, grants: Option<&Grants>) -> Option<(Duration, &'static str)> {
         let now = crate::event::unix_now();
-        let expires = grants.and_then(|g| g.expires).map(|exp| {
-            (
-                Duration::from_secs_f64((exp as f64 - now).max(0.0)),
-                "expired",
-            )
-        });
+        // A far-away `exp` is no deadline in practice: cap it where time arithmetic stays safe.
+        let expires = grants
+            .and_then(|g| g.expires)
+            .map(|exp| (exp as f64 - now).clamp(0.0, MAX_DEADLINE_SECS))
+            .map(|secs| (Duration::from_secs_f64(secs), "expired"));
         let lifetime = self.max_lifetime.map(|d| (d, "lifetime"));
         match (expires, lifetime) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
