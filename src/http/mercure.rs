@@ -34,8 +34,47 @@ use crate::topic::{selector, Pattern, Selector, TopicName};
 /// Most topics one update may name.
 const MAX_UPDATE_TOPICS: usize = 64;
 
+/// Where the protected resource metadata of the hub URL lives (RFC 9728, section 3).
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route(HUB_PATH, get(subscribe).post(publish))
+    Router::new()
+        .route(HUB_PATH, get(subscribe).post(publish))
+        .route(METADATA_PATH, get(metadata))
+}
+
+/// The hub's `Link: <...>; rel="mercure"` header value (section "Discovery").
+pub(crate) fn link(meta: &RequestMeta) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("<{}>; rel=\"mercure\"", hub_url(meta))).ok()
+}
+
+/// The protected resource metadata (draft-08, section "Protected Resource Metadata").
+async fn metadata(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> axum::Json<serde_json::Value> {
+    let meta = RequestMeta::from_headers(&headers, &uri, None);
+    let resource = app
+        .config()
+        .auth
+        .resource_identifier
+        .clone()
+        .unwrap_or_else(|| hub_url(&meta));
+    let cookie = app
+        .config()
+        .auth
+        .cookie_name
+        .clone()
+        .unwrap_or_else(|| crate::auth::COOKIE.to_owned());
+    axum::Json(serde_json::json!({
+        "resource": resource,
+        "authorization_details_types_supported": [crate::auth::claims::DETAIL_TYPE],
+        "bearer_methods_supported": ["header"],
+        "mercure_cookie": cookie,
+        "mercure_matcher_types_supported": ["exact", "urlpattern"],
+        "mercure_subscriptions": false,
+    }))
 }
 
 /// The hub's URL for this request: what relative URL patterns resolve against and what the
@@ -158,6 +197,9 @@ async fn subscribe(
     });
     let mut response = Body::from_stream(body).into_response();
     let response_headers = response.headers_mut();
+    if let Some(link) = link(&meta) {
+        response_headers.insert(header::LINK, link);
+    }
     for (name, value) in STREAM_HEADERS {
         response_headers.insert(
             header::HeaderName::from_static(name),
@@ -347,6 +389,9 @@ async fn publish(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if let Some(link) = link(&meta) {
+        response.headers_mut().insert(header::LINK, link);
+    }
     Ok(response)
 }
 
