@@ -306,7 +306,7 @@ mod tests {
         let (socket, peer) = listener.accept().await.unwrap();
         let config = crate::Config::with_bind(addr);
         let app = AppState::new(config).unwrap();
-        let router = crate::app::build(app.clone());
+        let router = crate::http::router(app.clone());
         let task = serve(socket, peer, router, app);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2304, "the connection future is {size} bytes");

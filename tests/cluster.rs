@@ -332,3 +332,27 @@ async fn rediss_with_a_private_ca() {
     assert!(ssehub::AppState::connect(config).await.is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn shutdown_stops_the_redis_subscription() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis).await;
+    let subscribers = |redis: &RedisServer| {
+        redis
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|line| line.contains(" sub=1") || line.contains(" psub=1"))
+            .count()
+    };
+    assert_eq!(subscribers(&redis), 1, "the node holds one subscription");
+    a.shutdown().await.unwrap();
+    // The subscription task stops with the server, not with the process.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while subscribers(&redis) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription outlived shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

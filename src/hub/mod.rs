@@ -8,7 +8,7 @@ pub mod fanout;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use crate::broker::{BrokerError, Replay, ReplayLimit, ResumeFrom};
+pub use crate::broker::{BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom};
 pub use crate::event::{Draft, Event};
 pub use crate::sse::EventId;
 pub use crate::topic::{Pattern, TopicError, TopicName};

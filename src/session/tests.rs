@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Mode, Session, Settings, StreamGuard};
-use crate::broker::Delivery;
 use crate::event::{Draft, Event};
+use crate::hub::Delivery;
 use crate::hub::{Fanout, Pattern, Replay, TopicName};
 use crate::sse::{EventId, EventName, Parser, SseEvent};
 
