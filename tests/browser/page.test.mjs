@@ -305,7 +305,10 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
       const streams = requests.filter((r) => r.includes('/stream?'));
       assert.equal(streams.length, 2, JSON.stringify(streams));
       assert.ok(!streams[0].includes('lastEventId='), streams[0]);
-      assert.ok(streams[1].endsWith(`&lastEventId=${seen}`), `reconnect resumes after ${seen}: ${streams[1]}`);
+      assert.ok(
+        streams[1].endsWith(`&lastEventId=${encodeURIComponent(seen)}`),
+        `reconnect resumes after ${seen}: ${streams[1]}`,
+      );
       assert.equal(
         await page.evaluate(() => sessionStorage.getItem('ssehub.lastEventId')),
         missed.body.data.id,
