@@ -32,6 +32,9 @@ pub struct Grants {
     pub subject: Option<String>,
     /// `iss`, for the log.
     pub issuer: Option<String>,
+    /// Whether the token is a draft-08 access token (else legacy claims): replies to it use
+    /// draft-08 shapes.
+    pub draft_08: bool,
 }
 
 impl Grants {
@@ -72,6 +75,7 @@ pub fn grants(token: &Verified, audience: &Audience<'_>) -> Result<Grants, Strin
     }
     match claims.get("authorization_details") {
         Some(details) => {
+            grants.draft_08 = true;
             check_access_token(token, audience, &grants)?;
             read_details(details, &mut grants)?;
         }

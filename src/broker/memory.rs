@@ -326,6 +326,11 @@ impl Broker for MemoryBroker {
         std::future::ready(Ok(events)).boxed()
     }
 
+    fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, BrokerError>> {
+        let last = self.lock().last_id;
+        std::future::ready(Ok((last != EventId::default()).then_some(last))).boxed()
+    }
+
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
         let found = self.lock().custom_ids.get(id).copied();
         std::future::ready(Ok(found)).boxed()

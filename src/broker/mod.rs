@@ -140,6 +140,9 @@ pub trait Broker: Send + Sync + 'static {
     /// publisher-chosen ids are resume cursors too).
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>>;
 
+    /// The id issued last, if any (the hub's reconciliation cursor).
+    fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, BrokerError>>;
+
     /// Topics with history.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>>;
 

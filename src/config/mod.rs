@@ -160,6 +160,11 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
 
+    /// Mercure's active subscriptions: a private `mercure` update when a Mercure subscription
+    /// starts and ends, and the API under `/.well-known/mercure/subscriptions`.
+    #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
+    pub subscriptions: bool,
+
     /// Who may publish and read (JWT), CORS, per-client and per-subject stream caps.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -212,6 +217,7 @@ impl Config {
             body_timeout: duration(DEFAULT_BODY_TIMEOUT),
             idle_timeout: duration(DEFAULT_IDLE_TIMEOUT),
             access_log: false,
+            subscriptions: false,
             auth: AuthConfig::default(),
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
             max_topics: DEFAULT_MAX_TOPICS,

@@ -22,6 +22,7 @@ use futures_util::stream;
 use super::input::read_body;
 use super::request::{ClientAddr, RequestMeta};
 use super::stream::{start, StreamSpec, STREAM_HEADERS};
+use super::subscriptions::{Active, Matcher};
 use super::AppState;
 use crate::auth::{Auth, HUB_PATH};
 use crate::error::ApiError;
@@ -73,7 +74,7 @@ async fn metadata(
         "bearer_methods_supported": ["header"],
         "mercure_cookie": cookie,
         "mercure_matcher_types_supported": ["exact", "urlpattern"],
-        "mercure_subscriptions": false,
+        "mercure_subscriptions": app.config().subscriptions,
     }))
 }
 
@@ -131,8 +132,14 @@ async fn subscribe(
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|err| bad(format!("invalid query string: {err}")))?;
     let mut patterns: Vec<Pattern> = Vec::new();
+    let mut matchers: Vec<Matcher> = Vec::new();
     let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
     for (key, value) in pairs {
+        let matcher = match key.as_str() {
+            "topic" => Matcher::Legacy(value.clone()),
+            "match_urlpattern" => Matcher::Typed("urlpattern", value.clone()),
+            _ => Matcher::Typed("exact", value.clone()),
+        };
         let pattern = match key.as_str() {
             "topic" => legacy_pattern(&value)?,
             "match" | "match_exact" => {
@@ -171,6 +178,7 @@ async fn subscribe(
         };
         if !patterns.contains(&pattern) {
             patterns.push(pattern);
+            matchers.push(matcher);
         }
     }
     if patterns.is_empty() {
@@ -190,7 +198,16 @@ async fn subscribe(
         last_event_id: draft_cursor.or(legacy_cursor).filter(|c| !c.is_empty()),
         token,
     };
-    let (session, resumed) = start(&app, spec, &meta).await?;
+    let (mut session, resumed) = start(&app, spec, &meta).await?;
+    if app.config().subscriptions {
+        let payload = app
+            .auth()
+            .subscriber(&meta.credentials(None))
+            .ok()
+            .flatten()
+            .and_then(|g| g.payload);
+        session.hold(Active::open(&app, &matchers, payload.as_ref()).await?);
+    }
     let body = stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), session))

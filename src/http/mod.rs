@@ -12,6 +12,7 @@ mod messages;
 pub(crate) mod request;
 mod state;
 mod stream;
+mod subscriptions;
 mod topics;
 
 pub use state::{AppState, StartError};
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mercure::router())
         .merge(messages::router())
         .merge(stream::router())
+        .merge(subscriptions::router())
         .merge(topics::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))

@@ -56,6 +56,7 @@ struct Inner {
     cors: Cors,
     streams_per_client: Option<Quota<std::net::IpAddr>>,
     streams_per_subject: Option<Quota<String>>,
+    subscriptions: super::subscriptions::Shared,
     shutdown: CancellationToken,
     started: Instant,
 }
@@ -130,6 +131,7 @@ impl AppState {
                 cors: Cors::new(&config.auth.cors_origins),
                 streams_per_client: config.auth.max_streams_per_client.map(Quota::new),
                 streams_per_subject: config.auth.max_streams_per_subject.map(Quota::new),
+                subscriptions: Arc::default(),
                 config,
                 hub,
                 settings,
@@ -167,6 +169,10 @@ impl AppState {
 
     pub(crate) fn cors(&self) -> &Cors {
         &self.inner.cors
+    }
+
+    pub(crate) fn subscriptions(&self) -> &super::subscriptions::Registry {
+        &self.inner.subscriptions
     }
 
     pub(crate) fn streams_per_client(&self) -> Option<&Quota<std::net::IpAddr>> {

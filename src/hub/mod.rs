@@ -126,6 +126,14 @@ impl Hub {
         self.broker.resolve(id).await
     }
 
+    /// The id issued last, if any.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn last_id(&self) -> Result<Option<EventId>, BrokerError> {
+        self.broker.last_id().await
+    }
+
     /// Distinct topics and prefixes subscribed on this node.
     pub fn subscribed_topic_count(&self) -> usize {
         self.fanout.pattern_count()

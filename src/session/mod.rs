@@ -179,6 +179,11 @@ impl Session {
         }
     }
 
+    /// Keeps `thing` until the stream ends (what the stream counts against or announces).
+    pub fn hold(&mut self, thing: impl std::any::Any + Send + Sync) {
+        self._guard.hold(thing);
+    }
+
     /// Ends the stream with a `close` event of `status` after `after`.
     #[must_use]
     pub fn ending_after(mut self, after: Duration, status: &'static str) -> Self {

@@ -478,6 +478,14 @@ impl Broker for RedisBroker {
         async move { Ok(self.read_topic(topic, after, None, limit, false).await?.1) }.boxed()
     }
 
+    fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, BrokerError>> {
+        async move {
+            let last = self.last_issued().await?;
+            Ok((last != EventId::default()).then_some(last))
+        }
+        .boxed()
+    }
+
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
