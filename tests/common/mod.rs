@@ -341,3 +341,100 @@ pub async fn spawn_binary_env(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr)
 }
+
+impl SseStream {
+    /// Reads until the raw bytes received hold `needle` (events parsed on the way stay queued
+    /// for [`SseStream::next`]); fails after [`PATIENCE`] or if the response ends first.
+    pub async fn read_raw_until(&mut self, needle: &[u8]) {
+        let found = |raw: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+        tokio::time::timeout(PATIENCE, async {
+            while !found(&self.raw) {
+                let Some(Ok(chunk)) = self.body.next().await else {
+                    panic!(
+                        "the response ended: {:?}",
+                        String::from_utf8_lossy(&self.raw)
+                    );
+                };
+                self.raw.extend_from_slice(&chunk);
+                let events = self.parser.feed(&chunk);
+                self.pending.extend(events);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {:?} in time", String::from_utf8_lossy(needle)));
+    }
+}
+
+/// Helpers of the Mercure tests (`tests/mercure*.rs`).
+pub mod mercure {
+    use super::auth::{bearer, Reply};
+    use super::{SseStream, TestApp};
+
+    /// The hub's path.
+    pub const HUB: &str = "/.well-known/mercure";
+
+    /// `application/x-www-form-urlencoded` pairs, every reserved character escaped.
+    pub fn form(pairs: &[(&str, &str)]) -> String {
+        serde_urlencoded::to_string(pairs).unwrap()
+    }
+
+    /// `POST /.well-known/mercure` of a form body, as `token` if given.
+    pub async fn post(app: &TestApp, token: Option<&str>, body: &str) -> Reply {
+        let mut request = app
+            .client
+            .post(app.url(HUB))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.header("authorization", bearer(token));
+        }
+        Reply::read(request).await
+    }
+
+    /// Publishes as `token`, asserts `200 text/plain; charset=utf-8`; returns the id.
+    pub async fn publish_as(app: &TestApp, token: Option<&str>, pairs: &[(&str, &str)]) -> String {
+        let reply = post(app, token, &form(pairs)).await;
+        assert_eq!(reply.status, 200, "{pairs:?}: {reply:?}");
+        let kind = reply.header("content-type");
+        assert_eq!(kind, Some("text/plain; charset=utf-8"), "{reply:?}");
+        assert!(!reply.text.is_empty(), "no id: {reply:?}");
+        reply.text
+    }
+
+    /// [`publish_as`] without a token.
+    pub async fn publish(app: &TestApp, pairs: &[(&str, &str)]) -> String {
+        publish_as(app, None, pairs).await
+    }
+
+    /// Subscribes with these query pairs and headers; asserts `200 text/event-stream` and that
+    /// the response opens with a comment.
+    pub async fn subscribe(
+        app: &TestApp,
+        pairs: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> SseStream {
+        let url = app.url(&format!("{HUB}?{}", form(pairs)));
+        let mut stream = SseStream::open(&app.client, &url, headers).await;
+        assert_eq!(stream.status, 200, "{pairs:?}");
+        let kind = stream.headers.get("content-type").unwrap();
+        assert_eq!(kind, "text/event-stream", "{pairs:?}");
+        stream.read_raw_until(b"\n\n").await;
+        assert_eq!(
+            stream.raw[0],
+            b':',
+            "{:?}",
+            String::from_utf8_lossy(&stream.raw)
+        );
+        stream
+    }
+
+    /// The data of the next events, up to and including the first whose data is `last`.
+    pub async fn datas_until(stream: &mut SseStream, last: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.last().map(String::as_str) != Some(last) {
+            let event = stream.next().await.expect("the stream ended");
+            seen.push(event.data);
+        }
+        seen
+    }
+}
