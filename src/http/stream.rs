@@ -184,12 +184,13 @@ async fn resume_from(app: &AppState, cursor: &str) -> Result<ResumeFrom, ApiErro
     if cursor == "earliest" {
         return Ok(ResumeFrom::Earliest);
     }
-    if let Ok(id) = cursor.parse::<EventId>() {
+    // A publisher's id first: it may look like one of the hub's own.
+    if let Some(id) = app.hub().resolve(cursor).await? {
         return Ok(ResumeFrom::After(id));
     }
-    Ok(match app.hub().resolve(cursor).await? {
-        Some(id) => ResumeFrom::After(id),
-        None => ResumeFrom::Unknown,
+    Ok(match cursor.parse::<EventId>() {
+        Ok(id) => ResumeFrom::After(id),
+        Err(_) => ResumeFrom::Unknown,
     })
 }
 

@@ -22,8 +22,9 @@ pub enum Selector {
     Exact(String),
     /// `prefix/*`: every topic that starts with `prefix/` (stored with the slash).
     Prefix(String),
-    /// A URL pattern; only absolute URL topics can match it.
-    UrlPattern(Arc<UrlPattern>, String),
+    /// A URL pattern, and the hub URL that relative topics resolve against (draft-08, "URL
+    /// Pattern"); without one, only absolute URL topics can match it.
+    UrlPattern(Arc<(UrlPattern, Option<url::Url>)>, String),
     /// An RFC 6570 URI template (legacy selectors).
     Template(Arc<regex::Regex>, String),
 }
@@ -72,9 +73,13 @@ pub fn url_pattern_with_base(text: &str, base: &str) -> Result<Selector, Selecto
     }
     let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
     let base = url::Url::parse(base).ok();
-    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, base).map_err(bad)?;
+    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, base.clone())
+        .map_err(bad)?;
     let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
-    Ok(Selector::UrlPattern(Arc::new(pattern), text.to_owned()))
+    Ok(Selector::UrlPattern(
+        Arc::new((pattern, base)),
+        text.to_owned(),
+    ))
 }
 
 /// Why a selector could not be read.
@@ -152,10 +157,14 @@ impl Selector {
             Self::Any => true,
             Self::Exact(exact) => exact == topic,
             Self::Prefix(prefix) => topic.starts_with(prefix.as_str()),
-            Self::UrlPattern(pattern, _) => url::Url::parse(topic)
-                .ok()
-                .and_then(|url| pattern.test(UrlPatternMatchInput::Url(url)).ok())
-                .unwrap_or(false),
+            Self::UrlPattern(pattern, _) => {
+                let (pattern, base) = &**pattern;
+                url::Url::parse(topic)
+                    .ok()
+                    .or_else(|| base.as_ref().and_then(|b| b.join(topic).ok()))
+                    .and_then(|url| pattern.test(UrlPatternMatchInput::Url(url)).ok())
+                    .unwrap_or(false)
+            }
             Self::Template(regex, _) => regex.is_match(topic),
         }
     }
@@ -165,7 +174,10 @@ fn url_pattern(text: &str) -> Result<Selector, SelectorError> {
     let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
     let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, None).map_err(bad)?;
     let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
-    Ok(Selector::UrlPattern(Arc::new(pattern), text.to_owned()))
+    Ok(Selector::UrlPattern(
+        Arc::new((pattern, None)),
+        text.to_owned(),
+    ))
 }
 
 #[cfg(test)]

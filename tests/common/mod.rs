@@ -392,7 +392,11 @@ pub mod mercure {
     }
 
     /// Publishes as `token`, asserts `200 text/plain; charset=utf-8`; returns the id.
-    pub async fn publish_as(app: &TestApp, token: Option<&str>, pairs: &[(&str, &str)]) -> String {
+    pub async fn publish_with(
+        app: &TestApp,
+        token: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> String {
         let reply = post(app, token, &form(pairs)).await;
         assert_eq!(reply.status, 200, "{pairs:?}: {reply:?}");
         let kind = reply.header("content-type");
@@ -401,9 +405,9 @@ pub mod mercure {
         reply.text
     }
 
-    /// [`publish_as`] without a token.
+    /// [`publish_with`] without a token.
     pub async fn publish(app: &TestApp, pairs: &[(&str, &str)]) -> String {
-        publish_as(app, None, pairs).await
+        publish_with(app, None, pairs).await
     }
 
     /// Subscribes with these query pairs and headers; asserts `200 text/event-stream` and that

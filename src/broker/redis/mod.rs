@@ -248,6 +248,35 @@ impl RedisBroker {
                 }
             }
         }
+        // Topics whose events have an alternate topic that matches: read them too (replay
+        // then keeps only the events that match by one of their topics).
+        let mut con = self.commands.clone();
+        let alternates: Vec<String> = self
+            .timed(
+                redis::cmd("ZRANGE")
+                    .arg(self.key("alternates"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut con),
+            )
+            .await?;
+        for alternate in alternates.iter().filter_map(|a| TopicName::any(a).ok()) {
+            if !patterns.iter().any(|p| p.matches(&alternate)) {
+                continue;
+            }
+            let canonical: Vec<String> = self
+                .timed(
+                    redis::cmd("SMEMBERS")
+                        .arg(self.key(&format!("alt:{alternate}")))
+                        .query_async(&mut con),
+                )
+                .await?;
+            for name in canonical.iter().filter_map(|c| TopicName::any(c).ok()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
         Ok(names)
     }
 
@@ -346,6 +375,21 @@ impl RedisBroker {
         let mut con = self.commands.clone();
         let cutoff = (crate::event::unix_now() * 1000.0) as u64;
         let cutoff = cutoff.saturating_sub(self.settings.max_age.as_millis() as u64);
+        let stale: Vec<String> = self
+            .timed(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.key("alternates"))
+                    .arg("-inf")
+                    .arg(format!("({cutoff}"))
+                    .query_async(&mut con),
+            )
+            .await?;
+        for alternate in stale {
+            let mut pipe = redis::pipe();
+            pipe.cmd("DEL").arg(self.key(&format!("alt:{alternate}")));
+            pipe.cmd("ZREM").arg(self.key("alternates")).arg(&alternate);
+            let _: Vec<Value> = self.timed(pipe.query_async(&mut con)).await?;
+        }
         let idle: Vec<(String, u64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
@@ -410,6 +454,7 @@ impl Broker for RedisBroker {
                         .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
                         .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
                         .arg(self.key("id:"))
+                        .arg(&self.settings.prefix)
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -462,6 +507,7 @@ impl Broker for RedisBroker {
                 if matches!(from, ResumeFrom::After(_)) && deleted.is_some_and(|d| after < d) {
                     gap = true;
                 }
+                found.retain(|e| e.topics().any(|t| patterns.iter().any(|p| p.matches(t))));
                 events.append(&mut found);
             }
             Ok(Replay::newest(events, limit, gap))

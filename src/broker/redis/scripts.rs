@@ -5,7 +5,8 @@
 /// (kept for the history age; the first event with an id wins), and the channel message.
 /// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
 /// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
-/// of the id-mapping keys.
+/// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
+/// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads).
 pub(super) const PUBLISH_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -19,6 +20,10 @@ redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 if ARGV[9] ~= '' then
   redis.call('SET', ARGV[11] .. ARGV[9], id, 'NX', 'PX', ARGV[5])
+end
+for alternate in string.gmatch(ARGV[8], '[^\t]+') do
+  redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])
+  redis.call('ZADD', ARGV[12] .. 'alternates', now, alternate)
 end
 local flags = ''
 if ARGV[7] == '1' then flags = 'p' end

@@ -13,34 +13,34 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::stream;
 
-use super::input::read_body;
+mod form;
+mod publish;
+
 use super::request::{ClientAddr, RequestMeta};
 use super::stream::{start, StreamSpec, STREAM_HEADERS};
 use super::subscriptions::{Active, Matcher};
 use super::AppState;
-use crate::auth::{Auth, HUB_PATH};
+use crate::auth::HUB_PATH;
 use crate::error::ApiError;
-use crate::event::Draft;
 use crate::session::Mode;
-use crate::sse::fields::MAX_LINE_TEXT;
-use crate::sse::{forbidden_char, EventName, LineText};
+use crate::sse::forbidden_char;
 use crate::topic::{selector, Pattern, Selector, TopicName};
 
 /// Most topics one update may name.
-const MAX_UPDATE_TOPICS: usize = 64;
+pub(super) const MAX_UPDATE_TOPICS: usize = 64;
 
 /// Where the protected resource metadata of the hub URL lives (RFC 9728, section 3).
 const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(HUB_PATH, get(subscribe).post(publish))
+        .route(HUB_PATH, get(subscribe).post(publish::publish))
         .route(METADATA_PATH, get(metadata))
 }
 
@@ -80,14 +80,14 @@ async fn metadata(
 
 /// The hub's URL for this request: what relative URL patterns resolve against and what the
 /// reserved namespace is checked against.
-fn hub_url(meta: &RequestMeta) -> String {
+pub(super) fn hub_url(meta: &RequestMeta) -> String {
     format!(
         "http://{}{HUB_PATH}",
         meta.host.as_deref().unwrap_or("localhost")
     )
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
+pub(super) fn bad(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
 }
 
@@ -115,8 +115,13 @@ fn legacy_pattern(value: &str) -> Result<Pattern, ApiError> {
     )
 }
 
-fn topic_name(text: &str) -> Result<TopicName, ApiError> {
-    TopicName::any(text).map_err(|e| bad(e.to_string()))
+pub(super) fn topic_name(text: &str) -> Result<TopicName, ApiError> {
+    TopicName::any(text).map_err(|_| {
+        bad(format!(
+            "a topic must be 1 to {} bytes without control or format characters",
+            crate::topic::MAX_MERCURE_TOPIC_LEN
+        ))
+    })
 }
 
 async fn subscribe(
@@ -128,9 +133,7 @@ async fn subscribe(
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
     let meta = RequestMeta::from_headers(&headers, &uri, peer);
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|err| bad(format!("invalid query string: {err}")))?;
+    let pairs = form::pairs(query.as_deref().unwrap_or("").as_bytes())?;
     let mut patterns: Vec<Pattern> = Vec::new();
     let mut matchers: Vec<Matcher> = Vec::new();
     let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
@@ -159,7 +162,7 @@ async fn subscribe(
                     ),
                 }
             }
-            name if name.len() >= 5 && name[..5].eq_ignore_ascii_case("match") => {
+            name if name.len() >= 5 && name.as_bytes()[..5].eq_ignore_ascii_case(b"match") => {
                 return Err(bad(format!("unsupported matcher parameter {name:?}")));
             }
             "last_event_id" => {
@@ -237,204 +240,4 @@ async fn subscribe(
         }
     }
     Ok(response)
-}
-
-/// The fields of a publish form.
-#[derive(Default)]
-struct Update {
-    topics: Vec<String>,
-    data: Option<String>,
-    private: bool,
-    id: Option<String>,
-    kind: Option<String>,
-    retry: Option<String>,
-}
-
-fn read_update(bytes: &[u8]) -> Result<Update, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-        .map_err(|err| bad(format!("invalid form body: {err}")))?;
-    let mut update = Update::default();
-    for (key, value) in pairs {
-        match key.as_str() {
-            "topic" => update.topics.push(value),
-            "data" => update.data = Some(value),
-            // Present means private, whatever the value (draft-08, "Publication").
-            "private" => update.private = true,
-            "id" => update.id = Some(value),
-            "type" => update.kind = Some(value),
-            "retry" => update.retry = Some(value),
-            _ => {}
-        }
-    }
-    Ok(update)
-}
-
-/// Whether a topic, resolved against the hub's URL, addresses the hub's own namespace.
-fn reserved(topic: &str, hub: &str) -> bool {
-    let Ok(base) = url::Url::parse(hub) else {
-        return false;
-    };
-    let Ok(resolved) = base.join(topic) else {
-        return false;
-    };
-    let path = normalize(&decode_unreserved(resolved.path()));
-    path == HUB_PATH || path.starts_with(&format!("{HUB_PATH}/"))
-}
-
-/// Decodes percent-escapes of unreserved characters (RFC 3986 section 2.3).
-fn decode_unreserved(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(hex, 16) {
-                if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-                    out.push(char::from(byte));
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        out.push(char::from(bytes[i]));
-        i += 1;
-    }
-    out
-}
-
-/// Removes dot segments (RFC 3986 section 5.2.4).
-fn normalize(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/').skip(1) {
-        match segment {
-            "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
-    }
-    format!("/{}", segments.join("/"))
-}
-
-async fn publish(
-    State(app): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let meta = RequestMeta::from_headers(&headers, &uri, None);
-    let grants = app.auth().publisher(&meta.credentials(None))?;
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if !form {
-        return Err(ApiError::UnsupportedMediaType(
-            "application/x-www-form-urlencoded",
-        ));
-    }
-    let limits = app.input_limits();
-    let update = read_update(&read_body(&headers, body, limits).await?)?;
-    if update.topics.is_empty() {
-        return Err(bad("topic is required"));
-    }
-    if update.topics.len() > MAX_UPDATE_TOPICS {
-        return Err(ApiError::TooLarge(format!(
-            "at most {MAX_UPDATE_TOPICS} topics per update"
-        )));
-    }
-    let hub = hub_url(&meta);
-    let mut topics = Vec::with_capacity(update.topics.len());
-    for topic in &update.topics {
-        if topic == "*" {
-            return Err(bad("the topic * is reserved for the wildcard"));
-        }
-        if reserved(topic, &hub) {
-            return Err(bad("topics under the hub's own URL are reserved"));
-        }
-        topics.push(topic_name(topic)?);
-    }
-    let message = update.data.unwrap_or_default();
-    if message.len() > limits.message {
-        return Err(ApiError::TooLarge(format!(
-            "data is longer than {} bytes",
-            limits.message
-        )));
-    }
-    let custom_id = match update.id.as_deref() {
-        None | Some("") => None,
-        Some(id) if id.starts_with('#') || id == "earliest" => {
-            return Err(bad("an id may not start with # or be earliest"));
-        }
-        Some(id) => Some(LineText::new(id, MAX_LINE_TEXT).map_err(|e| bad(format!("id {e}")))?),
-    };
-    let name = match update.kind.as_deref() {
-        None | Some("") => EventName::message(),
-        Some("mercure") => return Err(bad("the type mercure is reserved for the hub")),
-        Some(kind) => EventName::any(kind).map_err(|e| bad(format!("type {e}")))?,
-    };
-    let retry = match update.retry.as_deref() {
-        None => None,
-        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(text.parse().map_err(|_| bad("retry is too large"))?)
-        }
-        Some(_) => return Err(bad("retry must be digits")),
-    };
-    for topic in &topics {
-        Auth::may_publish(grants.as_ref(), topic.as_str())?;
-    }
-    let mut topics = topics.into_iter();
-    let canonical = topics.next().ok_or_else(|| bad("topic is required"))?;
-    let draft = Draft {
-        topic: canonical,
-        name,
-        message,
-        private: update.private,
-        alternates: topics.collect(),
-        custom_id,
-        retry,
-    };
-    let published = app.hub().publish(draft).await?;
-    let mut response = (StatusCode::OK, published.event.wire_id().to_owned()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Some(link) = link(&meta) {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hub_namespace_is_reserved_however_spelled() {
-        let hub = "http://hub.test/.well-known/mercure";
-        for topic in [
-            "/.well-known/mercure",
-            "/.well-known/mercure/subscriptions/x",
-            "https://other.test/.well-known/mercure/x",
-            "/.well-known/%6Dercure/x",
-            "/.well-known/mercure/../mercure/x",
-            "/a/../.well-known/mercure",
-        ] {
-            assert!(reserved(topic, hub), "{topic}");
-        }
-        for topic in [
-            "/.well-known/mercurex",
-            "https://example.com/books/1",
-            "plain",
-        ] {
-            assert!(!reserved(topic, hub), "{topic}");
-        }
-    }
 }

@@ -1,0 +1,159 @@
+//! `POST /.well-known/mercure`: an update from a form (draft-08, section "Publication").
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::form::{pairs, reserved};
+use super::{bad, hub_url, link, topic_name, MAX_UPDATE_TOPICS};
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::event::Draft;
+use crate::http::input::read_body;
+use crate::http::request::RequestMeta;
+use crate::http::AppState;
+use crate::sse::fields::MAX_LINE_TEXT;
+use crate::sse::{EventName, LineText};
+use crate::topic::MAX_MERCURE_TOPIC_LEN;
+
+/// The fields of a publish form.
+#[derive(Default)]
+struct Update {
+    topics: Vec<String>,
+    data: Option<String>,
+    private: bool,
+    id: Option<String>,
+    kind: Option<String>,
+    retry: Option<String>,
+}
+
+fn read_update(bytes: &[u8]) -> Result<Update, ApiError> {
+    let mut update = Update::default();
+    for (key, value) in pairs(bytes)? {
+        match key.as_str() {
+            "topic" => update.topics.push(value),
+            "data" => update.data = Some(value),
+            // Present means private, whatever the value (draft-08, "Publication").
+            "private" => update.private = true,
+            "id" => update.id = Some(value),
+            "type" => update.kind = Some(value),
+            "retry" => update.retry = Some(value),
+            _ => {}
+        }
+    }
+    Ok(update)
+}
+
+pub(super) async fn publish(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let meta = RequestMeta::from_headers(&headers, &uri, None);
+    let grants = app.auth().publisher(&meta.credentials(None))?;
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(ApiError::UnsupportedMediaType(
+            "application/x-www-form-urlencoded",
+        ));
+    }
+    let limits = app.input_limits();
+    let update = read_update(&read_body(&headers, body, limits).await?)?;
+    if update.topics.is_empty() {
+        return Err(bad("topic is required"));
+    }
+    if update.topics.len() > MAX_UPDATE_TOPICS {
+        return Err(ApiError::TooLarge(format!(
+            "at most {MAX_UPDATE_TOPICS} topics per update"
+        )));
+    }
+    let too_long =
+        |what: &str, max: usize| ApiError::TooLarge(format!("{what} is longer than {max} bytes"));
+    if update
+        .topics
+        .iter()
+        .any(|t| t.len() > MAX_MERCURE_TOPIC_LEN)
+    {
+        return Err(too_long("a topic", MAX_MERCURE_TOPIC_LEN));
+    }
+    if update.id.as_ref().is_some_and(|i| i.len() > MAX_LINE_TEXT) {
+        return Err(too_long("id", MAX_LINE_TEXT));
+    }
+    if update
+        .kind
+        .as_ref()
+        .is_some_and(|k| k.len() > MAX_LINE_TEXT)
+    {
+        return Err(too_long("type", MAX_LINE_TEXT));
+    }
+    let hub = hub_url(&meta);
+    let mut topics = Vec::with_capacity(update.topics.len());
+    for topic in &update.topics {
+        if topic == "*" {
+            return Err(bad("the topic * is reserved for the wildcard"));
+        }
+        if reserved(topic, &hub) {
+            return Err(bad("topics under the hub's own URL are reserved"));
+        }
+        topics.push(topic_name(topic)?);
+    }
+    let message = update.data.unwrap_or_default();
+    if message.len() > limits.message {
+        return Err(ApiError::TooLarge(format!(
+            "data is longer than {} bytes",
+            limits.message
+        )));
+    }
+    let custom_id = match update.id.as_deref() {
+        None | Some("") => None,
+        Some(id) if id.starts_with('#') || id == "earliest" => {
+            return Err(bad("an id may not start with # or be earliest"));
+        }
+        Some(id) => Some(LineText::new(id, MAX_LINE_TEXT).map_err(|e| bad(format!("id {e}")))?),
+    };
+    let name = match update.kind.as_deref() {
+        None | Some("") => EventName::message(),
+        Some("mercure") => return Err(bad("the type mercure is reserved for the hub")),
+        Some(kind) => EventName::any(kind).map_err(|e| bad(format!("type {e}")))?,
+    };
+    let retry = match update.retry.as_deref() {
+        None => None,
+        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(text.parse().map_err(|_| bad("retry is too large"))?)
+        }
+        Some(_) => return Err(bad("retry must be digits")),
+    };
+    for topic in &topics {
+        Auth::may_publish(grants.as_ref(), topic.as_str())?;
+    }
+    let mut topics = topics.into_iter();
+    let canonical = topics.next().ok_or_else(|| bad("topic is required"))?;
+    let draft = Draft {
+        topic: canonical,
+        name,
+        message,
+        private: update.private,
+        alternates: topics.collect(),
+        custom_id,
+        retry,
+    };
+    let published = app.hub().publish(draft).await?;
+    let mut response = (StatusCode::OK, published.event.wire_id().to_owned()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(link) = link(&meta) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
