@@ -52,7 +52,10 @@ pub async fn read_draft(
     accept: Accept,
     limits: Limits,
 ) -> Result<Draft, ApiError> {
-    let kind = content_kind(headers, accept)?;
+    let kind = match content_kind(headers, accept) {
+        Ok(kind) => kind,
+        Err(err) => return Err(refuse(err, body, limits).await),
+    };
     let bytes = read_body(headers, body, limits).await?;
     let mut fields = match kind {
         Kind::Json => json_fields(&bytes)?,
@@ -217,4 +220,14 @@ fn form_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
         slot.get_or_insert(value);
     }
     Ok(fields)
+}
+
+/// Answers a request refused before its body was read: the body is read (bounded by the body
+/// limit and timeout) and dropped first, so the keep-alive connection stays usable. Without
+/// this, hyper closes the connection after the answer and a client that sent the body in a
+/// second packet sees its next request fail.
+pub(crate) async fn refuse(error: ApiError, body: Body, limits: Limits) -> ApiError {
+    let drain = Limited::new(body, limits.body).collect();
+    let _ = tokio::time::timeout(limits.timeout, drain).await;
+    error
 }

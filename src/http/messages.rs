@@ -9,7 +9,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::input::{read_draft, Accept};
+use super::input::{read_draft, refuse, Accept};
 use super::request::RequestMeta;
 use super::AppState;
 use crate::auth::Auth;
@@ -91,7 +91,10 @@ async fn accept(
     word: &'static str,
 ) -> Result<Response, ApiError> {
     let meta = RequestMeta::from_headers(headers, uri, None);
-    let grants = app.auth().publisher(&meta.credentials(None))?;
+    let grants = match app.auth().publisher(&meta.credentials(None)) {
+        Ok(grants) => grants,
+        Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),
+    };
     let draft = read_draft(headers, query, body, forms, app.input_limits()).await?;
     Auth::may_publish(grants.as_ref(), draft.topic.as_str())?;
     let published = app.hub().publish(draft).await?;

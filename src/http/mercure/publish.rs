@@ -10,7 +10,7 @@ use super::{bad, hub_url, link, topic_name, MAX_UPDATE_TOPICS};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::event::Draft;
-use crate::http::input::read_body;
+use crate::http::input::{read_body, refuse};
 use crate::http::request::RequestMeta;
 use crate::http::AppState;
 use crate::sse::fields::MAX_LINE_TEXT;
@@ -52,7 +52,10 @@ pub(super) async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let meta = RequestMeta::from_headers(&headers, &uri, None);
-    let grants = app.auth().publisher(&meta.credentials(None))?;
+    let grants = match app.auth().publisher(&meta.credentials(None)) {
+        Ok(grants) => grants,
+        Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),
+    };
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -62,9 +65,8 @@ pub(super) async fn publish(
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !form {
-        return Err(ApiError::UnsupportedMediaType(
-            "application/x-www-form-urlencoded",
-        ));
+        let error = ApiError::UnsupportedMediaType("application/x-www-form-urlencoded");
+        return Err(refuse(error, body, app.input_limits()).await);
     }
     let limits = app.input_limits();
     let update = read_update(&read_body(&headers, body, limits).await?)?;
