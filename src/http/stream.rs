@@ -211,6 +211,11 @@ async fn open_stream(
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
     let meta = RequestMeta::from_headers(&headers, &uri, peer);
     let session = open_session(&app, query.as_deref(), &meta).await?;
+    Ok(stream_response(session))
+}
+
+/// A `text/event-stream` response whose body is the session's frames (the hyper path).
+pub(crate) fn stream_response(session: Session) -> Response {
     let body = stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), session))
@@ -222,5 +227,5 @@ async fn open_stream(
             HeaderValue::from_static(value),
         );
     }
-    Ok(response)
+    response
 }

@@ -11,19 +11,17 @@
 //!
 //! It is one hub with the native API: same topics, ids, history, resume and authorization.
 
-use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
-use futures_util::stream;
 
 mod form;
 mod publish;
 
 use super::request::{ClientAddr, RequestMeta};
-use super::stream::{start, StreamSpec, STREAM_HEADERS};
+use super::stream::{start, stream_response, StreamSpec};
 use super::subscriptions::{Active, Matcher};
 use super::AppState;
 use crate::auth::HUB_PATH;
@@ -211,20 +209,10 @@ async fn subscribe(
             .and_then(|g| g.payload);
         session.hold(Active::open(&app, &matchers, payload.as_ref()).await?);
     }
-    let body = stream::unfold(session, |mut session| async move {
-        let chunk = session.next_chunk().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), session))
-    });
-    let mut response = Body::from_stream(body).into_response();
+    let mut response = stream_response(session);
     let response_headers = response.headers_mut();
     if let Some(link) = link(&meta) {
         response_headers.insert(header::LINK, link);
-    }
-    for (name, value) in STREAM_HEADERS {
-        response_headers.insert(
-            header::HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
     }
     // The event preceding the first one sent: the cursor itself, unless it is unknown, gone,
     // or `earliest` (section "Reconciliation").
