@@ -14,12 +14,18 @@
 //! - `http`: the handlers' shared state ([`AppState`]), one module per resource (messages,
 //!   stream, topics, health, assets), and `direct`, the hand-written HTTP/1 path that serves
 //!   most streams with a few KiB each.
+//!   `mercure` serves the Mercure protocol on `/.well-known/mercure`, `subscriptions` its
+//!   active-subscriptions API.
+//! - [`auth`]: who may publish and read: JWT keys, claims (legacy and draft-08), grants.
+//! - [`cli`]: the command line (`serve`, `token`).
+//! - [`quota`]: per-key caps (client address, token subject).
 //! - [`error`]: the one API error type and its JSON response.
 //! - [`session`]: what a burst or live stream sends, frame by frame.
 //! - [`hub`]: the local fan-out (each subscriber's bounded queue) joined with a broker.
 //! - [`broker`]: the backend and delivery traits, the in-memory backend and the Redis
 //!   (cluster) backend.
-//! - [`event`], [`topic`]: published events and their encodings; topic names and patterns.
+//! - [`event`], [`topic`]: published events and their encodings; topic names, patterns and
+//!   selectors (URI templates, URL patterns).
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
 //! - [`io`]: socket wrappers (dropping peers that stop reading; replaying bytes already read).
 //!
