@@ -50,6 +50,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = build(state.clone());
     let config = state.config().clone();
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = crate::tls::Tls::new(cert, key).map_err(std::io::Error::other)?;
+            tokio::spawn(tls.clone().watch());
+            Some(tls)
+        }
+        _ => None,
+    };
     let connection_cap = config.connection_cap();
     let limit = Arc::new(Semaphore::new(connection_cap));
     let per_client = config.max_connections_per_client.map(Quota::new);
@@ -68,6 +76,9 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() && !state.auth().guards_publishing() {
         tracing::warn!(%addr, "listening beyond loopback with no publisher key: anyone who can reach this port can publish (set --publisher-jwt-key or --jwt-key)");
+    }
+    if tls.is_some() {
+        tracing::info!(%addr, "serving HTTPS (h2 and http/1.1)");
     }
     loop {
         let permit = tokio::select! {
@@ -102,8 +113,14 @@ pub async fn serve(
         };
         let router = router.clone();
         let state = state.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor().clone());
         connections.spawn(async move {
-            crate::connection::serve(socket, peer, router, state).await;
+            match acceptor {
+                Some(acceptor) => {
+                    crate::connection::serve_tls(socket, peer, router, state, acceptor).await;
+                }
+                None => crate::connection::serve(socket, peer, router, state).await,
+            }
             drop((permit, client));
         });
     }

@@ -68,13 +68,44 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, router: Route
     Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
 }
 
-async fn serve_with_hyper(
+/// Serves one accepted connection over TLS: the handshake within `--header-timeout`, then
+/// hyper (HTTP/2 or HTTP/1.1 as ALPN chose; the direct path is for cleartext HTTP/1 only).
+pub(crate) async fn serve_tls(
     socket: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    app: AppState,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let _ = socket.set_nodelay(true);
+    let stop = app.shutdown_token();
+    let handshake = tokio::time::timeout(app.config().header_timeout, acceptor.accept(socket));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = stop.cancelled() => return,
+    };
+    Box::pin(serve_with_hyper(stream, Vec::new(), peer, router, app)).await;
+}
+
+async fn serve_with_hyper<S>(
+    socket: S,
     prefix: Vec<u8>,
     peer: SocketAddr,
     router: Router,
     app: AppState,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let config = app.config();
     let io = TokioIo::new(Rewind::new(
         prefix,

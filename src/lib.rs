@@ -27,6 +27,7 @@
 //! - [`event`], [`topic`]: published events and their encodings; topic names, patterns and
 //!   selectors (URI templates, URL patterns).
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
+//! - [`tls`]: HTTPS with ALPN `h2`/`http/1.1`, the certificate reloaded while serving.
 //! - [`io`]: socket wrappers (dropping peers that stop reading; replaying bytes already read).
 //!
 //! # Examples
@@ -55,6 +56,7 @@ pub mod io;
 pub mod quota;
 pub mod session;
 pub mod sse;
+pub mod tls;
 pub mod topic;
 
 pub use app::{build, serve};

@@ -160,6 +160,15 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
 
+    /// PEM certificate chain for HTTPS (with `--tls-key`): HTTP/2 and HTTP/1.1 on the same
+    /// port. Reloaded on SIGHUP or when the file changes.
+    #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Mercure's active subscriptions: a private `mercure` update when a Mercure subscription
     /// starts and ends, and the API under `/.well-known/mercure/subscriptions`.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
@@ -218,6 +227,8 @@ impl Config {
             idle_timeout: duration(DEFAULT_IDLE_TIMEOUT),
             access_log: false,
             subscriptions: false,
+            tls_cert: None,
+            tls_key: None,
             auth: AuthConfig::default(),
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
             max_topics: DEFAULT_MAX_TOPICS,
@@ -313,6 +324,9 @@ impl Config {
         }
         if self.auth.cors_origins.len() > 1 && self.auth.cors_origins.iter().any(|o| o == "*") {
             return fail("--cors-origins is either '*' or a list of exact origins");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return fail("--tls-cert and --tls-key go together");
         }
         if let Some(url) = &self.broker {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
