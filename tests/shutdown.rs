@@ -88,3 +88,74 @@ async fn idle_connections_do_not_hold_up_shutdown() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_drain_spread_out_and_bursts_finish() {
+    let mut app = spawn_app(|c| {
+        c.interval = Duration::from_millis(300);
+        c.drain_spread = Duration::from_secs(1);
+        c.shutdown_grace = Duration::from_secs(3);
+    })
+    .await;
+    let mut live = Vec::new();
+    for _ in 0..60 {
+        live.push(app.stream("/stream?mode=live").await);
+    }
+    let mut bursts = Vec::new();
+    for _ in 0..20 {
+        bursts.push(app.stream("/stream").await);
+    }
+    app.publish("default", "in flight").await;
+    // Every burst has its first copy: they are mid-burst when the signal comes.
+    for burst in &mut bursts {
+        assert_eq!(burst.next_event().await.unwrap().event, "message");
+    }
+    let started = Instant::now();
+    let (result, live_ends, burst_ends) = tokio::join!(
+        app.shutdown(),
+        join_all(live.iter_mut().map(|s| read_all(s, started))),
+        join_all(bursts.iter_mut().map(|s| read_all(s, started))),
+    );
+    result.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut times = Vec::new();
+    for (at, events) in live_ends {
+        let close = events.last().expect("no close event");
+        assert_eq!(
+            (close.event.as_str(), &data(close)["data"]["status"]),
+            ("close", &serde_json::json!("shutdown"))
+        );
+        // The retry hint came before the close, spread beyond the configured 2 s.
+        let retry = close.retry.expect("no retry hint");
+        assert!((2000..3000).contains(&retry), "{retry}");
+        times.push(at);
+    }
+    times.sort();
+    let spread = times[times.len() - 1] - times[0];
+    assert!(
+        spread > Duration::from_millis(300),
+        "closes not spread: {times:?}"
+    );
+    assert!(
+        times[times.len() - 1] < Duration::from_millis(1500),
+        "{times:?}"
+    );
+    for (_, events) in burst_ends {
+        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(kinds, ["message", "message", "close"], "{events:?}");
+        assert_eq!(data(events.last().unwrap())["data"]["status"], "complete");
+    }
+}
+
+/// Every event to the end of the response, and when the response ended.
+async fn read_all(
+    stream: &mut SseStream,
+    started: Instant,
+) -> (Duration, Vec<ssehub::sse::SseEvent>) {
+    let events = stream.rest().await;
+    (started.elapsed(), events)
+}

@@ -55,6 +55,8 @@ pub const DEFAULT_MAX_TOPICS: usize = 10_000;
 pub const DEFAULT_RETRY_MS: u64 = 2000;
 /// How long shutdown waits for connections to finish before it drops them.
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "5s";
+/// The window over which live streams end on shutdown.
+pub const DEFAULT_DRAIN_SPREAD: &str = "2s";
 /// How long a connection may stay unable to take bytes before it is dropped.
 pub const DEFAULT_WRITE_TIMEOUT: &str = "30s";
 /// Prefix of every Redis key and channel ssehub uses.
@@ -156,6 +158,12 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// On shutdown, live streams end at random points of this window, each with a `retry:`
+    /// hint spread the same way, so their reconnects do not all land on the next node at once.
+    /// Within `--shutdown-grace`.
+    #[arg(long, env = "SSEHUB_DRAIN_SPREAD", default_value = DEFAULT_DRAIN_SPREAD, value_parser = parse_duration)]
+    pub drain_spread: Duration,
+
     /// How long a connection may refuse bytes (a dead or stalled client) before it is dropped.
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
@@ -235,6 +243,7 @@ impl Config {
             retry_ms: DEFAULT_RETRY_MS,
             shutdown_grace: duration(DEFAULT_SHUTDOWN_GRACE),
             write_timeout: duration(DEFAULT_WRITE_TIMEOUT),
+            drain_spread: duration(DEFAULT_DRAIN_SPREAD),
             broker: None,
             redis_ca: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
@@ -324,6 +333,9 @@ impl Config {
         }
         if self.auth.cors_origins.len() > 1 && self.auth.cors_origins.iter().any(|o| o == "*") {
             return fail("--cors-origins is either '*' or a list of exact origins");
+        }
+        if self.drain_spread >= self.shutdown_grace {
+            return fail("--drain-spread must be shorter than --shutdown-grace");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return fail("--tls-cert and --tls-key go together");

@@ -122,6 +122,8 @@ impl AppState {
             interval: config.interval,
             heartbeat: config.heartbeat,
             retry_ms: config.retry_ms,
+            drain_spread: config.drain_spread,
+            shutdown_grace: config.shutdown_grace,
         });
         let auth = Auth::from_config(&config.auth)?;
         Ok(Self {

@@ -41,6 +41,21 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// `retry:` hint of live streams, milliseconds.
     pub retry_ms: u64,
+    /// On shutdown, live streams end at a random point of this window (not all at once).
+    pub drain_spread: Duration,
+    /// How long shutdown waits: a burst that ends within it is finished.
+    pub shutdown_grace: Duration,
+}
+
+/// Time a burst must leave before the grace period runs out to be finished on shutdown.
+const DRAIN_MARGIN: Duration = Duration::from_millis(500);
+
+/// A number in `[0, 1)`, different for every call (spreads drains and reconnects).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
 }
 
 /// Counts open streams; the count drops when the session ends (the guard is dropped).
@@ -108,8 +123,11 @@ pub struct Session {
     replaying: VecDeque<Arc<Event>>,
     state: State,
     shutdown: CancellationToken,
-    /// When the stream must end (token `exp`, `--max-stream-lifetime`) and the `close` status.
+    /// When the stream must end (token `exp`, `--max-stream-lifetime`, a drain) and the
+    /// `close` status.
     deadline: Option<(Instant, &'static str)>,
+    /// Shutdown began and this stream has planned its end.
+    draining: bool,
     _guard: StreamGuard,
 }
 
@@ -168,6 +186,7 @@ impl Session {
         };
         Self {
             deadline: None,
+            draining: false,
             mode,
             settings,
             subscription,
@@ -199,8 +218,8 @@ impl Session {
         if matches!(self.state, State::Done) {
             return None;
         }
-        if self.shutdown.is_cancelled() {
-            return Some(self.finish("shutdown", "server shutting down"));
+        if self.shutdown.is_cancelled() && !self.draining {
+            return Some(self.begin_drain());
         }
         match self.deadline {
             None => self.next_frame().await,
@@ -220,9 +239,40 @@ impl Session {
         debug_assert!(expired);
         let message = match status {
             "expired" => "the token expired: reconnect with a fresh one",
+            "shutdown" => "server shutting down",
             _ => "the stream reached its longest lifetime: reconnect",
         };
         Some(self.finish(status, message))
+    }
+
+    /// Plans this stream's end when shutdown begins. A live stream ends at a random point of
+    /// `--drain-spread` (delivering events until then) and gets a `retry:` hint now, spread as
+    /// well, so its client's reconnect does not land with every other one; a burst that ends
+    /// within the grace period is finished; anything else ends at once.
+    fn begin_drain(&mut self) -> Bytes {
+        self.draining = true;
+        let now = Instant::now();
+        let settings = Arc::clone(&self.settings);
+        let close_now = match (&self.state, self.mode) {
+            (State::Repeating { started, .. }, Mode::Burst) => {
+                let last = *started + settings.interval * settings.repeats.saturating_sub(1);
+                last + DRAIN_MARGIN > now + settings.shutdown_grace
+            }
+            (_, Mode::Burst) => true,
+            _ => false,
+        };
+        if close_now {
+            return self.finish("shutdown", "server shutting down");
+        }
+        if self.mode != Mode::Burst {
+            let at = now + settings.drain_spread.mul_f64(jitter());
+            if self.deadline.is_none_or(|(current, _)| at < current) {
+                self.deadline = Some((at, "shutdown"));
+            }
+        }
+        let spread_ms = u64::try_from(settings.drain_spread.as_millis()).unwrap_or(u64::MAX);
+        let retry = settings.retry_ms + (spread_ms as f64 * jitter()) as u64;
+        FrameBuilder::new().retry(retry).finish()
     }
 
     async fn next_frame(&mut self) -> Option<Bytes> {
@@ -291,7 +341,7 @@ impl Session {
         let subscription = self.subscription.as_mut()?;
         tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+            () = self.shutdown.cancelled(), if !self.draining => Some(self.begin_drain()),
             received = subscription.recv() => match received {
                 Ok(event) => Some(self.frame_of(&event)),
                 Err(lagged) => Some(self.lagged(lagged)),
@@ -308,7 +358,7 @@ impl Session {
                 let subscription = self.subscription.as_mut()?;
                 tokio::select! {
                     biased;
-                    () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+                    () = self.shutdown.cancelled(), if !self.draining => Some(self.begin_drain()),
                     received = subscription.recv() => match received {
                         Ok(event) => {
                             self.subscription = None;
@@ -333,7 +383,7 @@ impl Session {
                     // connection went away) loses no frame.
                     tokio::select! {
                         biased;
-                        () = self.shutdown.cancelled() => return Some(self.finish("shutdown", "server shutting down")),
+                        () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
                         () = sleep_until(started + interval * sent) => {}
                     }
                 }

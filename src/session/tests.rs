@@ -27,6 +27,8 @@ fn settings() -> Arc<Settings> {
         interval: Duration::from_secs(1),
         heartbeat: Duration::from_secs(15),
         retry_ms: 2000,
+        drain_spread: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(5),
     })
 }
 
@@ -131,8 +133,18 @@ async fn an_idle_live_stream_sends_heartbeats_on_time() {
     assert_eq!(start.elapsed(), Duration::from_secs(45));
 }
 
+/// Frames until the end of the response, each with when it came.
+async fn rest(session: &mut Session) -> Vec<(Duration, Bytes)> {
+    let start = Instant::now();
+    let mut frames = Vec::new();
+    while let Some(frame) = session.next_chunk().await {
+        frames.push((start.elapsed(), frame));
+    }
+    frames
+}
+
 #[tokio::test(start_paused = true)]
-async fn shutdown_mid_burst_sends_close_and_ends() {
+async fn a_burst_that_ends_within_the_grace_period_is_finished_on_shutdown() {
     let mut f = fixture(Mode::Burst, 8, Replay::default());
     f.session.next_chunk().await.unwrap();
     f.fanout.deliver(&event(1));
@@ -142,16 +154,63 @@ async fn shutdown_mid_burst_sends_close_and_ends() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.cancel();
     });
-    let start = Instant::now();
-    let close = parse(&f.session.next_chunk().await.unwrap());
-    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    let frames = rest(&mut f.session).await;
+    // A retry hint at the shutdown, then copies 2 and 3 on time, then the burst's own close.
+    assert!(frames[0].1.starts_with(b"retry: "), "{frames:?}");
+    assert_eq!(frames[0].0, Duration::from_millis(500));
+    let events: Vec<SseEvent> = frames[1..].iter().map(|(_, f)| parse(f)).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(frames[1].0, Duration::from_secs(1));
+    assert_eq!(frames[2].0, Duration::from_secs(2));
+    assert_eq!(
+        (events[2].event.as_str(), status(&events[2]).as_str()),
+        ("close", "complete")
+    );
+    drop(f.session);
+    assert_eq!(f.count.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_waiting_for_its_event_closes_at_once_on_shutdown() {
+    let mut f = fixture(Mode::Burst, 8, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    f.shutdown.cancel();
+    let frames = rest(&mut f.session).await;
+    assert_eq!(frames.len(), 1);
+    let close = parse(&frames[0].1);
     assert_eq!(
         (close.event.as_str(), status(&close).as_str()),
         ("close", "shutdown")
     );
-    assert_eq!(f.session.next_chunk().await, None);
-    drop(f.session);
-    assert_eq!(f.count.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_streams_end_spread_over_the_drain_window_with_a_retry_hint() {
+    let mut ends = Vec::new();
+    for _ in 0..20 {
+        let mut f = fixture(Mode::Live, 8, Replay::default());
+        f.session.next_chunk().await.unwrap();
+        f.shutdown.cancel();
+        let frames = rest(&mut f.session).await;
+        let retry: u64 = std::str::from_utf8(&frames[0].1)
+            .unwrap()
+            .trim()
+            .strip_prefix("retry: ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((2000..4000).contains(&retry), "{retry}");
+        let (at, close) = frames.last().unwrap();
+        assert_eq!(status(&parse(close)), "shutdown");
+        assert!(*at < Duration::from_secs(2), "{at:?}");
+        ends.push(*at);
+    }
+    ends.sort();
+    let spread = ends[ends.len() - 1] - ends[0];
+    assert!(
+        spread > Duration::from_millis(500),
+        "ends not spread: {ends:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
