@@ -7,6 +7,7 @@
 //! order. Both traits are defined here, so dependencies run one way: `hub` → `broker` →
 //! (`event`, `topic`, `sse`); no backend knows the hub.
 
+pub mod durable;
 pub mod memory;
 pub mod redis;
 
@@ -159,6 +160,11 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Stops the backend's background tasks (called once, at the end of shutdown).
     fn close(&self) {}
+
+    /// Size of the on-disk store in bytes, when there is one.
+    fn store_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// Bytes of event data held in this process' history, when the backend keeps it here.
     fn held_bytes(&self) -> Option<usize> {

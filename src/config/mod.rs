@@ -168,6 +168,16 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = parse_duration)]
     pub write_timeout: Duration,
 
+    /// Keep history in an embedded database in this folder (memory broker): it survives
+    /// restarts, and clients resume across them. Without it, history is in memory only.
+    #[arg(long, env = "SSEHUB_DATA_DIR", conflicts_with = "broker")]
+    pub data_dir: Option<std::path::PathBuf>,
+
+    /// With `--data-dir`: `always` answers a publish once it is on disk; `interval` syncs every
+    /// 100 ms (faster; a crash may lose the last 100 ms of publishes).
+    #[arg(long, env = "SSEHUB_FSYNC", value_enum, default_value = "always")]
+    pub fsync: crate::broker::durable::Fsync,
+
     /// PEM certificate chain for HTTPS (with `--tls-key`): HTTP/2 and HTTP/1.1 on the same
     /// port. Reloaded on SIGHUP or when the file changes.
     #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
@@ -236,6 +246,8 @@ impl Config {
             access_log: false,
             subscriptions: false,
             tls_cert: None,
+            data_dir: None,
+            fsync: crate::broker::durable::Fsync::Always,
             tls_key: None,
             auth: AuthConfig::default(),
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
@@ -333,6 +345,9 @@ impl Config {
         }
         if self.auth.cors_origins.len() > 1 && self.auth.cors_origins.iter().any(|o| o == "*") {
             return fail("--cors-origins is either '*' or a list of exact origins");
+        }
+        if self.data_dir.is_some() && self.broker.is_some() {
+            return fail("--data-dir is for the memory broker; Redis keeps history itself");
         }
         if self.drain_spread >= self.shutdown_grace {
             return fail("--drain-spread must be shorter than --shutdown-grace");

@@ -46,6 +46,7 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
             "max_streams": app.stream_cap(),
             "subscribed_topics": app.hub().subscribed_topic_count(),
             "history_bytes": broker.held_bytes(),
+            "store_bytes": broker.store_bytes(),
         })),
     )
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::cors::Cors;
 use super::input;
 use crate::auth::{Auth, KeyError};
+use crate::broker::durable::{Fsync, Journal};
 use crate::broker::memory::Limits;
 use crate::broker::BrokerError;
 use crate::broker::ReplayLimit;
@@ -68,7 +69,19 @@ impl AppState {
     /// When a configuration value cannot work (see [`Config::validate`]).
     pub fn new(config: Config) -> Result<Self, StartError> {
         config.validate()?;
-        let hub = Hub::memory(Self::memory_limits(&config), config.queue);
+        let limits = Self::memory_limits(&config);
+        let hub = match &config.data_dir {
+            None => Hub::memory(limits, config.queue),
+            Some(dir) => {
+                let (journal, restored) = Journal::open(dir, config.fsync)?;
+                tracing::info!(dir = %dir.display(), events = restored.len(), fsync = ?config.fsync, "history restored");
+                if config.fsync == Fsync::Interval && tokio::runtime::Handle::try_current().is_ok()
+                {
+                    tokio::spawn(Arc::clone(&journal).sync_forever());
+                }
+                Hub::durable(limits, config.queue, journal, restored)
+            }
+        };
         Self::with_hub(config, hub)
     }
 

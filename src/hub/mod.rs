@@ -62,6 +62,24 @@ impl Hub {
         Self::new(fanout, broker)
     }
 
+    /// A hub on the memory broker with its history also in `journal` (`--data-dir`), starting
+    /// from the `restored` events.
+    pub fn durable(
+        limits: Limits,
+        queue: usize,
+        journal: Arc<crate::broker::durable::Journal>,
+        restored: Vec<Event>,
+    ) -> Self {
+        let fanout = Arc::new(Fanout::new(queue, limits.max_topics));
+        let broker = Arc::new(MemoryBroker::with_journal(
+            fanout.clone(),
+            limits,
+            journal,
+            restored,
+        ));
+        Self::new(fanout, broker)
+    }
+
     /// A hub on any broker that delivers into `fanout`.
     pub fn new(fanout: Arc<Fanout>, broker: Arc<dyn Broker>) -> Self {
         Self { fanout, broker }

@@ -9,13 +9,17 @@
 //! resuming with an id from a previous run is told about the gap instead of silently skipping
 //! the new run's first events.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+mod state;
+
+use self::state::State;
+use super::durable::Journal;
 use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{unix_now, Draft, Event};
 use crate::sse::EventId;
@@ -41,6 +45,8 @@ pub struct MemoryBroker {
     state: Mutex<State>,
     delivery: Arc<dyn Delivery>,
     limits: Limits,
+    /// Where history is also kept across restarts (`--data-dir`), if anywhere.
+    journal: Option<Arc<Journal>>,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -48,117 +54,6 @@ impl std::fmt::Debug for MemoryBroker {
         f.debug_struct("MemoryBroker")
             .field("limits", &self.limits)
             .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug)]
-struct State {
-    /// The id issued last.
-    last_id: EventId,
-    topics: HashMap<TopicName, TopicHistory>,
-    /// Every topic by its newest id: the least recently published first.
-    recency: BTreeMap<EventId, TopicName>,
-    /// Topics with history by their oldest held event: the oldest event overall first.
-    oldest: BTreeMap<EventId, TopicName>,
-    /// Sum of the weights of the events held.
-    bytes: usize,
-    /// Publisher-chosen ids of events held → the earliest event bearing each.
-    custom_ids: HashMap<Arc<str>, EventId>,
-    /// Ids issued by this process are at least this: an older one is from a previous run,
-    /// whose events are gone.
-    run_start: EventId,
-    /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
-    /// before it may have missed events we can no longer name.
-    forgotten_up_to: EventId,
-}
-
-#[derive(Debug, Default)]
-struct TopicHistory {
-    events: VecDeque<Arc<Event>>,
-    /// Newest id that left this topic's history.
-    evicted_up_to: EventId,
-    last_id: EventId,
-    /// Newest public event's id.
-    last_public_id: Option<EventId>,
-    /// Private events held.
-    private_held: usize,
-    /// Events held that have alternate topics.
-    alternates_held: usize,
-}
-
-impl State {
-    /// Drops the oldest event of `topic`.
-    fn pop_oldest(&mut self, topic: &TopicName) {
-        let Some(history) = self.topics.get_mut(topic) else {
-            return;
-        };
-        let Some(old) = history.events.pop_front() else {
-            return;
-        };
-        history.evicted_up_to = old.id;
-        history.private_held -= usize::from(old.private);
-        history.alternates_held -= usize::from(!old.alternates.is_empty());
-        if let Some(custom) = &old.custom_id {
-            if self.custom_ids.get(custom.as_str()) == Some(&old.id) {
-                self.custom_ids.remove(custom.as_str());
-            }
-        }
-        self.bytes = self.bytes.saturating_sub(old.weight());
-        self.oldest.remove(&old.id);
-        if let Some(front) = history.events.front() {
-            self.oldest.insert(front.id, topic.clone());
-        }
-        if history.events.capacity() > 2 * history.events.len() + 16 {
-            history.events.shrink_to_fit();
-        }
-    }
-
-    fn push(&mut self, event: &Arc<Event>) {
-        let history = self.topics.entry(event.topic.clone()).or_default();
-        if history.last_id != EventId::default() {
-            self.recency.remove(&history.last_id);
-        }
-        history.last_id = event.id;
-        history.alternates_held += usize::from(!event.alternates.is_empty());
-        if let Some(custom) = &event.custom_id {
-            self.custom_ids
-                .entry(custom.as_str().into())
-                .or_insert(event.id);
-        }
-        if event.private {
-            history.private_held += 1;
-        } else {
-            history.last_public_id = Some(event.id);
-        }
-        self.recency.insert(event.id, event.topic.clone());
-        if history.events.is_empty() {
-            self.oldest.insert(event.id, event.topic.clone());
-        }
-        history.events.push_back(Arc::clone(event));
-        self.bytes += event.weight();
-    }
-
-    /// Forgets a topic whole.
-    fn forget(&mut self, topic: &TopicName) {
-        while self.topics.get(topic).is_some_and(|h| !h.events.is_empty()) {
-            self.pop_oldest(topic);
-        }
-        if let Some(history) = self.topics.remove(topic) {
-            self.recency.remove(&history.last_id);
-            self.forgotten_up_to = self.forgotten_up_to.max(history.last_id);
-        }
-    }
-
-    /// Drops events older than `cutoff` (Unix seconds) from `topic`.
-    fn expire(&mut self, topic: &TopicName, cutoff: f64) {
-        while self
-            .topics
-            .get(topic)
-            .and_then(|h| h.events.front())
-            .is_some_and(|e| e.timestamp < cutoff)
-        {
-            self.pop_oldest(topic);
-        }
     }
 }
 
@@ -174,10 +69,50 @@ impl MemoryBroker {
                 oldest: BTreeMap::new(),
                 bytes: 0,
                 custom_ids: HashMap::new(),
+                evicted: None,
                 forgotten_up_to: EventId::default(),
             }),
             delivery,
             limits,
+            journal: None,
+        }
+    }
+
+    /// A broker whose history is also in `journal`, starting from the `restored` events (oldest
+    /// first): ids continue after the newest, and cursors from before the restart resume.
+    pub fn with_journal(
+        delivery: Arc<dyn Delivery>,
+        limits: Limits,
+        journal: Arc<Journal>,
+        restored: Vec<Event>,
+    ) -> Self {
+        let mut broker = Self::new(delivery, limits);
+        {
+            let mut state = broker.lock();
+            state.evicted = Some(Vec::new());
+            // History survived: ids from before this run are not a gap.
+            state.run_start = EventId::default();
+            for event in restored {
+                let event = Arc::new(event);
+                state.last_id = state.last_id.max(event.id);
+                state.push(&event);
+                broker.trim(&mut state, &event.topic);
+            }
+        }
+        broker.journal = Some(journal);
+        broker
+    }
+
+    /// Applies the count and byte bounds after `topic` grew.
+    fn trim(&self, state: &mut State, topic: &TopicName) {
+        while state.topics.get(topic).map_or(0, |h| h.events.len()) > self.limits.history {
+            state.pop_oldest(topic);
+        }
+        while state.bytes > self.limits.max_bytes {
+            let Some(oldest) = state.oldest.first_key_value().map(|(_, t)| t.clone()) else {
+                break;
+            };
+            state.pop_oldest(&oldest);
         }
     }
 
@@ -199,18 +134,14 @@ impl MemoryBroker {
         let id = EventId::new(ms, state.last_id.seq + 1);
         state.last_id = id;
         let event = Arc::new(Event::new(id, draft, now));
+        if let Some(journal) = &self.journal {
+            // Stored (and, with `--fsync always`, on disk) before anyone sees it.
+            journal.append(&event)?;
+        }
         state.push(&event);
-        let topic = &event.topic;
-        while state.topics.get(topic).map_or(0, |h| h.events.len()) > self.limits.history {
-            state.pop_oldest(topic);
-        }
-        state.expire(topic, now - self.limits.max_age.as_secs_f64());
-        while state.bytes > self.limits.max_bytes {
-            let Some(oldest) = state.oldest.first_key_value().map(|(_, t)| t.clone()) else {
-                break;
-            };
-            state.pop_oldest(&oldest);
-        }
+        let topic = event.topic.clone();
+        state.expire(&topic, now - self.limits.max_age.as_secs_f64());
+        self.trim(&mut state, &topic);
         self.delivery.deliver(&event);
         Ok(event)
     }
@@ -363,6 +294,11 @@ impl Broker for MemoryBroker {
             }
             state.pop_oldest(&name);
         }
+        let evicted = state.evicted.as_mut().map(std::mem::take);
+        drop(state);
+        if let (Some(journal), Some(evicted)) = (&self.journal, evicted) {
+            journal.forget(&evicted);
+        }
     }
 
     fn held_bytes(&self) -> Option<usize> {
@@ -370,6 +306,20 @@ impl Broker for MemoryBroker {
     }
 
     fn name(&self) -> &'static str {
-        "memory"
+        if self.journal.is_some() {
+            "durable"
+        } else {
+            "memory"
+        }
+    }
+
+    fn close(&self) {
+        if let Some(journal) = &self.journal {
+            journal.sync();
+        }
+    }
+
+    fn store_bytes(&self) -> Option<u64> {
+        self.journal.as_ref().and_then(|j| j.size())
     }
 }

@@ -1,0 +1,125 @@
+//! The memory broker's history: topics, their bounded event lists, and the indexes that keep
+//! eviction cheap (by recency for the topic cap, by age for the byte cap).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::sse::EventId;
+use crate::topic::TopicName;
+
+#[derive(Debug)]
+pub(super) struct State {
+    /// The id issued last.
+    pub(super) last_id: EventId,
+    pub(super) topics: HashMap<TopicName, TopicHistory>,
+    /// Every topic by its newest id: the least recently published first.
+    pub(super) recency: BTreeMap<EventId, TopicName>,
+    /// Topics with history by their oldest held event: the oldest event overall first.
+    pub(super) oldest: BTreeMap<EventId, TopicName>,
+    /// Sum of the weights of the events held.
+    pub(super) bytes: usize,
+    /// Publisher-chosen ids of events held → the earliest event bearing each.
+    pub(super) custom_ids: HashMap<Arc<str>, EventId>,
+    /// Ids that left history since the journal was last told (journaled brokers only).
+    pub(super) evicted: Option<Vec<EventId>>,
+    /// Ids issued by this process are at least this: an older one is from a previous run,
+    /// whose events are gone.
+    pub(super) run_start: EventId,
+    /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
+    /// before it may have missed events we can no longer name.
+    pub(super) forgotten_up_to: EventId,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct TopicHistory {
+    pub(super) events: VecDeque<Arc<Event>>,
+    /// Newest id that left this topic's history.
+    pub(super) evicted_up_to: EventId,
+    pub(super) last_id: EventId,
+    /// Newest public event's id.
+    pub(super) last_public_id: Option<EventId>,
+    /// Private events held.
+    pub(super) private_held: usize,
+    /// Events held that have alternate topics.
+    pub(super) alternates_held: usize,
+}
+
+impl State {
+    /// Drops the oldest event of `topic`.
+    pub(super) fn pop_oldest(&mut self, topic: &TopicName) {
+        let Some(history) = self.topics.get_mut(topic) else {
+            return;
+        };
+        let Some(old) = history.events.pop_front() else {
+            return;
+        };
+        history.evicted_up_to = old.id;
+        if let Some(evicted) = &mut self.evicted {
+            evicted.push(old.id);
+        }
+        history.private_held -= usize::from(old.private);
+        history.alternates_held -= usize::from(!old.alternates.is_empty());
+        if let Some(custom) = &old.custom_id {
+            if self.custom_ids.get(custom.as_str()) == Some(&old.id) {
+                self.custom_ids.remove(custom.as_str());
+            }
+        }
+        self.bytes = self.bytes.saturating_sub(old.weight());
+        self.oldest.remove(&old.id);
+        if let Some(front) = history.events.front() {
+            self.oldest.insert(front.id, topic.clone());
+        }
+        if history.events.capacity() > 2 * history.events.len() + 16 {
+            history.events.shrink_to_fit();
+        }
+    }
+
+    pub(super) fn push(&mut self, event: &Arc<Event>) {
+        let history = self.topics.entry(event.topic.clone()).or_default();
+        if history.last_id != EventId::default() {
+            self.recency.remove(&history.last_id);
+        }
+        history.last_id = event.id;
+        history.alternates_held += usize::from(!event.alternates.is_empty());
+        if let Some(custom) = &event.custom_id {
+            self.custom_ids
+                .entry(custom.as_str().into())
+                .or_insert(event.id);
+        }
+        if event.private {
+            history.private_held += 1;
+        } else {
+            history.last_public_id = Some(event.id);
+        }
+        self.recency.insert(event.id, event.topic.clone());
+        if history.events.is_empty() {
+            self.oldest.insert(event.id, event.topic.clone());
+        }
+        history.events.push_back(Arc::clone(event));
+        self.bytes += event.weight();
+    }
+
+    /// Forgets a topic whole.
+    pub(super) fn forget(&mut self, topic: &TopicName) {
+        while self.topics.get(topic).is_some_and(|h| !h.events.is_empty()) {
+            self.pop_oldest(topic);
+        }
+        if let Some(history) = self.topics.remove(topic) {
+            self.recency.remove(&history.last_id);
+            self.forgotten_up_to = self.forgotten_up_to.max(history.last_id);
+        }
+    }
+
+    /// Drops events older than `cutoff` (Unix seconds) from `topic`.
+    pub(super) fn expire(&mut self, topic: &TopicName, cutoff: f64) {
+        while self
+            .topics
+            .get(topic)
+            .and_then(|h| h.events.front())
+            .is_some_and(|e| e.timestamp < cutoff)
+        {
+            self.pop_oldest(topic);
+        }
+    }
+}
