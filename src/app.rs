@@ -80,6 +80,15 @@ pub async fn serve(
     if tls.is_some() {
         tracing::info!(%addr, "serving HTTPS (h2 and http/1.1)");
     }
+    if let Some(redirect) = config.redirect_http {
+        let plain = TcpListener::bind(redirect).await?;
+        tracing::info!(addr = %plain.local_addr()?, "redirecting HTTP to HTTPS");
+        tokio::spawn(crate::tls::redirect(
+            plain,
+            addr.port(),
+            state.shutdown_token(),
+        ));
+    }
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,

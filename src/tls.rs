@@ -166,3 +166,40 @@ impl Tls {
         }
     }
 }
+
+/// Serves `listener` (cleartext) by redirecting every request to the same path and query on
+/// `https://HOST[:https_port]`, until `stop` is cancelled.
+pub async fn redirect(
+    listener: tokio::net::TcpListener,
+    https_port: u16,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    use axum::http::{header, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let to_https = move |headers: axum::http::HeaderMap, uri: Uri| async move {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("https://{host}{port}{path}");
+        (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response()
+    };
+    let router = axum::Router::new().fallback(to_https);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}

@@ -177,3 +177,48 @@ async fn a_changed_pair_is_served_without_a_restart_and_a_bad_one_is_ignored() {
     drop(served.stop);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn plain_http_is_redirected_to_https() {
+    let dir = dir("redirect");
+    let (_, cert, key) = make_certificates(&dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plain_port = common::redis::free_port();
+    let mut config = Config::with_bind(addr);
+    config.tls_cert = Some(cert);
+    config.tls_key = Some(key);
+    config.redirect_http = Some(format!("127.0.0.1:{plain_port}").parse().unwrap());
+    let state = AppState::new(config).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(ssehub::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let response = loop {
+        match client
+            .get(format!(
+                "http://localhost:{plain_port}/stream?topic=a&mode=live"
+            ))
+            .send()
+            .await
+        {
+            Ok(response) => break response,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://localhost:{}/stream?topic=a&mode=live", addr.port()).as_str()
+    );
+    drop(stop);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -187,6 +187,11 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// With TLS: also listen on this cleartext address (e.g. `0.0.0.0:80`) and redirect every
+    /// request to the same URL over HTTPS.
+    #[arg(long, env = "SSEHUB_REDIRECT_HTTP", requires = "tls_cert")]
+    pub redirect_http: Option<SocketAddr>,
+
     /// Mercure's active subscriptions: a private `mercure` update when a Mercure subscription
     /// starts and ends, and the API under `/.well-known/mercure/subscriptions`.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
@@ -246,6 +251,7 @@ impl Config {
             access_log: false,
             subscriptions: false,
             tls_cert: None,
+            redirect_http: None,
             data_dir: None,
             fsync: crate::broker::durable::Fsync::Always,
             tls_key: None,
@@ -351,6 +357,9 @@ impl Config {
         }
         if self.drain_spread >= self.shutdown_grace {
             return fail("--drain-spread must be shorter than --shutdown-grace");
+        }
+        if self.redirect_http.is_some() && self.tls_cert.is_none() {
+            return fail("--redirect-http needs --tls-cert and --tls-key");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return fail("--tls-cert and --tls-key go together");
