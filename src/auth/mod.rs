@@ -63,6 +63,8 @@ pub struct Credentials<'a> {
     pub host: Option<&'a str>,
     /// The `authorization` query parameter, when the request had one.
     pub query_token: Option<&'a str>,
+    /// `https` or `http`: the default resource identifier's scheme.
+    pub scheme: &'a str,
 }
 
 /// Where a token came from.
@@ -228,7 +230,15 @@ impl Auth {
         })?;
         let resource = match &self.resource_identifier {
             Some(resource) => resource.clone(),
-            None => format!("http://{}{HUB_PATH}", request.host.unwrap_or("localhost")),
+            None => format!(
+                "{}://{}{HUB_PATH}",
+                if request.scheme.is_empty() {
+                    "http"
+                } else {
+                    request.scheme
+                },
+                request.host.unwrap_or("localhost")
+            ),
         };
         let audience = claims::Audience {
             trusted_issuers: &self.trusted_issuers,

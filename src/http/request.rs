@@ -21,6 +21,8 @@ pub(crate) struct RequestMeta {
     pub origin: Option<Vec<u8>>,
     pub host: Option<String>,
     pub peer: Option<IpAddr>,
+    /// The request came over TLS (the hub's own URL is then `https://`).
+    pub secure: bool,
 }
 
 impl RequestMeta {
@@ -45,6 +47,23 @@ impl RequestMeta {
             origin: bytes(header::ORIGIN),
             host,
             peer,
+            secure: uri.scheme_str() == Some("https"),
+        }
+    }
+
+    /// Marks the request as received over TLS when `tls` is true.
+    #[must_use]
+    pub fn secure(mut self, tls: bool) -> Self {
+        self.secure |= tls;
+        self
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -83,6 +102,7 @@ impl RequestMeta {
             origin: self.origin.as_deref(),
             host: self.host.as_deref(),
             query_token,
+            scheme: self.scheme(),
         }
     }
 }

@@ -211,7 +211,8 @@ async fn list(
     }
     let path = uri.path();
     // The requested URL, in relative form, is the topic a token must grant `subscribe` on.
-    let meta = RequestMeta::from_headers(&headers, &uri, None);
+    let meta =
+        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
     let grants = app
         .auth()
         .subscriber(&meta.credentials(None))?
@@ -260,7 +261,10 @@ async fn list(
     let mut response = axum::Json(body).into_response();
     let link = format!(
         "<{}{HUB_PATH}>; rel=\"mercure\"; last-event-id=\"{last}\"; type=\"mercure\"; content-type=\"application/json\"",
-        meta.host.as_deref().map(|h| format!("http://{h}")).unwrap_or_default()
+        meta.host
+            .as_deref()
+            .map(|h| format!("{}://{h}", meta.scheme()))
+            .unwrap_or_default()
     );
     if let Ok(link) = HeaderValue::from_str(&link) {
         response.headers_mut().insert(header::LINK, link);

@@ -26,7 +26,8 @@ pub fn router() -> Router<AppState> {
 
 /// The caller's subscriber grants, from a token if it presented one.
 fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
-    let meta = RequestMeta::from_headers(headers, uri, None);
+    let meta =
+        RequestMeta::from_headers(headers, uri, None).secure(app.config().tls_cert.is_some());
     Ok(app.auth().subscriber(&meta.credentials(None))?)
 }
 

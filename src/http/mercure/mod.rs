@@ -53,7 +53,8 @@ async fn metadata(
     uri: Uri,
     headers: HeaderMap,
 ) -> axum::Json<serde_json::Value> {
-    let meta = RequestMeta::from_headers(&headers, &uri, None);
+    let meta =
+        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
     let resource = app
         .config()
         .auth
@@ -80,7 +81,8 @@ async fn metadata(
 /// reserved namespace is checked against.
 pub(super) fn hub_url(meta: &RequestMeta) -> String {
     format!(
-        "http://{}{HUB_PATH}",
+        "{}://{}{HUB_PATH}",
+        meta.scheme(),
         meta.host.as_deref().unwrap_or("localhost")
     )
 }
@@ -130,7 +132,8 @@ async fn subscribe(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta = RequestMeta::from_headers(&headers, &uri, peer);
+    let meta =
+        RequestMeta::from_headers(&headers, &uri, peer).secure(app.config().tls_cert.is_some());
     let pairs = form::pairs(query.as_deref().unwrap_or("").as_bytes())?;
     let mut patterns: Vec<Pattern> = Vec::new();
     let mut matchers: Vec<Matcher> = Vec::new();

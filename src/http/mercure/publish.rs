@@ -51,7 +51,8 @@ pub(super) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let meta = RequestMeta::from_headers(&headers, &uri, None);
+    let meta =
+        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
     let grants = match app.auth().publisher(&meta.credentials(None)) {
         Ok(grants) => grants,
         Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),
