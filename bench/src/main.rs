@@ -8,7 +8,7 @@
 //! servers and their ratio and writes everything to `target/bench/results.json`.
 //!
 //! Modules: [`client`] (SSE subscriber), [`http`] (HTTP/1.1 framing), [`payload`] (the marker
-//! in each message), [`pool`] (live subscribers and their bookkeeping), [`publisher`],
+//! in each message), [`mercure`] (ssehub's Mercure endpoint: forms, selectors, topics), [`pool`] (live subscribers and their bookkeeping), [`publisher`],
 //! [`stats`] (histogram), [`sys`] (CPU, memory, limits), [`servers`] (child processes),
 //! [`error`] (errors with context),
 //! [`scenarios`], [`table`] (results).
@@ -16,6 +16,7 @@
 mod client;
 mod error;
 mod http;
+mod mercure;
 mod payload;
 mod pool;
 mod publisher;
@@ -59,8 +60,9 @@ struct RunArgs {
     /// duplicated message or a server that does not start, never on performance numbers.
     #[arg(long)]
     smoke: bool,
-    /// Run only these scenarios (comma-separated): fanout-1k, fanout-10k, idle, burst,
-    /// publish; `fanout` means both fan-outs.
+    /// Run only these scenarios (comma-separated): fanout-1k, fanout-10k, cluster, idle,
+    /// burst, publish, mercure-fanout, mercure-patterns; `fanout` means both fan-outs,
+    /// `mercure` both Mercure scenarios.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to run against.
@@ -218,7 +220,7 @@ fn run(args: RunArgs) -> Result<bool> {
     println!("\n{table}");
     println!("[G] = the generator used more than 90 % of its core while measuring this number: the value may be generator-bound.");
     println!("[B] = more than 25 % of a pinned core went to work not charged to the process pinned there (another program, or kernel work).");
-    println!("ratio = ssehub / nchan; each scenario ran on a freshly started server.");
+    println!("ratio = ssehub / nchan; each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
     let mut ok = true;
     for outcome in &outcomes {
         let name = format!("{} on {}", outcome.scenario, outcome.server.name());

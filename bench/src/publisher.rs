@@ -1,8 +1,9 @@
 //! Publishers over keep-alive HTTP/1.1 connections: an open-loop one that posts message `i` at
 //! `t0 + i / rate` (and reports the rate it achieved), and a closed-loop one (N connections,
-//! each sending its next request when the last answer is in) that measures requests per second.
+//! each sending its next request when the last answer is in) that measures requests per second
+//! and the time each answer took.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::error::{Context, Result};
 use crate::http::{self, Body};
 use crate::payload::{self, Clock};
 use crate::servers::ServerKind;
+use crate::stats::{Histogram, Latency};
 
 /// Longest a publish request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,12 +36,35 @@ pub struct PublishTarget {
     pub topic: String,
     /// Message text size in bytes.
     pub size: usize,
+    /// Which endpoint takes the publishes.
+    pub api: Api,
+}
+
+/// The publishing endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The server's own (ssehub: `POST /api/messages`; nchan: `POST /pub`).
+    Native,
+    /// ssehub's Mercure endpoint (`POST /.well-known/mercure`, a form); with `fresh_topic`,
+    /// message `n` goes to the topic `<topic>-<n>`, a topic never published to before.
+    Mercure {
+        /// A new topic per message.
+        fresh_topic: bool,
+    },
 }
 
 impl PublishTarget {
-    /// The request publishing `text`.
-    pub fn request(&self, text: &str) -> Vec<u8> {
-        self.kind.publish_request(self.addr, &self.topic, text)
+    /// The request publishing `text`, message number `seq`.
+    pub fn request(&self, seq: u64, text: &str) -> Vec<u8> {
+        match self.api {
+            Api::Native => self.kind.publish_request(self.addr, &self.topic, text),
+            Api::Mercure { fresh_topic: false } => {
+                crate::mercure::publish_request(self.addr, &self.topic, text)
+            }
+            Api::Mercure { fresh_topic: true } => {
+                crate::mercure::publish_request(self.addr, &format!("{}-{seq}", self.topic), text)
+            }
+        }
     }
 }
 
@@ -50,6 +75,8 @@ pub struct Conn {
     stream: Option<TcpStream>,
     buf: Vec<u8>,
     filled: usize,
+    /// Whether any byte of the current request's answer arrived.
+    answered: bool,
 }
 
 impl Conn {
@@ -61,16 +88,41 @@ impl Conn {
             stream: None,
             buf: vec![0; 16 * 1024],
             filled: 0,
+            answered: false,
         }
     }
 
     /// Sends one request and reads its whole response; returns the status.
+    ///
+    /// A kept-alive connection that fails before any byte of the answer arrived is one the
+    /// server closed while it idled (ssehub closes an idle HTTP/1.1 connection after its
+    /// `--header-timeout`, 10 s), the request crossing the close: the request is sent once
+    /// more on a new connection, as HTTP clients do.
     pub async fn request(&mut self, request: &[u8]) -> Result<u16> {
+        let reused = self.stream.is_some();
+        match timeout(REQUEST_TIMEOUT, self.exchange(request)).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(_)) if reused && !self.answered => {
+                self.stream = None;
+                self.retry(request).await
+            }
+            Ok(Err(err)) => {
+                self.stream = None;
+                Err(err)
+            }
+            Err(_) => {
+                self.stream = None;
+                bail!("no response within {REQUEST_TIMEOUT:?}")
+            }
+        }
+    }
+
+    async fn retry(&mut self, request: &[u8]) -> Result<u16> {
         match timeout(REQUEST_TIMEOUT, self.exchange(request)).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => {
                 self.stream = None;
-                Err(err)
+                Err(err).context("on a new connection, after the kept-alive one was closed")
             }
             Err(_) => {
                 self.stream = None;
@@ -87,6 +139,7 @@ impl Conn {
         let Some(stream) = self.stream.as_mut() else {
             bail!("no connection");
         };
+        self.answered = false;
         stream.write_all(request).await.context("sending request")?;
         let head = loop {
             if let Some(head) = http::parse_head(&self.buf[..self.filled])? {
@@ -102,6 +155,7 @@ impl Conn {
             if n == 0 {
                 bail!("server closed the connection before answering");
             }
+            self.answered = true;
             self.filled += n;
         };
         let mut body = Body::new(head.framing);
@@ -199,7 +253,7 @@ impl Publisher {
                 let (mut ok, mut rejected, mut error) = (0u64, 0u64, None);
                 while let Some(seq) = receive.recv().await {
                     payload::write(&mut text, seq, clock.now_us(), target.size);
-                    match conn.request(&target.request(&text)).await {
+                    match conn.request(&target.request(seq, &text)).await {
                         Ok(status) if (200..300).contains(&status) => ok += 1,
                         Ok(_) => rejected += 1,
                         Err(err) => {
@@ -282,6 +336,8 @@ pub struct ClosedLoop {
     pub rate: f64,
     /// The first error, if any.
     pub error: Option<String>,
+    /// Time from sending a request to its whole 2xx answer.
+    pub latency: Latency,
 }
 
 /// Runs `connections` closed loops for `duration` or until `max_requests` were sent. Each
@@ -297,11 +353,13 @@ pub async fn closed_loop(
     let start = Instant::now();
     let deadline = start + duration;
     let issued = Rc::new(Cell::new(0u64));
+    let answers = Rc::new(RefCell::new(Histogram::new()));
     let mut tasks = JoinSet::new();
     for index in 0..connections {
         let target = target.clone();
         let seq = Rc::clone(seq);
         let issued = Rc::clone(&issued);
+        let answers = Rc::clone(&answers);
         tasks.spawn_local(async move {
             let mut conn = Conn::new(target.addr, crate::client::source_address(index));
             let mut text = String::with_capacity(target.size + 32);
@@ -311,8 +369,15 @@ pub async fn closed_loop(
                 let n = seq.get();
                 seq.set(n + 1);
                 payload::write(&mut text, n, clock.now_us(), target.size);
-                match conn.request(&target.request(&text)).await {
-                    Ok(status) if (200..300).contains(&status) => ok += 1,
+                let request = target.request(n, &text);
+                let sent = Instant::now();
+                match conn.request(&request).await {
+                    Ok(status) if (200..300).contains(&status) => {
+                        ok += 1;
+                        answers
+                            .borrow_mut()
+                            .record(sent.elapsed().as_micros() as u64);
+                    }
                     Ok(_) => rejected += 1,
                     Err(err) => return (ok, rejected + 1, Some(err.to_string())),
                 }
@@ -338,5 +403,6 @@ pub async fn closed_loop(
     }
     report.seconds = start.elapsed().as_secs_f64();
     report.rate = report.published as f64 / report.seconds.max(1e-9);
+    report.latency = answers.borrow().summary();
     report
 }

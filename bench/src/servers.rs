@@ -95,6 +95,8 @@ pub struct Options {
     pub many_streams: bool,
     /// Run ssehub as a cluster node on this Redis URL.
     pub broker: Option<String>,
+    /// ssehub's `--max-topics` (topics held, and distinct topics and patterns subscribed).
+    pub max_topics: Option<usize>,
 }
 
 /// A running server.
@@ -128,6 +130,9 @@ impl Server {
                     .env("RUST_LOG", "warn");
                 if options.many_streams {
                     command.args(["--max-streams", "19500", "--max-connections", "19900"]);
+                }
+                if let Some(max) = options.max_topics {
+                    command.arg("--max-topics").arg(max.to_string());
                 }
                 if let Some(url) = &options.broker {
                     command.arg("--broker").arg(url);

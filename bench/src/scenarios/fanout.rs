@@ -118,7 +118,7 @@ fn failures(step: &Step, p99_limit_ms: f64) -> Vec<String> {
 
 /// Records what a step says about delivery integrity: duplicates are always a problem, losses
 /// in a smoke run (whose rates are far below any saturation) too.
-fn check_integrity(ctx: &Ctx, step: &Step, what: &str, outcome: &mut Outcome) {
+pub(super) fn check_integrity(ctx: &Ctx, step: &Step, what: &str, outcome: &mut Outcome) {
     let d = &step.delivery;
     if d.duplicates > 0 {
         outcome
@@ -135,6 +135,66 @@ fn check_integrity(ctx: &Ctx, step: &Step, what: &str, outcome: &mut Outcome) {
                 .map_or(String::new(), |e| format!(" (publish error: {e})"))
         ));
     }
+}
+
+/// What stepping up the rate found.
+pub(super) struct Ladder {
+    /// Every step run, in order.
+    pub steps: Vec<Step>,
+    /// Index of the last sustained step.
+    pub best: Option<usize>,
+    /// The rate that was not sustained, why, and whether the generator was the bound.
+    pub stopped_by: Option<(f64, Vec<String>, bool)>,
+}
+
+/// Steps through `rates` (`step_seconds` each, drained up to `drain`) until a step is not
+/// sustained (see [`failures`]); integrity problems go to `outcome`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn climb(
+    ctx: &Ctx,
+    live: &mut Live,
+    kind: ServerKind,
+    name: &str,
+    rates: &[f64],
+    step_seconds: f64,
+    drain: Duration,
+    p99_limit_ms: f64,
+    outcome: &mut Outcome,
+) -> Result<Ladder> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut best: Option<usize> = None;
+    let mut stopped_by: Option<(f64, Vec<String>, bool)> = None;
+    for &rate in rates {
+        let step = live.step(ctx, rate, step_seconds, drain).await?;
+        let why = failures(&step, p99_limit_ms);
+        let verdict = if why.is_empty() {
+            "sustained".to_owned()
+        } else {
+            format!("not sustained: {}", why.join("; "))
+        };
+        progress(
+            kind,
+            name,
+            &format!("{} => {verdict}", describe_step(&step)),
+        );
+        check_integrity(ctx, &step, &format!("{name}: {rate} msg/s step"), outcome);
+        let failed = !why.is_empty();
+        if failed {
+            stopped_by = Some((rate, why, step.generator_bound));
+        } else {
+            best = Some(steps.len());
+        }
+        steps.push(step);
+        if failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(Ladder {
+        steps,
+        best,
+        stopped_by,
+    })
 }
 
 /// Runs the fan-out scenario of `size` on `kind`.
@@ -184,35 +244,22 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, size: Size, outcome: &mut Outcome)
         }
         latency_step = Some(step);
     }
-    let mut steps: Vec<Step> = Vec::new();
-    let mut best: Option<usize> = None;
-    let mut stopped_by: Option<(f64, Vec<String>, bool)> = None;
-    for &rate in &plan.rates {
-        let step = live.step(ctx, rate, plan.step_seconds, plan.drain).await?;
-        let why = failures(&step, plan.p99_limit_ms);
-        let verdict = if why.is_empty() {
-            "sustained".to_owned()
-        } else {
-            format!("not sustained: {}", why.join("; "))
-        };
-        progress(
-            kind,
-            plan.name,
-            &format!("{} => {verdict}", describe_step(&step)),
-        );
-        check_integrity(ctx, &step, &format!("{rate} msg/s step"), outcome);
-        let failed = !why.is_empty();
-        if failed {
-            stopped_by = Some((rate, why, step.generator_bound));
-        } else {
-            best = Some(steps.len());
-        }
-        steps.push(step);
-        if failed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let Ladder {
+        steps,
+        best,
+        stopped_by,
+    } = climb(
+        ctx,
+        &mut live,
+        kind,
+        plan.name,
+        &plan.rates,
+        plan.step_seconds,
+        plan.drain,
+        plan.p99_limit_ms,
+        outcome,
+    )
+    .await?;
     let label = format!(
         "fan-out {subs} subs: max delivered (no loss, p99 < {} ms)",
         plan.p99_limit_ms

@@ -7,11 +7,17 @@
 //! - [`burst`]: 19,000 seed-contract streams (ssehub only).
 //! - [`publish`]: closed-loop publish requests/s without and with 1,000 subscribers.
 //! - [`cluster`]: two ssehub nodes on Redis, publish on one, subscribers on both (ssehub only).
+//! - [`mercure_fanout`]: the 10,000-subscriber fan-out through ssehub's Mercure endpoint
+//!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
+//! - [`mercure_patterns`]: Mercure publishes/s and publish latency with 1 to 10,000 distinct
+//!   non-matching URI templates or URL patterns subscribed (ssehub only).
 
 pub mod burst;
 pub mod cluster;
 pub mod fanout;
 pub mod idle;
+pub mod mercure_fanout;
+pub mod mercure_patterns;
 pub mod publish;
 
 use std::cell::Cell;
@@ -26,7 +32,7 @@ use crate::client::Target;
 use crate::error::Result;
 use crate::payload::Clock;
 use crate::pool::{wait_until, Delivery, Pool};
-use crate::publisher::{PublishTarget, Publisher, Schedule};
+use crate::publisher::{Api, PublishTarget, Publisher, Schedule};
 use crate::servers::{Options, Programs, Server, ServerKind};
 use crate::sys::{self, CpuShare, CpuWindow};
 use crate::table::{Outcome, BACKGROUND_LOAD, GENERATOR_BOUND};
@@ -37,13 +43,15 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 8] = [
     "fanout-1k",
     "fanout-10k",
     "cluster",
     "idle",
     "burst",
     "publish",
+    "mercure-fanout",
+    "mercure-patterns",
 ];
 
 /// What every scenario needs.
@@ -90,6 +98,16 @@ impl Ctx {
             addr: server.addr,
             topic: topic.to_owned(),
             size: self.size,
+            api: Api::Native,
+        }
+    }
+
+    /// A publisher target on `server`'s Mercure endpoint for `topic` (or, with `fresh_topic`,
+    /// a new topic `<topic>-<n>` for each message `n`).
+    pub fn mercure_target(&self, server: &Server, topic: &str, fresh_topic: bool) -> PublishTarget {
+        PublishTarget {
+            api: Api::Mercure { fresh_topic },
+            ..self.publish_target(server, topic)
         }
     }
 }
@@ -101,10 +119,12 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
         wait_quiet(ctx, &mut outcome).await;
     }
     let started = std::time::Instant::now();
+    // The Mercure fan-out is four fan-outs (native and three selectors) on fresh servers.
+    let runs = if scenario == "mercure-fanout" { 4 } else { 1 };
     let limit = if ctx.smoke {
-        Duration::from_secs(60)
+        Duration::from_secs(60 * runs)
     } else {
-        Duration::from_secs(600)
+        Duration::from_secs(600 * runs)
     };
     let result = tokio::time::timeout(limit, async {
         match scenario {
@@ -114,6 +134,8 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "burst" => burst::run(ctx, kind, &mut outcome).await,
             "publish" => publish::run(ctx, kind, &mut outcome).await,
             "cluster" => cluster::run(ctx, kind, &mut outcome).await,
+            "mercure-fanout" => mercure_fanout::run(ctx, kind, &mut outcome).await,
+            "mercure-patterns" => mercure_patterns::run(ctx, kind, &mut outcome).await,
             other => Err(crate::error::Error::msg(format!(
                 "unknown scenario {other}"
             ))),
@@ -134,7 +156,7 @@ const QUIET: f64 = 0.10;
 
 /// Waits (within the run's budget) until no other program keeps the CPUs busy: another
 /// build or test on the same machine would distort every number.
-async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
+pub async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
     let mut announced = false;
     loop {
         let busy = sys::machine_busy(Duration::from_secs(1)).await;
@@ -163,9 +185,13 @@ async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
     }
 }
 
-/// Which servers a scenario applies to.
+/// Which servers a scenario applies to (nchan has no seed-contract stream, no cluster and no
+/// Mercure endpoint).
 pub fn applies(scenario: &str, kind: ServerKind) -> bool {
-    !matches!(scenario, "burst" | "cluster") || kind == ServerKind::Ssehub
+    !matches!(
+        scenario,
+        "burst" | "cluster" | "mercure-fanout" | "mercure-patterns"
+    ) || kind == ServerKind::Ssehub
 }
 
 /// A server with a pool of connected, warmed-up live subscribers and a publisher connection.
@@ -193,6 +219,29 @@ impl Live {
         Self::open_spread(ctx, server, Vec::new(), 0, count, outcome).await
     }
 
+    /// Like [`Live::open`], with every subscriber sending `GET path` and the publisher posting
+    /// to `target` (the Mercure endpoint, say).
+    pub async fn open_on(
+        ctx: &Ctx,
+        server: Server,
+        path: &str,
+        target: PublishTarget,
+        count: usize,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
+        Self::connect(
+            ctx,
+            server,
+            Vec::new(),
+            0,
+            |_| path.to_owned(),
+            target,
+            count,
+            outcome,
+        )
+        .await
+    }
+
     /// Like [`Live::open`], with the subscribers spread evenly over `server` and the first
     /// `spread` of `others` (publishes go to `server`); `others` are stopped with it.
     pub async fn open_spread(
@@ -203,13 +252,38 @@ impl Live {
         count: usize,
         outcome: &mut Outcome,
     ) -> Result<Self> {
+        let target = ctx.publish_target(&server, TOPIC);
+        Self::connect(
+            ctx,
+            server,
+            others,
+            spread,
+            |node| node.kind.live_path(TOPIC),
+            target,
+            count,
+            outcome,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn connect(
+        ctx: &Ctx,
+        server: Server,
+        others: Vec<Server>,
+        spread: usize,
+        path: impl Fn(&Server) -> String,
+        target: PublishTarget,
+        count: usize,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
         let pool = Pool::new(ctx.clock);
         let nodes: Vec<&Server> = std::iter::once(&server)
             .chain(others.iter().take(spread))
             .collect();
         for (i, node) in nodes.iter().enumerate() {
             let share = count / nodes.len() + usize::from(i < count % nodes.len());
-            let stream = Target::get(node.addr, &node.kind.live_path(TOPIC), OPEN_TIMEOUT);
+            let stream = Target::get(node.addr, &path(node), OPEN_TIMEOUT);
             pool.spawn(&stream, share);
         }
         let limit = Duration::from_secs(30) + Duration::from_millis(3 * count as u64);
@@ -226,7 +300,7 @@ impl Live {
             }
         }
         let mut live = Self {
-            publisher: Publisher::new(ctx.publish_target(&server, TOPIC), ctx.clock),
+            publisher: Publisher::new(target, ctx.clock),
             server,
             others,
             pool,
@@ -272,10 +346,12 @@ impl Live {
         let mut pids = self.server.pids();
         pids.extend(self.others.iter().flat_map(Server::pids));
         let window = CpuWindow::start(&pids);
+        let started = std::time::Instant::now();
         let scheduled = self.publisher.schedule(lo, count, rate).await;
         let expected = pool.len() as u64 * count;
         wait_until(drain, || pool.delivered() >= expected).await;
         let cpu = window.finish(&pids);
+        let window_seconds = started.elapsed().as_secs_f64();
         let delivery = pool.end_step(count);
         let (schedule, error) = match scheduled {
             Ok(schedule) => (Some(schedule), None),
@@ -286,6 +362,7 @@ impl Live {
             .map_or(seconds, |s| count as f64 / s.achieved_rate.max(1e-9));
         Ok(Step {
             rate,
+            window_seconds,
             delivered_per_s: delivery.delivered as f64 / publish_seconds,
             schedule,
             error,
@@ -321,6 +398,8 @@ pub struct Step {
     pub delivered_per_s: f64,
     /// CPU shares over the step (publishing and drain).
     pub cpu: CpuShare,
+    /// Wall time of the step (publishing and drain), s.
+    pub window_seconds: f64,
     /// Whether the generator used more than 90 % of its core.
     pub generator_bound: bool,
 }
