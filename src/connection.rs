@@ -3,7 +3,7 @@
 //! 1. The request head (HTTP/1) or connection preface (HTTP/2) must arrive within
 //!    `--header-timeout`; the direct path (`http::direct`) reads it and serves `GET /stream`
 //!    itself, and hands anything else to hyper with the bytes it read.
-//! 2. Under hyper: later HTTP/1 request heads get `--header-timeout` each; a body gets
+//! 2. Under hyper: a kept-alive HTTP/1 connection's next request head gets `--idle-timeout`; a body gets
 //!    `--body-timeout` (in `http::input`); HTTP/2 connections are pinged every half
 //!    `--idle-timeout` and dropped when a ping goes unanswered.
 //! 3. A connection with no request in flight for `--idle-timeout` is closed (HTTP/1 keep-alive,
@@ -130,7 +130,9 @@ async fn serve_with_hyper<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
+        // Between requests on a kept-alive connection: the idle deadline (it also bounds a
+        // later request's head; the first one was read under --header-timeout).
+        .header_read_timeout(config.idle_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -160,7 +160,7 @@ pub struct Config {
 
     /// On shutdown, live streams end at random points of this window, each with a `retry:`
     /// hint spread the same way, so their reconnects do not all land on the next node at once.
-    /// Within `--shutdown-grace`.
+    /// At most half of `--shutdown-grace` is used.
     #[arg(long, env = "SSEHUB_DRAIN_SPREAD", default_value = DEFAULT_DRAIN_SPREAD, value_parser = parse_duration)]
     pub drain_spread: Duration,
 
@@ -354,9 +354,6 @@ impl Config {
         }
         if self.data_dir.is_some() && self.broker.is_some() {
             return fail("--data-dir is for the memory broker; Redis keeps history itself");
-        }
-        if self.drain_spread >= self.shutdown_grace {
-            return fail("--drain-spread must be shorter than --shutdown-grace");
         }
         if self.redirect_http.is_some() && self.tls_cert.is_none() {
             return fail("--redirect-http needs --tls-cert and --tls-key");

@@ -135,7 +135,8 @@ impl AppState {
             interval: config.interval,
             heartbeat: config.heartbeat,
             retry_ms: config.retry_ms,
-            drain_spread: config.drain_spread,
+            // The spread must end well within the grace period, whatever was configured.
+            drain_spread: config.drain_spread.min(config.shutdown_grace / 2),
             shutdown_grace: config.shutdown_grace,
         });
         let auth = Auth::from_config(&config.auth)?;

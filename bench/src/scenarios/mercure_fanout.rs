@@ -13,7 +13,8 @@
 //! within 10 % of native); the rates from 20 msg/s on are about 10 % apart, so that a 10 %
 //! difference in the maximum shows. Besides the maximum and the latency, the server's CPU
 //! time per delivery in the latency phase (10 msg/s: each delivery is then one write of one
-//! frame, nothing batched) compares the cost of the two paths.
+//! frame, nothing batched) compares the cost of the two paths, and the server's RSS growth
+//! per stream once every subscriber is connected and warm compares their memory.
 
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ fn plan(smoke: bool) -> Plan {
 struct Measured {
     variant: Variant,
     subscribers_open: usize,
+    /// RSS growth per open stream after the warm-up, KiB.
+    rss_per_stream_kib: Option<f64>,
     latency: Step,
     ladder: Ladder,
     ignored: u64,
@@ -150,6 +153,7 @@ async fn measure(
 ) -> Result<Measured> {
     let name = format!("{NAME}-{}", variant.name());
     let server = ctx.start(&name, kind, Options::default()).await?;
+    let base_kib = server.rss_kib()?;
     let mut live = match variant {
         Variant::Native => Live::open(ctx, server, plan.subscribers, outcome).await?,
         Variant::Mercure(selector) => {
@@ -159,10 +163,19 @@ async fn measure(
         }
     };
     let subscribers_open = live.pool.connections().open;
+    // Memory per stream: the growth of the fresh server's RSS with every stream open and
+    // warmed up (one event delivered, nothing queued), as the idle scenario reads it.
+    let rss_per_stream_kib = (subscribers_open > 0).then(|| {
+        let now = live.server.rss_kib().unwrap_or(base_kib);
+        now.saturating_sub(base_kib) as f64 / subscribers_open as f64
+    });
     progress(
         kind,
         &name,
-        &format!("{subscribers_open} subscribers connected and warm"),
+        &format!(
+            "{subscribers_open} subscribers connected and warm; RSS {} KiB per stream",
+            rss_per_stream_kib.map_or("-".into(), |k| format!("{k:.1}"))
+        ),
     );
     let latency = live
         .step(ctx, LATENCY_RATE, plan.latency_seconds, plan.drain)
@@ -203,6 +216,7 @@ async fn measure(
     Ok(Measured {
         variant,
         subscribers_open,
+        rss_per_stream_kib,
         latency,
         ladder,
         ignored,
@@ -217,8 +231,8 @@ fn versus(value: Option<f64>, native: Option<f64>) -> String {
     }
 }
 
-/// The rows: per variant p99 at 10 msg/s, the maximum, and the server CPU per delivery at
-/// 10 msg/s, each Mercure one with its ratio to native.
+/// The rows: per variant p99 at 10 msg/s, the maximum, the server CPU per delivery at
+/// 10 msg/s and the memory per stream, each Mercure one with its ratio to native.
 fn report(plan: &Plan, measured: &[Measured], outcome: &mut Outcome) {
     let subs = number(plan.subscribers as f64, 0);
     let native = measured
@@ -227,6 +241,7 @@ fn report(plan: &Plan, measured: &[Measured], outcome: &mut Outcome) {
     let native_p99 = native.map(|m| m.latency.delivery.latency.p99_ms);
     let native_max = native.and_then(|m| m.best().map(|s| s.delivered_per_s));
     let native_cpu = native.and_then(Measured::cpu_per_delivery);
+    let native_rss = native.and_then(|m| m.rss_per_stream_kib);
     for m in measured {
         let v = m.variant;
         let is_native = matches!(v, Variant::Native);
@@ -299,17 +314,35 @@ fn report(plan: &Plan, measured: &[Measured], outcome: &mut Outcome) {
                     m.latency.cpu.server * 100.0
                 ));
         }
+        let rss = m.rss_per_stream_kib;
+        outcome
+            .metric(
+                format!("{NAME}.{}.rss", v.name()),
+                format!(
+                    "{}: RSS per stream, {subs} streams open and warm",
+                    v.label()
+                ),
+                "KiB",
+                Better::Lower,
+                rss,
+            )
+            .note(
+                versus(rss, reference(native_rss))
+                    .trim_start_matches("; ")
+                    .to_owned(),
+            );
         if !is_native && native.is_some() {
             let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
                 _ => "n/a".to_owned(),
             };
             outcome.notes.push(format!(
-                "{} vs native: max delivered {}, p99 at {LATENCY_RATE} msg/s {}, server CPU per delivery at {LATENCY_RATE} msg/s {}",
+                "{} vs native: max delivered {}, p99 at {LATENCY_RATE} msg/s {}, server CPU per delivery at {LATENCY_RATE} msg/s {}, RSS per stream {}",
                 v.label(),
                 ratio(max, native_max),
                 ratio(Some(l.p99_ms), native_p99),
                 ratio(cpu, native_cpu),
+                ratio(rss, native_rss),
             ));
         }
     }
@@ -321,6 +354,7 @@ fn report(plan: &Plan, measured: &[Measured], outcome: &mut Outcome) {
         "variants": measured.iter().map(|m| json!({
             "variant": m.variant.name(),
             "subscribers_open": m.subscribers_open,
+            "rss_per_stream_kib": m.rss_per_stream_kib,
             "latency": m.latency,
             "steps": m.ladder.steps,
             "ignored_messages": m.ignored,
