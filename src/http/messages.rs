@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::input::{read_draft, refuse, Accept};
-use super::request::RequestMeta;
 use super::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -90,8 +89,7 @@ async fn accept(
     status: StatusCode,
     word: &'static str,
 ) -> Result<Response, ApiError> {
-    let meta =
-        RequestMeta::from_headers(headers, uri, None).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(headers, uri, None);
     let grants = match app.auth().publisher(&meta.credentials(None)) {
         Ok(grants) => grants,
         Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),

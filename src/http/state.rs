@@ -178,6 +178,18 @@ impl AppState {
         self.inner.streams.load(Ordering::Relaxed)
     }
 
+    /// The parts of a hyper-path request the handlers read, with the scheme this server
+    /// serves (TLS or not).
+    pub(crate) fn request_meta(
+        &self,
+        headers: &axum::http::HeaderMap,
+        uri: &axum::http::Uri,
+        peer: Option<std::net::IpAddr>,
+    ) -> super::request::RequestMeta {
+        super::request::RequestMeta::from_headers(headers, uri, peer)
+            .secure(self.config().tls_cert.is_some())
+    }
+
     /// The authorization model.
     pub fn auth(&self) -> &Auth {
         &self.inner.auth

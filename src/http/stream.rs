@@ -209,8 +209,7 @@ async fn open_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta =
-        RequestMeta::from_headers(&headers, &uri, peer).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(&headers, &uri, peer);
     let session = open_session(&app, query.as_deref(), &meta).await?;
     Ok(stream_response(session))
 }

@@ -19,7 +19,6 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::request::RequestMeta;
 use super::AppState;
 use crate::auth::{AuthError, HUB_PATH};
 use crate::error::ApiError;
@@ -211,8 +210,7 @@ async fn list(
     }
     let path = uri.path();
     // The requested URL, in relative form, is the topic a token must grant `subscribe` on.
-    let meta =
-        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(&headers, &uri, None);
     let grants = app
         .auth()
         .subscriber(&meta.credentials(None))?

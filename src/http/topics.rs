@@ -7,7 +7,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::request::RequestMeta;
 use super::AppState;
 use crate::auth::Grants;
 use crate::error::ApiError;
@@ -26,8 +25,7 @@ pub fn router() -> Router<AppState> {
 
 /// The caller's subscriber grants, from a token if it presented one.
 fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
-    let meta =
-        RequestMeta::from_headers(headers, uri, None).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(headers, uri, None);
     Ok(app.auth().subscriber(&meta.credentials(None))?)
 }
 

@@ -53,8 +53,7 @@ async fn metadata(
     uri: Uri,
     headers: HeaderMap,
 ) -> axum::Json<serde_json::Value> {
-    let meta =
-        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(&headers, &uri, None);
     let resource = app
         .config()
         .auth
@@ -132,8 +131,7 @@ async fn subscribe(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta =
-        RequestMeta::from_headers(&headers, &uri, peer).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(&headers, &uri, peer);
     let pairs = form::pairs(query.as_deref().unwrap_or("").as_bytes())?;
     let mut patterns: Vec<Pattern> = Vec::new();
     let mut matchers: Vec<Matcher> = Vec::new();

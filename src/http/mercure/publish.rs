@@ -11,7 +11,6 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::event::Draft;
 use crate::http::input::{read_body, refuse};
-use crate::http::request::RequestMeta;
 use crate::http::AppState;
 use crate::sse::fields::MAX_LINE_TEXT;
 use crate::sse::{EventName, LineText};
@@ -51,8 +50,7 @@ pub(super) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let meta =
-        RequestMeta::from_headers(&headers, &uri, None).secure(app.config().tls_cert.is_some());
+    let meta = app.request_meta(&headers, &uri, None);
     let grants = match app.auth().publisher(&meta.credentials(None)) {
         Ok(grants) => grants,
         Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),
