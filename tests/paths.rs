@@ -165,3 +165,112 @@ async fn streams_and_publishes_work_over_http2() {
     assert_eq!(response.status(), 201);
     assert_eq!(message(&stream.next_event().await.unwrap()), "over h2");
 }
+
+/// The lower-cased header lines of a raw response head.
+fn header_lines(head: &str) -> Vec<String> {
+    let head = head.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).map(str::to_ascii_lowercase).collect()
+}
+
+#[tokio::test]
+async fn mercure_subscriptions_say_the_same_on_both_paths() {
+    let app = spawn_app(|_| {}).await;
+    let id = common::mercure::publish(
+        &app,
+        &[("topic", "https://example.com/a"), ("data", "before")],
+    )
+    .await;
+    let query = format!(
+        "topic=https%3A%2F%2Fexample.com%2F%7Bx%7D&lastEventID={}",
+        urlencode(&id)
+    );
+    // The direct path (a plain HTTP/1.1 GET).
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(
+            format!("GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: hub.test\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let head = read_until(&mut socket, |s| s.contains("\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let direct = header_lines(&head);
+    // Served by the direct path, not handed to hyper (which keeps connections alive).
+    assert!(direct.contains(&"connection: close".to_owned()), "{direct:?}");
+    // The axum route (in process).
+    let response = ssehub::build(app.state.clone())
+        .oneshot(
+            Request::get(format!("/.well-known/mercure?{query}"))
+                .header("host", "hub.test")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for name in [
+        "content-type",
+        "cache-control",
+        "link",
+        "mercure-last-event-id",
+        "last-event-id",
+    ] {
+        let value = response.headers()[name]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        let line = format!("{name}: {value}");
+        assert!(
+            direct.contains(&line),
+            "direct path lacks {line:?}: {direct:?}"
+        );
+    }
+    assert_eq!(
+        response.headers()["link"],
+        "<http://hub.test/.well-known/mercure>; rel=\"mercure\""
+    );
+    assert_eq!(response.headers()["mercure-last-event-id"], id.as_str());
+    // And the stream carries on past the cursor.
+    common::mercure::publish(
+        &app,
+        &[("topic", "https://example.com/b"), ("data", "after")],
+    )
+    .await;
+    read_until(&mut socket, |s| s.contains("data: after")).await;
+}
+
+#[tokio::test]
+async fn a_cursor_cannot_add_header_lines_on_the_direct_path() {
+    let app = spawn_app(|_| {}).await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(
+            b"GET /.well-known/mercure?topic=a&lastEventID=x%0D%0AX-Evil:%201 HTTP/1.1\r\nHost: h\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let head = read_until(&mut socket, |s| s.contains("\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("x-evil"), "{head}");
+}
+
+#[tokio::test]
+async fn mercure_errors_have_the_same_json_on_the_direct_path() {
+    let app = spawn_app(|_| {}).await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(b"GET /.well-known/mercure?match_regex=a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_until(&mut socket, |s| s.contains("}")).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains(r#"unsupported matcher parameter \"match_regex\""#),
+        "{response}"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -15,9 +15,29 @@ pub(super) const MAX_HEAD: usize = 16 * 1024;
 /// What an HTTP/2 client sends first (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A `GET /stream` request this path serves.
+/// Which stream endpoint a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// `GET /stream`.
+    Native,
+    /// `GET /.well-known/mercure`.
+    Mercure,
+}
+
+impl Route {
+    /// The path, for the access log.
+    pub(super) fn path(self) -> &'static str {
+        match self {
+            Self::Native => "/stream",
+            Self::Mercure => crate::auth::HUB_PATH,
+        }
+    }
+}
+
+/// A `GET /stream` or `GET /.well-known/mercure` request this path serves.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct StreamRequest {
+    pub(super) route: Route,
     pub(super) query: Option<String>,
     /// `Last-Event-ID`, credentials, origin, host (the peer is added by the caller).
     pub(super) meta: RequestMeta,
@@ -29,7 +49,7 @@ pub(super) struct StreamRequest {
 pub(super) enum Head {
     /// Not complete yet.
     Partial,
-    /// A plain `GET /stream` with nothing after its head: served here.
+    /// A plain stream request with nothing after its head: served here.
     Stream(StreamRequest),
     /// A complete head (or HTTP/2 preface, or bytes that are not HTTP) for hyper.
     Other,
@@ -63,9 +83,13 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
         Some((path, query)) => (path, Some(query.to_owned())),
         None => (request.path.unwrap_or(""), None),
     };
+    let route = match path {
+        "/stream" => Route::Native,
+        crate::auth::HUB_PATH => Route::Mercure,
+        _ => return Head::Other,
+    };
     let plain = len == buf.len()
         && request.method == Some("GET")
-        && path == "/stream"
         && request.headers.iter().all(|h| {
             !h.name.eq_ignore_ascii_case("content-length")
                 && !h.name.eq_ignore_ascii_case("transfer-encoding")
@@ -75,6 +99,7 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
         return Head::Other;
     }
     Head::Stream(StreamRequest {
+        route,
         query,
         meta: RequestMeta::from_raw(request.headers, None),
         http10: request.version == Some(0),
@@ -111,6 +136,7 @@ mod tests {
 
     fn stream(query: Option<&str>, last: Option<&[u8]>, http10: bool) -> Head {
         Head::Stream(StreamRequest {
+            route: Route::Native,
             query: query.map(str::to_owned),
             meta: RequestMeta {
                 last_event_id: last.map(<[u8]>::to_vec),
@@ -127,7 +153,8 @@ mod tests {
             "GET /stream HTTP/1.1\r\nx: {}\r\n\r\n",
             "a".repeat(MAX_HEAD)
         );
-        let cases: Vec<(&[u8], Head)> = vec![
+        let cases: Vec<(&[u8], Head)> =
+            vec![
             (
                 b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
                 stream(None, None, false),
@@ -146,6 +173,8 @@ mod tests {
             // Other requests and anything with a body or pipelined bytes go to hyper.
             (b"GET /api/ping HTTP/1.1\r\n\r\n", Head::Other),
             (b"GET /streams HTTP/1.1\r\n\r\n", Head::Other),
+            (b"GET /.well-known/mercure/subscriptions HTTP/1.1\r\n\r\n", Head::Other),
+            (b"POST /.well-known/mercure HTTP/1.1\r\n\r\n", Head::Other),
             (b"POST /stream HTTP/1.1\r\n\r\n", Head::Other),
             (
                 b"GET /stream HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
@@ -174,6 +203,17 @@ mod tests {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
             );
         }
+    }
+
+    #[test]
+    fn mercure_subscriptions_are_streams_too() {
+        let head = parse_head(b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
+        let Head::Stream(request) = head else {
+            panic!("{head:?}")
+        };
+        assert_eq!(request.route, Route::Mercure);
+        assert_eq!(request.route.path(), "/.well-known/mercure");
+        assert_eq!(request.query.as_deref(), Some("topic=a"));
     }
 
     #[tokio::test]

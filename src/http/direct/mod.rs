@@ -1,12 +1,13 @@
-//! `GET /stream` over HTTP/1.x without hyper: the hot path of idle memory.
+//! `GET /stream` and `GET /.well-known/mercure` over HTTP/1.x without hyper: the hot path of
+//! idle memory.
 //!
 //! A stream spends its life waiting, so what it holds while it waits is what a server with
 //! tens of thousands of streams pays for. Through hyper and axum an idle stream holds about
 //! 20 KiB (read and write buffers, the connection state, the boxed body); served here it holds
 //! its [`Session`] and a socket (measured with `bench/run --only idle`; see BENCHMARKS.md).
 //!
-//! The connection task reads the request head itself. When it is an HTTP/1.x `GET /stream`
-//! whose session opens, this module answers it: the head, then each frame as one chunk, several
+//! The connection task reads the request head itself. When it is an HTTP/1.x `GET /stream` or
+//! Mercure subscription whose session opens, this module answers it: the head, then each frame as one chunk, several
 //! pending frames in one write, until the session ends or the peer leaves. Anything else (other
 //! paths, other methods, HTTP/2, a request with a body, pipelined requests, a stream request
 //! that fails) goes to hyper with the bytes already read, and gets the ordinary route.
@@ -20,8 +21,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use self::head::{read_head, Head};
+use self::head::{read_head, Head, Route};
 use self::write::{try_write, write, write_rest};
+use super::mercure;
 use super::stream::{open_session, STREAM_HEADERS};
 use super::AppState;
 use crate::error::ApiError;
@@ -72,17 +74,24 @@ pub(crate) async fn serve(
     };
     let started = std::time::Instant::now();
     stream.meta.peer = socket.peer_addr().ok().map(|a| a.ip());
+    stream.meta.secure = app.config().tls_cert.is_some();
     // Boxed: opening a session is a large future, and every idle stream would pay for it.
-    let session = match Box::pin(open_session(app, stream.query.as_deref(), &stream.meta)).await {
-        Ok(session) => session,
+    let opened = match stream.route {
+        Route::Native => Box::pin(open_session(app, stream.query.as_deref(), &stream.meta))
+            .await
+            .map(|session| (session, Vec::new())),
+        Route::Mercure => Box::pin(mercure::open(app, stream.query.as_deref(), &stream.meta)).await,
+    };
+    let (session, mut extra) = match opened {
+        Ok(opened) => opened,
         // The ordinary route gives the same error its JSON response.
         Err(_) => return Ok(Outcome::Fallback(buf)),
     };
     drop(buf);
-    super::log_request(app, "GET", "/stream", 200, started.elapsed());
-    let cors = app.cors().headers(stream.meta.origin.as_deref());
+    super::log_request(app, "GET", stream.route.path(), 200, started.elapsed());
+    extra.extend(app.cors().headers(stream.meta.origin.as_deref()));
     drop(stream.meta);
-    let head = response_head(!stream.http10, &cors);
+    let head = response_head(!stream.http10, &extra);
     let result = write_stream(socket, session, head, !stream.http10, write_timeout).await;
     tracing::debug!(?result, "stream ended");
     result.map(|()| Outcome::Served)

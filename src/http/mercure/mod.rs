@@ -26,7 +26,7 @@ use super::subscriptions::{Active, Matcher};
 use super::AppState;
 use crate::auth::HUB_PATH;
 use crate::error::ApiError;
-use crate::session::Mode;
+use crate::session::{Mode, Session};
 use crate::sse::forbidden_char;
 use crate::topic::{selector, Pattern, Selector, TopicName};
 
@@ -44,7 +44,11 @@ pub fn router() -> Router<AppState> {
 
 /// The hub's `Link: <...>; rel="mercure"` header value (section "Discovery").
 pub(crate) fn link(meta: &RequestMeta) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!("<{}>; rel=\"mercure\"", hub_url(meta))).ok()
+    HeaderValue::from_str(&link_value(meta)).ok()
+}
+
+fn link_value(meta: &RequestMeta) -> String {
+    format!("<{}>; rel=\"mercure\"", hub_url(meta))
 }
 
 /// The protected resource metadata (draft-08, section "Protected Resource Metadata").
@@ -132,7 +136,30 @@ async fn subscribe(
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
     let meta = app.request_meta(&headers, &uri, peer);
-    let pairs = form::pairs(query.as_deref().unwrap_or("").as_bytes())?;
+    let (session, extra) = open(&app, query.as_deref(), &meta).await?;
+    let mut response = stream_response(session);
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+    Ok(response)
+}
+
+/// Parses a subscription and opens its session: what both the axum route and the direct
+/// HTTP/1 path (`http::direct`) call. Returns the session and the response headers beyond a
+/// stream's own (`Link`, `Mercure-Last-Event-ID`, `Last-Event-ID`), lower-case names.
+///
+/// # Errors
+/// 400 for a bad query, else as [`super::stream::start`].
+pub(crate) async fn open(
+    app: &AppState,
+    query: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(Session, Vec<(&'static str, String)>), ApiError> {
+    let pairs = form::pairs(query.unwrap_or("").as_bytes())?;
     let mut patterns: Vec<Pattern> = Vec::new();
     let mut matchers: Vec<Matcher> = Vec::new();
     let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
@@ -156,7 +183,7 @@ async fn subscribe(
                 match value.as_str() {
                     "*" => Pattern::Prefix("".into()),
                     _ => Pattern::Matcher(
-                        selector::url_pattern_with_base(&value, &hub_url(&meta))
+                        selector::url_pattern_with_base(&value, &hub_url(meta))
                             .map_err(|e| bad(e.to_string()))?,
                     ),
                 }
@@ -200,7 +227,7 @@ async fn subscribe(
         last_event_id: draft_cursor.or(legacy_cursor).filter(|c| !c.is_empty()),
         token,
     };
-    let (mut session, resumed) = start(&app, spec, &meta).await?;
+    let (mut session, resumed) = start(app, spec, meta).await?;
     if app.config().subscriptions {
         let payload = app
             .auth()
@@ -208,13 +235,9 @@ async fn subscribe(
             .ok()
             .flatten()
             .and_then(|g| g.payload);
-        session.hold(Active::open(&app, &matchers, payload.as_ref()).await?);
+        session.hold(Active::open(app, &matchers, payload.as_ref()).await?);
     }
-    let mut response = stream_response(session);
-    let response_headers = response.headers_mut();
-    if let Some(link) = link(&meta) {
-        response_headers.insert(header::LINK, link);
-    }
+    let mut headers = vec![("link", link_value(meta))];
     // The event preceding the first one sent: the cursor itself, unless it is unknown, gone,
     // or `earliest` (section "Reconciliation").
     if let Some(requested) = resumed.requested {
@@ -223,10 +246,10 @@ async fn subscribe(
         } else {
             requested
         };
-        if let Ok(value) = HeaderValue::from_str(&anchor) {
-            response_headers.insert("mercure-last-event-id", value.clone());
-            response_headers.insert("last-event-id", value);
-        }
+        headers.push(("mercure-last-event-id", anchor.clone()));
+        headers.push(("last-event-id", anchor));
     }
-    Ok(response)
+    // The direct path writes these into the head as they are: only valid header values.
+    headers.retain(|(_, value)| HeaderValue::from_str(value).is_ok());
+    Ok((session, headers))
 }
