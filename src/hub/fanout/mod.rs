@@ -24,6 +24,8 @@ use crate::event::Event;
 use crate::sse::EventId;
 use crate::topic::{Pattern, Selector, TopicName};
 
+mod index;
+
 /// A queue that drained keeps at most this many slots of capacity.
 const KEEP_CAPACITY: usize = 32;
 
@@ -43,10 +45,15 @@ const MATCH_CACHE: usize = 16_384;
 struct Table {
     exact: HashMap<TopicName, Vec<Arc<Slot>>>,
     prefix: HashMap<Arc<str>, Vec<Arc<Slot>>>,
-    /// URI templates and URL patterns: evaluated per topic, not looked up.
+    /// URI templates and URL patterns: evaluated per topic, not looked up. Subscriptions of the
+    /// same text share this key's compiled selector.
     matchers: HashMap<Selector, Vec<Arc<Slot>>>,
+    /// The matchers above by the literal text they require, so a topic runs only those that
+    /// can match it.
+    index: index::MatcherIndex,
     /// Per topic, the matchers that match it, so a publish runs each pattern once per topic,
-    /// not once per publish. Cleared whenever the set of matchers changes.
+    /// not once per publish. Cleared whenever the set of matchers changes (refilled through the
+    /// index, which keeps that cheap).
     matched: HashMap<TopicName, Arc<[Selector]>>,
 }
 
@@ -76,12 +83,7 @@ impl Table {
         if let Some(found) = self.matched.get(topic) {
             return Arc::clone(found);
         }
-        let found: Arc<[Selector]> = self
-            .matchers
-            .keys()
-            .filter(|m| m.matches(topic.as_str()))
-            .cloned()
-            .collect();
+        let found: Arc<[Selector]> = self.index.matching(topic.as_str()).into();
         if self.matched.len() >= MATCH_CACHE {
             self.matched.clear();
         }
@@ -201,22 +203,37 @@ impl Fanout {
         if new > 0 && table.len() + new > self.max_patterns {
             return Err(TooManyPatterns);
         }
+        let mut kept = Vec::with_capacity(patterns.len());
         for pattern in patterns {
             let list = match pattern {
                 Pattern::Exact(name) => table.exact.entry(name.clone()).or_default(),
                 Pattern::Prefix(prefix) => table.prefix.entry(Arc::clone(prefix)).or_default(),
                 Pattern::Matcher(selector) => {
-                    if !table.matchers.contains_key(selector) {
-                        table.matched.clear();
-                    }
-                    table.matchers.entry(selector.clone()).or_default()
+                    // Thousands of subscribers sending the same pattern share one compiled
+                    // copy (a URL pattern is about 100 KiB of automata); theirs is dropped.
+                    let shared = match table.matchers.get_key_value(selector) {
+                        Some((shared, _)) => shared.clone(),
+                        None => {
+                            table.matched.clear();
+                            table.index.insert(selector);
+                            selector.clone()
+                        }
+                    };
+                    kept.push(Pattern::Matcher(shared.clone()));
+                    table
+                        .matchers
+                        .entry(shared)
+                        .or_default()
+                        .push(Arc::clone(&slot));
+                    continue;
                 }
             };
             list.push(Arc::clone(&slot));
+            kept.push(pattern.clone());
         }
         Ok(Subscription {
             slot,
-            patterns: patterns.to_vec(),
+            patterns: kept,
             fanout: Arc::clone(self),
         })
     }
@@ -274,6 +291,7 @@ impl Fanout {
                     }
                     Pattern::Matcher(selector) => {
                         table.matchers.remove(selector);
+                        table.index.remove(selector);
                         table.matched.clear();
                     }
                 }

@@ -131,3 +131,23 @@ async fn recv_wakes_on_delivery() {
     fanout.deliver(&event(1, "a/b"));
     assert_eq!(waiter.await.unwrap(), Ok(1));
 }
+
+/// Subscribers sending the same pattern text share one compiled selector; the table keeps it
+/// while any of them is subscribed.
+#[test]
+fn identical_patterns_share_one_compiled_selector() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let compile = || Pattern::Matcher(Selector::legacy("https://e.test/{id}").unwrap());
+    let compiled = |sub: &Subscription| match &sub.patterns[0] {
+        Pattern::Matcher(Selector::Template(regex, _)) => Arc::clone(regex),
+        other => panic!("{other:?}"),
+    };
+    let a = fanout.subscribe(&[compile()], None).unwrap();
+    let b = fanout.subscribe(&[compile()], None).unwrap();
+    assert!(Arc::ptr_eq(&compiled(&a), &compiled(&b)));
+    drop(a);
+    let c = fanout.subscribe(&[compile()], None).unwrap();
+    assert!(Arc::ptr_eq(&compiled(&b), &compiled(&c)));
+    let topic = TopicName::any("https://e.test/1").unwrap();
+    assert_eq!(fanout.subscribers(&topic), 2);
+}
