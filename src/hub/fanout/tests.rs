@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::event::Draft;
-use crate::sse::EventName;
+use crate::sse::{EventId, EventName};
 
 fn event(seq: u64, topic: &str) -> Arc<Event> {
     let draft = Draft {
