@@ -197,7 +197,10 @@ async fn mercure_subscriptions_say_the_same_on_both_paths() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let direct = header_lines(&head);
     // Served by the direct path, not handed to hyper (which keeps connections alive).
-    assert!(direct.contains(&"connection: close".to_owned()), "{direct:?}");
+    assert!(
+        direct.contains(&"connection: close".to_owned()),
+        "{direct:?}"
+    );
     // The axum route (in process).
     let response = ssehub::build(app.state.clone())
         .oneshot(
