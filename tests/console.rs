@@ -66,7 +66,9 @@ async fn a_snapshot_at_once_then_every_second_with_subscribers_ids_and_rates() {
     let mut console = open(&app, PATH, &[]).await;
     let first = snapshot(&mut console).await;
     assert!(
-        console.raw.starts_with(b"retry: 2000\n\nevent: topics\ndata: {"),
+        console
+            .raw
+            .starts_with(b"retry: 2000\n\nevent: topics\ndata: {"),
         "{}",
         String::from_utf8_lossy(&console.raw)
     );
@@ -181,7 +183,10 @@ async fn private_topics_need_a_granting_token_and_the_stream_ends_at_its_exp() {
     );
     let mut granted = open(&app, PATH, &[("authorization", &bearer(&token))]).await;
     let seen = until(&mut granted, |s| names(s) == ["hidden", "mixed"]).await;
-    assert_eq!(topic(&seen, "mixed").unwrap()["last_id"], private_id.as_str());
+    assert_eq!(
+        topic(&seen, "mixed").unwrap()["last_id"],
+        private_id.as_str()
+    );
     assert_eq!(topic(&seen, "mixed").unwrap()["history"], 2);
     let close = loop {
         let event = granted.next().await.expect("ended without close");
@@ -191,7 +196,10 @@ async fn private_topics_need_a_granting_token_and_the_stream_ends_at_its_exp() {
     };
     assert_eq!(close.event, "close");
     assert_eq!(data(&close)["data"]["status"], "expired");
-    assert!(granted.next().await.is_none(), "the response ends after close");
+    assert!(
+        granted.next().await.is_none(),
+        "the response ends after close"
+    );
 
     // A token that does not verify is refused, not treated as anonymous.
     let forged = hs256("not-the-subscriber-secret-at-all", &legacy(&[], &["*"]));
@@ -211,7 +219,12 @@ async fn a_required_subscriber_token_is_required_here_too() {
         .await
         .assert_refused(401, Some(BEARER), MISSING, "");
     let token = hs256(SUB_SECRET, &legacy(&[], &[]));
-    let mut console = open(&app, PATH, &[("cookie", &format!("mercureAuthorization={token}"))]).await;
+    let mut console = open(
+        &app,
+        PATH,
+        &[("cookie", &format!("mercureAuthorization={token}"))],
+    )
+    .await;
     snapshot(&mut console).await;
 }
 
@@ -222,7 +235,11 @@ async fn shutdown_closes_the_stream() {
     snapshot(&mut console).await;
     let started = tokio::time::Instant::now();
     app.shutdown().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let rest = console.rest().await;
     let close = rest.last().expect("a close event");
     assert_eq!(close.event, "close");

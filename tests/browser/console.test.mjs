@@ -380,7 +380,9 @@ describe('hub console in Chromium', { timeout: 180_000 }, () => {
     const server = await startServer(['--publisher-jwt-key', PUB_KEY, '--subscriber-jwt-key', SUB_KEY]);
     const expected = (status, url) => (status === 401 || status === 403) && new URL(url).pathname === '/api/messages';
     try {
-      await withPage({ expected, context: { viewport: { width: 1280, height: 900 } } }, async (page) => {
+      // In the dark scheme, to check its contrast too.
+      const context = { viewport: { width: 1280, height: 900 }, colorScheme: 'dark' };
+      await withPage({ expected, context }, async (page) => {
         await page.goto(`${server.base}/#console`);
         await page.locator('#pub-token-field').waitFor();
         await page.locator('#sub-token-field').waitFor();
