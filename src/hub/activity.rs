@@ -195,10 +195,10 @@ mod tests {
         let rates = activity.rates();
         let a = rates[&TopicName::new("a").unwrap()];
         let b = rates[&TopicName::new("b").unwrap()];
-        // 4 and 1 events over one span of about 50 ms.
+        // 4 and 1 events over one span of at least 50 ms.
         assert!((a.all / b.all - 4.0).abs() < 1e-9, "{a:?} {b:?}");
         assert!((a.public / b.all - 3.0).abs() < 1e-9, "{a:?} {b:?}");
-        assert!(a.all > 20.0 && a.all < 4.0 / 0.049, "{a:?}");
+        assert!(a.all > 0.0 && a.all <= 4.0 / 0.05 + 1e-9, "{a:?}");
     }
 
     #[test]
