@@ -162,11 +162,12 @@ async fn refuse(mut socket: TcpStream, error: ApiError) {
     crate::io::answer_and_close(&mut socket, &error.http1_bytes(), Duration::from_secs(1)).await;
 }
 
-/// Housekeeping once a second: expire history.
+/// Housekeeping once a second: expire history, start a new second of the topics' event counts.
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         state.hub().broker().maintain();
+        state.hub().tick();
     }
 }

@@ -12,8 +12,8 @@
 //!   caps, graceful shutdown).
 //! - `connection`: one connection from first byte to close, a deadline on every phase.
 //! - `http`: the handlers' shared state ([`AppState`]), one module per resource (messages,
-//!   stream, topics, health, assets), and `direct`, the hand-written HTTP/1 path that serves
-//!   most streams with a few KiB each.
+//!   stream, topics, health, assets; `topics_stream`, the hub console's feed), and `direct`,
+//!   the hand-written HTTP/1 path that serves most streams with a few KiB each.
 //!   `mercure` serves the Mercure protocol on `/.well-known/mercure`, `subscriptions` its
 //!   active-subscriptions API.
 //! - [`auth`]: who may publish and read: JWT keys, claims (legacy and draft-08), grants.
@@ -21,7 +21,8 @@
 //! - [`quota`]: per-key caps (client address, token subject).
 //! - [`error`]: the one API error type and its JSON response.
 //! - [`session`]: what a burst or live stream sends, frame by frame.
-//! - [`hub`]: the local fan-out (each subscriber's bounded queue) joined with a broker.
+//! - [`hub`]: the local fan-out (each subscriber's bounded queue) joined with a broker, and
+//!   each topic's events per second (`activity`).
 //! - [`broker`]: the backend and delivery traits, the in-memory backend and the Redis
 //!   (cluster) backend.
 //! - [`event`], [`topic`]: published events and their encodings; topic names, patterns and

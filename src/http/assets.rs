@@ -1,4 +1,4 @@
-//! The demo page, embedded at compile time (no build step, no CDN).
+//! The demo page and its hub console view, embedded at compile time (no build step, no CDN).
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -10,6 +10,8 @@ use super::AppState;
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/app.js");
 const STYLE: &str = include_str!("../../web/style.css");
+const CONSOLE_SCRIPT: &str = include_str!("../../web/console.js");
+const CONSOLE_STYLE: &str = include_str!("../../web/console.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,6 +26,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CONSOLE_SCRIPT) }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { asset("text/css; charset=utf-8", CONSOLE_STYLE) }),
         )
 }
 

@@ -14,6 +14,7 @@ mod state;
 mod stream;
 mod subscriptions;
 mod topics;
+mod topics_stream;
 
 pub use state::{AppState, StartError};
 
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stream::router())
         .merge(subscriptions::router())
         .merge(topics::router())
+        .merge(topics_stream::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer))

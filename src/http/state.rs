@@ -58,6 +58,7 @@ struct Inner {
     streams_per_client: Option<Quota<std::net::IpAddr>>,
     streams_per_subject: Option<Quota<String>>,
     subscriptions: super::subscriptions::Shared,
+    console_tables: super::topics_stream::TableCache,
     shutdown: CancellationToken,
     started: Instant,
 }
@@ -148,6 +149,7 @@ impl AppState {
                 streams_per_client: config.auth.max_streams_per_client.map(Quota::new),
                 streams_per_subject: config.auth.max_streams_per_subject.map(Quota::new),
                 subscriptions: Arc::default(),
+                console_tables: Default::default(),
                 config,
                 hub,
                 settings,
@@ -201,6 +203,11 @@ impl AppState {
 
     pub(crate) fn subscriptions(&self) -> &super::subscriptions::Registry {
         &self.inner.subscriptions
+    }
+
+    /// The topic table shared by the console streams (`GET /api/topics/stream`).
+    pub(crate) fn console_tables(&self) -> &super::topics_stream::TableCache {
+        &self.inner.console_tables
     }
 
     pub(crate) fn streams_per_client(&self) -> Option<&Quota<std::net::IpAddr>> {

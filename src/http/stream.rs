@@ -14,6 +14,7 @@ use futures_util::stream;
 
 use super::request::{ClientAddr, RequestMeta};
 use super::AppState;
+use crate::auth::Grants;
 use crate::error::ApiError;
 use crate::hub::{Access, EventId, Pattern, ResumeFrom, TopicName};
 use crate::session::{Mode, Session, StreamGuard};
@@ -134,17 +135,7 @@ pub(crate) async fn start(
     let grants = app
         .auth()
         .subscriber(&meta.credentials(spec.token.as_deref()))?;
-    let mut guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
-        .ok_or(ApiError::TooManyStreams)?;
-    if let (Some(quota), Some(peer)) = (app.streams_per_client(), meta.peer) {
-        guard.hold(quota.enter(peer).ok_or(ApiError::TooManyClientStreams)?);
-    }
-    if let (Some(quota), Some(subject)) = (
-        app.streams_per_subject(),
-        grants.as_ref().and_then(|g| g.subject.clone()),
-    ) {
-        guard.hold(quota.enter(subject).ok_or(ApiError::TooManyClientStreams)?);
-    }
+    let guard = take_slot(app, meta, grants.as_ref())?;
     let resume = match spec.last_event_id.as_deref() {
         Some(cursor) => Some(resume_from(app, cursor).await?),
         None => None,
@@ -176,6 +167,30 @@ pub(crate) async fn start(
         None => session,
     };
     Ok((session, resumed))
+}
+
+/// A stream's slot under `--max-streams` and the per-client and per-subject caps, held until
+/// the returned guard drops.
+///
+/// # Errors
+/// 503 past the stream cap, 429 past a per-client or per-subject cap.
+pub(crate) fn take_slot(
+    app: &AppState,
+    meta: &RequestMeta,
+    grants: Option<&Grants>,
+) -> Result<StreamGuard, ApiError> {
+    let mut guard = StreamGuard::acquire(app.stream_count(), app.stream_cap())
+        .ok_or(ApiError::TooManyStreams)?;
+    if let (Some(quota), Some(peer)) = (app.streams_per_client(), meta.peer) {
+        guard.hold(quota.enter(peer).ok_or(ApiError::TooManyClientStreams)?);
+    }
+    if let (Some(quota), Some(subject)) = (
+        app.streams_per_subject(),
+        grants.and_then(|g| g.subject.clone()),
+    ) {
+        guard.hold(quota.enter(subject).ok_or(ApiError::TooManyClientStreams)?);
+    }
+    Ok(guard)
 }
 
 /// Where a cursor points: `earliest`, one of the hub's ids, or a publisher-chosen id the hub

@@ -3,6 +3,7 @@
 //! [`Hub`] is a cheap handle joining the local [`Fanout`] (who is subscribed here) with a
 //! [`Broker`] (who numbers and stores events, and carries them between nodes).
 
+pub mod activity;
 pub mod fanout;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,8 @@ pub use crate::topic::{Pattern, TopicError, TopicName};
 pub use fanout::{Access, Fanout, Lagged, Subscription};
 
 use crate::broker::memory::{Limits, MemoryBroker};
-use crate::broker::Broker;
+use crate::broker::{Broker, TopicStats};
+use activity::Rate;
 
 /// An accepted publish.
 #[derive(Debug, Clone)]
@@ -37,6 +39,64 @@ pub struct TopicInfo {
     pub last_id: Option<String>,
     /// Events of it held in history.
     pub history: usize,
+    /// Events per second published to it, over the last few seconds (see [`activity`]).
+    pub events_per_second: f64,
+}
+
+/// One topic as the hub knows it, before deciding what a caller may see of it.
+#[derive(Debug, Clone)]
+struct TopicRow {
+    name: TopicName,
+    stats: Option<TopicStats>,
+    subscribers: usize,
+    rate: Rate,
+}
+
+/// Every topic with history, subscribers or recent events, by name: one read of the broker,
+/// which callers with different grants each [`view`](Self::view).
+#[derive(Debug, Clone, Default)]
+pub struct TopicTable {
+    rows: Vec<TopicRow>,
+}
+
+impl TopicTable {
+    /// The topics a caller may know of; `private` says whose private events it may know of
+    /// (their ids, counts and rates). A topic whose every known event is private, with no
+    /// subscriber here, is left out for a caller without a grant on it.
+    pub fn view(&self, private: impl Fn(&TopicName) -> bool) -> Vec<TopicInfo> {
+        self.rows
+            .iter()
+            .filter_map(|row| {
+                let open = private(&row.name);
+                let (last_id, history) = match &row.stats {
+                    Some(stats) if open => (stats.last_id, stats.history),
+                    Some(stats) => (stats.last_public_id, stats.public_history),
+                    None => (None, 0),
+                };
+                let rate = if open { row.rate.all } else { row.rate.public };
+                if last_id.is_none() && history == 0 && row.subscribers == 0 && rate == 0.0 {
+                    return None;
+                }
+                Some(TopicInfo {
+                    topic: row.name.to_string(),
+                    subscribers: row.subscribers,
+                    last_id: last_id.map(|id| id.to_string()),
+                    history,
+                    events_per_second: (rate * 100.0).round() / 100.0,
+                })
+            })
+            .collect()
+    }
+
+    /// Topics in the table (before any caller's view).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table holds no topic.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 /// See the module docs. Clone freely.
@@ -198,40 +258,45 @@ impl Hub {
         &self,
         private: impl Fn(&TopicName) -> bool,
     ) -> Result<Vec<TopicInfo>, BrokerError> {
-        let mut topics: BTreeMap<TopicName, TopicInfo> = BTreeMap::new();
+        Ok(self.topic_table().await?.view(private))
+    }
+
+    /// Every topic with history, subscribers or events in the last seconds, for callers to
+    /// [`view`](TopicTable::view). Costs one read of the broker's topics and one look-up per
+    /// topic in the local fan-out.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn topic_table(&self) -> Result<TopicTable, BrokerError> {
+        let mut rows: BTreeMap<TopicName, TopicRow> = BTreeMap::new();
+        let row = |name: &TopicName| TopicRow {
+            name: name.clone(),
+            stats: None,
+            subscribers: 0,
+            rate: Rate::default(),
+        };
         for stats in self.broker.topics().await? {
-            let (last_id, history) = if private(&stats.name) {
-                (stats.last_id, stats.history)
-            } else {
-                (stats.last_public_id, stats.public_history)
-            };
-            if last_id.is_none() && history == 0 && self.fanout.subscribers(&stats.name) == 0 {
-                continue;
-            }
-            topics.insert(
-                stats.name.clone(),
-                TopicInfo {
-                    topic: stats.name.to_string(),
-                    subscribers: 0,
-                    last_id: last_id.map(|id| id.to_string()),
-                    history,
-                },
-            );
+            let name = stats.name.clone();
+            rows.entry(name.clone()).or_insert_with(|| row(&name)).stats = Some(stats);
         }
         for name in self.fanout.subscribed_topics() {
-            topics.entry(name.clone()).or_insert_with(|| TopicInfo {
-                topic: name.to_string(),
-                subscribers: 0,
-                last_id: None,
-                history: 0,
-            });
+            rows.entry(name.clone()).or_insert_with(|| row(&name));
         }
-        Ok(topics
-            .into_iter()
-            .map(|(name, mut info)| {
-                info.subscribers = self.fanout.subscribers(&name);
-                info
+        for (name, rate) in self.fanout.activity().rates() {
+            rows.entry(name.clone()).or_insert_with(|| row(&name)).rate = rate;
+        }
+        let rows = rows
+            .into_values()
+            .map(|mut row| {
+                row.subscribers = self.fanout.subscribers(&row.name);
+                row
             })
-            .collect())
+            .collect();
+        Ok(TopicTable { rows })
+    }
+
+    /// Housekeeping once a second: starts a new second of the per-topic event counts.
+    pub fn tick(&self) {
+        self.fanout.activity().rotate();
     }
 }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::activity::Activity;
 use crate::broker::Delivery;
 use crate::event::Event;
 use crate::topic::{Pattern, Selector, TopicName};
@@ -34,6 +35,8 @@ pub struct Fanout {
     table: Mutex<Table>,
     queue: usize,
     max_patterns: usize,
+    /// Events per second per topic, counted as events pass (at most `max_patterns` topics).
+    activity: Activity,
 }
 
 /// Topics whose matching URI templates and URL patterns are remembered, at most.
@@ -103,6 +106,7 @@ impl Fanout {
             table: Mutex::new(Table::default()),
             queue: queue.max(1),
             max_patterns: max_patterns.max(1),
+            activity: Activity::new(max_patterns),
         }
     }
 
@@ -194,6 +198,11 @@ impl Fanout {
         self.lock().exact.keys().cloned().collect()
     }
 
+    /// Events per second per topic.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
     /// Distinct topics and prefixes subscribed now.
     pub fn pattern_count(&self) -> usize {
         self.lock().len()
@@ -257,6 +266,8 @@ impl Delivery for Fanout {
                 }
             }
         }
+        drop(table);
+        self.activity.record(event);
         reached
     }
 

@@ -1,0 +1,587 @@
+// The hub console: the page's second view (#console), for whoever runs the hub. Plain
+// JavaScript, no build step; app.js (the demo view) is untouched by it.
+//
+// - Topics: GET /api/topics/stream (one `topics` event a second) read with fetch() and a stream
+//   reader rather than EventSource, so a subscriber token can go in an Authorization header.
+// - Publish: POST /api/messages with topic, event, message, private and, when the hub asks for
+//   one, a publisher token.
+// - Inspector: GET /stream?mode=live&topic=T, also read with fetch(), so each frame is shown as
+//   the bytes the server sent (EventSource only exposes parsed events).
+// Streams run only while the console is shown; tokens live in this page's memory only.
+'use strict';
+
+(function () {
+  var TOPIC_RE = /^[A-Za-z0-9_.:-]+(\/[A-Za-z0-9_.:-]+)*$/;
+  var EVENT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+  var TOPIC_LIMIT = 200;
+  var MAX_FRAMES = 100;
+  var RETRY_MIN_MS = 1000;
+  var RETRY_MAX_MS = 15000;
+
+  function $(id) { return document.getElementById(id); }
+
+  var demoView = $('demo-view');
+  var consoleView = $('console-view');
+  var toDemo = $('to-demo');
+  var toConsole = $('to-console');
+  var tagline = document.querySelector('.tagline');
+  var demoTagline = tagline.textContent;
+  var CONSOLE_TAGLINE = 'The hub\'s topics, live; publish an event; inspect the bytes on the wire.';
+
+  var topicsState = $('topics-state');
+  var topicsDetail = $('topics-detail');
+  var topicsBody = $('topics-body');
+  var topicsEmpty = $('topics-empty');
+  var topicsMore = $('topics-more');
+  var subTokenField = $('sub-token-field');
+  var subToken = $('sub-token');
+
+  var form = $('console-form');
+  var cTopic = $('c-topic');
+  var cEvent = $('c-event');
+  var cMessage = $('c-message');
+  var cPrivate = $('c-private');
+  var cSend = $('c-send');
+  var cResult = $('c-result');
+  var cError = $('c-error');
+  var pubTokenField = $('pub-token-field');
+  var pubToken = $('pub-token');
+
+  var inspectorForm = $('inspector-form');
+  var iTopic = $('i-topic');
+  var iWatch = $('i-watch');
+  var iStop = $('i-stop');
+  var iState = $('i-state');
+  var iError = $('i-error');
+  var framesList = $('frames');
+  var framesEmpty = $('frames-empty');
+  var wire = $('wire');
+  var wireMeta = $('wire-meta');
+
+  var active = false; // the console view is shown
+  var authChecked = false;
+  var topicsFeed = null; // { controller } of the open topic stream
+  var topicsRetry = null;
+  var topicsDelay = RETRY_MIN_MS;
+  var rows = {}; // topic -> <tr>
+  var inspector = null; // { controller, topic }
+  var frameCount = 0;
+  var follow = true; // the wire pane shows the newest frame
+  var encoder = new TextEncoder();
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  function setPill(el, state, text) {
+    el.setAttribute('data-state', state);
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function bearer(input) {
+    var token = input.value.trim();
+    return token ? { 'Authorization': 'Bearer ' + token } : {};
+  }
+
+  function topicProblem(topic) {
+    if (topic === '') return 'Enter a topic, for example default.';
+    if (topic.length > 128 || !TOPIC_RE.test(topic)) {
+      return 'Invalid topic "' + topic + '": use 1 to 128 characters of A-Z a-z 0-9 _ . : - ' +
+        'in parts separated by "/".';
+    }
+    return '';
+  }
+
+  // The server's JSON error text, or the status when the body has none.
+  function failure(response) {
+    return response.text().then(function (text) {
+      var reason = '';
+      try {
+        var body = JSON.parse(text);
+        if (body && typeof body.error === 'string') reason = body.error;
+      } catch (err) {
+        reason = '';
+      }
+      var error = new Error((reason || response.statusText || 'error') + ' (HTTP ' + response.status + ')');
+      error.status = response.status;
+      return error;
+    }, function () {
+      return new Error('HTTP ' + response.status);
+    });
+  }
+
+  // Reads an event-stream response body, calling onFrame(text) with each frame's exact text,
+  // its terminating blank line included. Resolves when the body ends.
+  function readFrames(response, onFrame) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder('utf-8');
+    var buffer = '';
+    function split() {
+      for (;;) {
+        var lf = buffer.indexOf('\n\n');
+        var crlf = buffer.indexOf('\r\n\r\n');
+        var at = lf;
+        var size = 2;
+        if (crlf >= 0 && (lf < 0 || crlf < lf)) {
+          at = crlf;
+          size = 4;
+        }
+        if (at < 0) return;
+        var frame = buffer.slice(0, at + size);
+        buffer = buffer.slice(at + size);
+        onFrame(frame);
+      }
+    }
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) {
+          buffer += decoder.decode();
+          split();
+          return;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        split();
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  // The fields of one frame, by the event-stream rules (enough for this page's own use).
+  function parseFrame(frame) {
+    var event = { event: 'message', data: [], id: null, comment: false };
+    var lines = frame.split(/\r\n|\r|\n/);
+    var fields = 0;
+    lines.forEach(function (line) {
+      if (line === '') return;
+      if (line.charAt(0) === ':') {
+        event.comment = true;
+        return;
+      }
+      fields += 1;
+      var colon = line.indexOf(':');
+      var name = colon < 0 ? line : line.slice(0, colon);
+      var value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (name === 'event') event.event = value;
+      else if (name === 'data') event.data.push(value);
+      else if (name === 'id') event.id = value;
+      else if (name === 'retry') event.retry = value;
+    });
+    event.comment = event.comment && fields === 0;
+    event.data = event.data.join('\n');
+    return event;
+  }
+
+  // ---- topics --------------------------------------------------------------------------------
+
+  function cell(row, index) {
+    return row.children[index];
+  }
+
+  function newRow(topic) {
+    var tr = document.createElement('tr');
+    var labels = ['Topic', 'Subscribers', 'Last id', 'Events/s', 'History', ''];
+    labels.forEach(function (label, i) {
+      var td = document.createElement(i === 0 ? 'th' : 'td');
+      if (i === 0) td.setAttribute('scope', 'row');
+      if (label) td.setAttribute('data-label', label);
+      if (i === 1 || i === 3 || i === 4) td.className = 'num';
+      if (i === 2) td.className = 'id';
+      tr.appendChild(td);
+    });
+    cell(tr, 0).textContent = topic;
+    var inspect = document.createElement('button');
+    inspect.type = 'button';
+    inspect.className = 'small';
+    inspect.textContent = 'Inspect';
+    inspect.setAttribute('aria-label', 'Inspect ' + topic);
+    inspect.addEventListener('click', function () {
+      iTopic.value = topic;
+      cTopic.value = topic;
+      startInspector(topic);
+      $('inspector-title').focus();
+    });
+    cell(tr, 5).appendChild(inspect);
+    return tr;
+  }
+
+  function setText(td, text) {
+    if (td.textContent === text) return false;
+    td.textContent = text;
+    return true;
+  }
+
+  // Updates the table in place, row by row, so focus and selection survive the refresh.
+  function renderTopics(data) {
+    var topics = Array.isArray(data.topics) ? data.topics : [];
+    var seen = {};
+    topics.forEach(function (info, index) {
+      var name = String(info.topic);
+      seen[name] = true;
+      var tr = rows[name];
+      if (!tr) {
+        tr = newRow(name);
+        rows[name] = tr;
+      }
+      if (topicsBody.children[index] !== tr) {
+        topicsBody.insertBefore(tr, topicsBody.children[index] || null);
+      }
+      setText(cell(tr, 1), String(info.subscribers));
+      var changed = setText(cell(tr, 2), info.last_id || '—');
+      setText(cell(tr, 3), Number(info.events_per_second || 0).toFixed(2));
+      setText(cell(tr, 4), String(info.history));
+      if (changed && info.last_id) {
+        tr.classList.remove('changed');
+        void tr.offsetWidth; // restart the highlight
+        tr.classList.add('changed');
+      }
+    });
+    Object.keys(rows).forEach(function (name) {
+      if (!seen[name]) {
+        topicsBody.removeChild(rows[name]);
+        delete rows[name];
+      }
+    });
+    topicsEmpty.hidden = topics.length > 0;
+    topicsMore.hidden = !data.truncated;
+    if (data.truncated) {
+      topicsMore.textContent = 'Showing the ' + topics.length + ' busiest of ' + data.total + ' topics.';
+    }
+  }
+
+  function stopTopics() {
+    if (topicsRetry) {
+      clearTimeout(topicsRetry);
+      topicsRetry = null;
+    }
+    if (topicsFeed) {
+      topicsFeed.controller.abort();
+      topicsFeed = null;
+    }
+  }
+
+  function retryTopics(why) {
+    topicsFeed = null;
+    if (!active) return;
+    setPill(topicsState, 'error', 'retrying');
+    topicsDetail.textContent = why + ' Retrying in ' + Math.round(topicsDelay / 1000) + ' s.';
+    topicsRetry = setTimeout(function () {
+      topicsRetry = null;
+      startTopics();
+    }, topicsDelay);
+    topicsDelay = Math.min(topicsDelay * 2, RETRY_MAX_MS);
+  }
+
+  function startTopics() {
+    stopTopics();
+    var feed = { controller: new AbortController() };
+    topicsFeed = feed;
+    setPill(topicsState, 'connecting', 'connecting');
+    var closed = null;
+    fetch('/api/topics/stream?limit=' + TOPIC_LIMIT, {
+      headers: Object.assign({ 'Accept': 'text/event-stream' }, bearer(subToken)),
+      signal: feed.controller.signal,
+      cache: 'no-store'
+    }).then(function (response) {
+      if (!response.ok) return failure(response).then(function (err) { throw err; });
+      return readFrames(response, function (frame) {
+        if (topicsFeed !== feed) return;
+        var event = parseFrame(frame);
+        var body = null;
+        try {
+          body = event.data ? JSON.parse(event.data) : null;
+        } catch (err) {
+          body = null;
+        }
+        if (event.event === 'topics' && body && body.data) {
+          topicsDelay = RETRY_MIN_MS;
+          setPill(topicsState, 'open', 'live');
+          topicsDetail.textContent = 'Updated ' + new Date().toLocaleTimeString() +
+            '. Events per second over the last 5 s; subscribers on this node.';
+          renderTopics(body.data);
+        } else if (event.event === 'close') {
+          closed = body && body.data ? body.data : {};
+        } else if (event.event === 'unavailable') {
+          setPill(topicsState, 'error', 'stale');
+          topicsDetail.textContent = 'The hub cannot read its topics now (broker unavailable).';
+        }
+      });
+    }).then(function () {
+      if (topicsFeed !== feed) return;
+      var why = closed && closed.status === 'expired' ? 'The subscriber token expired.'
+        : closed && closed.status === 'shutdown' ? 'The server is shutting down.'
+          : 'The topic stream ended.';
+      retryTopics(why);
+    }, function (err) {
+      if (topicsFeed !== feed) return; // aborted on purpose
+      if (err.status === 401 || err.status === 403) {
+        topicsFeed = null;
+        setPill(topicsState, 'error', 'refused');
+        topicsDetail.textContent = 'Topics refused: ' + err.message +
+          (subTokenField.hidden ? '' : '. Enter a valid subscriber token.');
+        subTokenField.hidden = false;
+        return;
+      }
+      retryTopics(err.status ? 'Topics refused: ' + err.message + '.' : 'Could not reach the server.');
+    });
+  }
+
+  // ---- publish -------------------------------------------------------------------------------
+
+  function showPublishError(text, field) {
+    cResult.textContent = '';
+    cError.textContent = text;
+    [cTopic, cEvent, cMessage, pubToken].forEach(function (input) {
+      if (input === field) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    });
+    if (field) field.focus();
+  }
+
+  form.addEventListener('submit', function (event) {
+    event.preventDefault();
+    showPublishError('', null);
+    var topic = cTopic.value.trim();
+    var type = cEvent.value.trim();
+    var message = cMessage.value;
+    var problem = topicProblem(topic);
+    if (problem) {
+      showPublishError(problem, cTopic);
+      return;
+    }
+    if (type && !EVENT_RE.test(type)) {
+      showPublishError('Invalid event type "' + type + '": use 1 to 64 characters of A-Z a-z 0-9 _ . : -.', cEvent);
+      return;
+    }
+    if (message.trim() === '') {
+      showPublishError('Enter a message to publish.', cMessage);
+      return;
+    }
+    var body = { message: message, topic: topic, private: cPrivate.checked };
+    if (type) body.event = type;
+    cSend.disabled = true;
+    fetch('/api/messages', {
+      method: 'POST',
+      headers: Object.assign({ 'Content-Type': 'application/json', 'Accept': 'application/json' }, bearer(pubToken)),
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      if (!response.ok) return failure(response).then(function (err) { throw err; });
+      return response.json();
+    }).then(function (answer) {
+      var data = answer && answer.data ? answer.data : {};
+      cMessage.value = '';
+      cResult.textContent = 'Published ' + (data.private ? 'private ' : '') + (data.event || 'message') +
+        ' event ' + data.id + ' to ' + data.topic + ' (' + data.subscribers + ' ' +
+        (data.subscribers === 1 ? 'subscriber' : 'subscribers') + ' here).';
+    }, function (err) {
+      if (!err.status) {
+        showPublishError('Could not reach the server. Is ssehub running?', null);
+        return;
+      }
+      var field = err.status === 401 || err.status === 403 ? pubToken
+        : /topic/i.test(err.message) ? cTopic
+          : /event/i.test(err.message) ? cEvent
+            : err.status === 400 || err.status === 413 ? cMessage : null;
+      if (field === pubToken) pubTokenField.hidden = false;
+      showPublishError('Not published: ' + err.message + '.', field);
+    }).then(function () {
+      cSend.disabled = false;
+    });
+  });
+
+  // ---- inspector -----------------------------------------------------------------------------
+
+  function stopInspector(text) {
+    if (inspector) {
+      inspector.controller.abort();
+      inspector = null;
+    }
+    iStop.hidden = true;
+    setPill(iState, 'closed', text || 'stopped');
+  }
+
+  function describe(event, frame) {
+    if (event.comment) return 'comment: ' + frame.replace(/^:\s?/, '').trim();
+    if (event.retry !== undefined && event.data === '' && event.id === null) return 'retry ' + event.retry + ' ms';
+    return event.event + (event.id ? ' · ' + event.id : '');
+  }
+
+  function showFrame(button, frame) {
+    var previous = framesList.querySelector('button[aria-current="true"]');
+    if (previous) previous.removeAttribute('aria-current');
+    button.setAttribute('aria-current', 'true');
+    while (wire.firstChild) wire.removeChild(wire.firstChild);
+    // Each line's text exactly as received, then its terminator: the copyable text is the
+    // frame's bytes; CSS shows the terminator (\n) from data-end.
+    var parts = frame.split(/(\r\n|\r|\n)/);
+    var lines = 0;
+    for (var i = 0; i < parts.length; i += 2) {
+      if (i === parts.length - 1 && parts[i] === '') break;
+      var line = document.createElement('span');
+      line.className = 'line';
+      line.textContent = parts[i];
+      var end = parts[i + 1] || '';
+      line.setAttribute('data-end', end === '\r\n' ? '\\r\\n' : end === '\r' ? '\\r' : end ? '\\n' : '');
+      wire.appendChild(line);
+      wire.appendChild(document.createTextNode(end));
+      lines += 1;
+    }
+    wireMeta.textContent = encoder.encode(frame).length + ' bytes in ' + lines +
+      ' lines (the empty last line ends the event), received ' + button.getAttribute('data-time') + '.';
+  }
+
+  function addFrame(frame) {
+    var event = parseFrame(frame);
+    frameCount += 1;
+    var item = document.createElement('li');
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'frame';
+    var time = new Date().toLocaleTimeString();
+    button.setAttribute('data-time', time);
+    var kind = document.createElement('span');
+    kind.className = 'frame-kind';
+    kind.textContent = describe(event, frame);
+    var size = document.createElement('span');
+    size.className = 'frame-size';
+    size.textContent = '#' + frameCount + ' · ' + encoder.encode(frame).length + ' B · ' + time;
+    button.appendChild(kind);
+    button.appendChild(size);
+    button.addEventListener('click', function () {
+      // A frame picked by hand stays shown while newer ones arrive; picking the newest follows.
+      follow = item === framesList.firstChild;
+      showFrame(button, frame);
+    });
+    item.appendChild(button);
+    framesList.insertBefore(item, framesList.firstChild);
+    while (framesList.children.length > MAX_FRAMES) framesList.removeChild(framesList.lastChild);
+    framesEmpty.hidden = true;
+    if (follow) showFrame(button, frame);
+  }
+
+  function startInspector(topic) {
+    iError.textContent = '';
+    iTopic.removeAttribute('aria-invalid');
+    var problem = topicProblem(topic);
+    if (problem) {
+      iError.textContent = problem;
+      iTopic.setAttribute('aria-invalid', 'true');
+      iTopic.focus();
+      return;
+    }
+    if (inspector) {
+      inspector.controller.abort();
+      inspector = null;
+    }
+    var current = { controller: new AbortController(), topic: topic };
+    inspector = current;
+    while (framesList.firstChild) framesList.removeChild(framesList.firstChild);
+    while (wire.firstChild) wire.removeChild(wire.firstChild);
+    wireMeta.textContent = 'Select a frame to see its bytes.';
+    framesEmpty.hidden = false;
+    frameCount = 0;
+    follow = true;
+    iStop.hidden = false;
+    setPill(iState, 'connecting', 'connecting');
+    fetch('/stream?mode=live&topic=' + encodeURIComponent(topic), {
+      headers: Object.assign({ 'Accept': 'text/event-stream' }, bearer(subToken)),
+      signal: current.controller.signal,
+      cache: 'no-store'
+    }).then(function (response) {
+      if (!response.ok) return failure(response).then(function (err) { throw err; });
+      setPill(iState, 'open', 'watching ' + topic);
+      return readFrames(response, function (frame) {
+        if (inspector === current) addFrame(frame);
+      });
+    }).then(function () {
+      if (inspector === current) {
+        inspector = null;
+        iStop.hidden = true;
+        setPill(iState, 'closed', 'ended');
+      }
+    }, function (err) {
+      if (inspector !== current) return; // stopped on purpose
+      inspector = null;
+      iStop.hidden = true;
+      setPill(iState, 'error', 'error');
+      iError.textContent = err.status ? 'The stream was refused: ' + err.message + '.'
+        : 'The stream failed. Is the server running?';
+    });
+  }
+
+  inspectorForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    startInspector(iTopic.value.trim());
+  });
+
+  iStop.addEventListener('click', function () {
+    stopInspector();
+    iWatch.focus();
+  });
+
+  // A new subscriber token applies to both streams (on Enter, or when the field is left).
+  var appliedToken = '';
+  function applySubToken() {
+    var token = subToken.value.trim();
+    if (token === appliedToken) return;
+    appliedToken = token;
+    if (!active) return;
+    startTopics();
+    if (inspector) startInspector(inspector.topic);
+  }
+  $('sub-token-form').addEventListener('submit', function (event) {
+    event.preventDefault();
+    applySubToken();
+  });
+  subToken.addEventListener('change', applySubToken);
+
+  // ---- views ---------------------------------------------------------------------------------
+
+  // Shows the token fields the hub's configuration calls for (from GET /api/ping).
+  function checkAuth() {
+    if (authChecked) return;
+    authChecked = true;
+    fetch('/api/ping', { headers: { 'Accept': 'application/json' } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (ping) {
+        var auth = ping && ping.auth;
+        if (!auth) return;
+        if (auth.publish) pubTokenField.hidden = false;
+        if (auth.subscribe) subTokenField.hidden = false;
+      }, function () { authChecked = false; });
+  }
+
+  function showView(fromUser) {
+    var wantConsole = window.location.hash === '#console';
+    if (wantConsole === active && fromUser !== 'init') return;
+    active = wantConsole;
+    demoView.hidden = active;
+    consoleView.hidden = !active;
+    document.body.setAttribute('data-view', active ? 'console' : 'demo');
+    toDemo.toggleAttribute('aria-current', false);
+    toConsole.toggleAttribute('aria-current', false);
+    (active ? toConsole : toDemo).setAttribute('aria-current', 'page');
+    document.title = active ? 'ssehub console' : 'ssehub demo';
+    tagline.textContent = active ? CONSOLE_TAGLINE : demoTagline;
+    if (active) {
+      checkAuth();
+      startTopics();
+      if (fromUser === true) $('topics-title').focus();
+    } else {
+      stopTopics();
+      if (inspector) stopInspector('stopped');
+      setPill(topicsState, 'idle', 'idle');
+      if (fromUser === true) $('publish-title').setAttribute('tabindex', '-1');
+      if (fromUser === true) $('publish-title').focus();
+    }
+  }
+
+  window.addEventListener('hashchange', function () { showView(true); });
+  window.addEventListener('pagehide', function () {
+    stopTopics();
+    if (inspector) stopInspector();
+  });
+  window.addEventListener('pageshow', function (event) {
+    if (event.persisted && active) startTopics();
+  });
+
+  showView('init');
+})();
