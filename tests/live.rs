@@ -320,6 +320,42 @@ async fn at_the_topic_cap_the_least_recently_used_unwatched_topic_makes_room() {
     app.publish("two", "still fine").await;
 }
 
+/// A `*` subscriber (or a Mercure `{+path}` one) matches every topic: it must not freeze the
+/// table at the cap. The oldest topic only it matches makes room; it still gets every live
+/// event, and a resume from before the forgotten history is told of the gap.
+#[tokio::test]
+async fn a_wildcard_subscriber_does_not_freeze_the_topic_table() {
+    let app = spawn_app(|c| c.max_topics = 3).await;
+    let mut all = app.stream("/stream?mode=live&topic=*").await;
+    let first = app.publish("a", "1").await;
+    app.publish("a", "1b").await;
+    app.publish("b", "2").await;
+    app.publish("c", "3").await;
+    app.publish("d", "4").await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(message(&all.next_event().await.unwrap()));
+    }
+    assert_eq!(seen, ["1", "1b", "2", "3", "4"]);
+    let mut resumed = app
+        .stream(&format!("/stream?mode=live&topic=*&lastEventId={first}"))
+        .await;
+    assert_eq!(resumed.next_event().await.unwrap().event, "gap");
+    // Topics a stream names exactly go last: "b" is the oldest, but "c" goes.
+    let _b = app.stream("/stream?mode=live&topic=b").await;
+    app.publish("e", "5").await;
+    let topics = app.get_json("/api/topics").await;
+    let history = |name: &str| {
+        topics["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic"] == name)
+            .map_or(0, |t| t["history"].as_u64().unwrap())
+    };
+    assert_eq!((history("b"), history("c")), (1, 0), "{topics}");
+}
+
 #[tokio::test]
 async fn subscribed_topics_count_against_the_cap() {
     let app = spawn_app(|c| c.max_topics = 3).await;

@@ -111,9 +111,13 @@ pub trait Delivery: Send + Sync + 'static {
     /// Every pattern some local stream subscribes to now (what a node must catch up on).
     fn subscribed_patterns(&self) -> Vec<Pattern>;
 
-    /// Whether some local stream subscribes to `topic` itself (exactly or by a prefix); such a
-    /// topic's history is not dropped to make room for new topics.
+    /// Whether some local stream subscribes to `topic` (exactly, by a prefix or by a pattern);
+    /// such a topic's history is the last to be dropped to make room for new topics.
     fn is_subscribed(&self, topic: &TopicName) -> bool;
+
+    /// Whether some local stream names `topic` exactly; such a topic's history is never
+    /// dropped to make room (a publish to a new topic is refused instead).
+    fn is_named(&self, topic: &TopicName) -> bool;
 }
 
 /// A backend. Every method is cheap to call concurrently.

@@ -146,12 +146,18 @@ impl MemoryBroker {
         Ok(event)
     }
 
-    /// Forgets the least recently published topic that nobody subscribes to.
+    /// Forgets the least recently published topic nobody subscribes to; failing that, the
+    /// least recently published one that only wildcards and patterns match (a `*` or `{+path}`
+    /// subscriber must not freeze the topic table: its live events still flow, and a resume
+    /// from before the forgotten history is told of the gap). Topics a stream names exactly are
+    /// kept: then the publish is refused.
     fn make_room(&self, state: &mut State) -> Result<(), BrokerError> {
+        let delivery = &self.delivery;
         let victim = state
             .recency
             .values()
-            .find(|name| !self.delivery.is_subscribed(name))
+            .find(|name| !delivery.is_subscribed(name))
+            .or_else(|| state.recency.values().find(|name| !delivery.is_named(name)))
             .cloned()
             .ok_or(BrokerError::TooManyTopics)?;
         state.forget(&victim);

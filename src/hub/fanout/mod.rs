@@ -283,6 +283,10 @@ impl Delivery for Fanout {
             .collect()
     }
 
+    fn is_named(&self, topic: &TopicName) -> bool {
+        self.lock().exact.contains_key(topic)
+    }
+
     fn is_subscribed(&self, topic: &TopicName) -> bool {
         let mut table = self.lock();
         table.exact.contains_key(topic)
