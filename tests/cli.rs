@@ -5,161 +5,11 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::auth::SECRET;
-use common::redis::make_certificates;
-use common::{spawn_binary, PATIENCE};
+use common::cli::{publish, run, serve_on, terminate, Running};
+use common::redis::{free_port, make_certificates};
+use common::spawn_binary;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-
-/// The key flags' environment, which the client would otherwise mint tokens with.
-const KEY_ENV: [&str; 5] = [
-    "SSEHUB_JWT_KEY",
-    "SSEHUB_PUBLISHER_JWT_KEY",
-    "SSEHUB_SUBSCRIBER_JWT_KEY",
-    "SSEHUB_TOKEN",
-    "MERCURE_JWT_KEY",
-];
-
-fn client(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ssehub"));
-    command.args(args).kill_on_drop(true);
-    for name in KEY_ENV {
-        command.env_remove(name);
-    }
-    command
-}
-
-/// A finished command: exit code, standard output, standard error.
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs a client command to its end, with `stdin` as its standard input.
-async fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Done {
-    let mut child = client(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .expect("the command did not end")
-        .unwrap();
-    Done {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Publishes `message` with `args` added and returns the printed id.
-async fn publish(url: &str, args: &[&str], message: &str) -> String {
-    let mut all = vec!["publish", "--url", url];
-    all.extend_from_slice(args);
-    all.push(message);
-    let done = run(&all, "", &[]).await;
-    assert_eq!(done.code, 0, "{}", done.stderr);
-    let id = done.stdout.trim().to_owned();
-    assert!(!id.is_empty() && !id.contains('\n'), "{:?}", done.stdout);
-    id
-}
-
-/// A command still running, its output read line by line.
-struct Running {
-    child: Child,
-    stdout: UnboundedReceiver<String>,
-    stderr: UnboundedReceiver<String>,
-}
-
-fn lines_of(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> UnboundedReceiver<String> {
-    let (send, receive) = unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receive
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Self {
-        let mut child = client(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// `ssehub subscribe --url URL ARGS...`, once it says it is connected.
-    async fn subscribe(url: &str, args: &[&str]) -> Self {
-        let mut all = vec!["subscribe", "--url", url];
-        all.extend_from_slice(args);
-        let mut running = Self::start(&all);
-        running.stderr_until("connected to").await;
-        running
-    }
-
-    /// The next line of standard output.
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(PATIENCE, self.stdout.recv())
-            .await
-            .expect("no output line in time")
-            .expect("standard output closed")
-    }
-
-    /// The next line of standard output, as JSON.
-    async fn json(&mut self) -> Value {
-        let line = self.line().await;
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    }
-
-    /// Standard error lines up to and including the first holding `needle`.
-    async fn stderr_until(&mut self, needle: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            let line = tokio::time::timeout(PATIENCE, self.stderr.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {needle:?} on stderr in time: {seen:?}"))
-                .unwrap_or_else(|| panic!("stderr closed before {needle:?}: {seen:?}"));
-            let found = line.contains(needle);
-            seen.push(line);
-            if found {
-                return seen;
-            }
-        }
-    }
-
-    async fn exit_code(&mut self) -> i32 {
-        tokio::time::timeout(PATIENCE, self.child.wait())
-            .await
-            .expect("the command did not end")
-            .unwrap()
-            .code()
-            .unwrap_or(-1)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_prints_ids_and_subscribe_prints_the_events_as_text_and_json() {
@@ -301,6 +151,65 @@ async fn reconnects_across_server_side_closes_without_loss_or_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_restart_of_the_server_on_the_same_port_with_its_history() {
+    // A rolling restart: SIGTERM ends the live stream (`close`, status `shutdown`); the client
+    // retries while nothing listens, and resumes on the new process, whose history
+    // (`--data-dir`) holds what was published meanwhile.
+    let dir = std::env::temp_dir().join(format!("ssehub-cli-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_port();
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--retry-ms",
+        "300",
+        "--drain-spread",
+        "200ms",
+        "--shutdown-grace",
+        "1s",
+    ];
+    let mut first = serve_on(port, &args).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut follower = Running::subscribe(&url, &["--topic", "d", "--json"]).await;
+    let before = publish(&url, &["--topic", "d"], "before").await;
+    assert_eq!(follower.json().await["id"], before.as_str());
+
+    terminate(&mut first).await;
+    follower
+        .stderr_until("the server ended the stream (shutdown)")
+        .await;
+    let _second = serve_on(port, &args).await;
+    let during = publish(&url, &["--topic", "d"], "after the restart").await;
+    let after = publish(&url, &["--topic", "d"], "later").await;
+    follower.stderr_until(&format!("(after {before})")).await;
+    // Any duplicate of `before` would come before these.
+    let next = follower.json().await;
+    assert_eq!(
+        (next["id"].as_str(), next["message"].as_str()),
+        (Some(during.as_str()), Some("after the restart"))
+    );
+    assert_eq!(follower.json().await["id"], after.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_after_max_retries_when_the_server_is_gone() {
+    let port = free_port();
+    let mut server = serve_on(port, &["--retry-ms", "100"]).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut follower = Running::subscribe(&url, &["--topic", "g", "--max-retries", "2"]).await;
+    server.kill().await.unwrap();
+    let notices = follower
+        .stderr_until("gave up after 2 failed reconnection attempts")
+        .await;
+    assert!(
+        notices.iter().any(|n| n.contains("reconnecting in 100 ms")),
+        "{notices:?}"
+    );
+    assert_eq!(follower.exit_code().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mercure_publish_subscribe_and_resume() {
     let (_server, addr) = spawn_binary(&[]).await;
     let url = format!("http://{addr}");
@@ -428,7 +337,7 @@ async fn usage_and_connection_failures_have_their_exit_codes() {
     assert_eq!(done.code, 2, "{}", done.stderr);
     let done = run(&["subscribe", "--url", "http://localhost:1"], "", &[]).await;
     assert_eq!(done.code, 2, "no --topic: {}", done.stderr);
-    let port = common::redis::free_port();
+    let port = free_port();
     let dead = format!("http://127.0.0.1:{port}");
     let done = run(&["publish", "--url", &dead, "x"], "", &[]).await;
     assert_eq!(done.code, 3, "{}", done.stderr);

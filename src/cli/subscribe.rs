@@ -46,8 +46,8 @@ pub struct SubscribeArgs {
     /// `sequence`, `total` when they apply) instead of a line of text.
     #[arg(long)]
     pub json: bool,
-    /// Consecutive failed reconnection attempts before giving up with exit 3 (default: never,
-    /// as a browser).
+    /// Reconnection attempts in a row that may fail before giving up with exit 3 (`0`: do not
+    /// reconnect at all; default: never give up, as a browser).
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
     /// Where and as whom.
@@ -98,10 +98,9 @@ pub async fn run(args: &SubscribeArgs, out: &mut impl Write) -> Result<(), Clien
         };
         connected_once |= opened;
         failures = if opened { 0 } else { failures + 1 };
-        if args.max_retries.is_some_and(|max| failures > max) {
+        if args.max_retries.is_some_and(|max| failures >= max) {
             return Err(ClientError::Connection(format!(
-                "{why}; gave up after {} failed reconnections",
-                failures - 1
+                "{why}; gave up after {failures} failed reconnection attempts"
             )));
         }
         let cursor = match &follower.last_id {
