@@ -94,11 +94,13 @@ async fn a_burst_ends_at_close_with_exit_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_across_server_side_closes_without_loss_or_duplicate() {
-    // Every stream is ended by the server after 1 s (`close`, status `lifetime`); the client
-    // comes back 200 ms later with Last-Event-ID while events keep being published.
+    // Every stream is ended by the server after 1 s (native: `close`, status `lifetime`); the
+    // client comes back 200 ms later with Last-Event-ID while events keep being published.
     let (_server, addr) = spawn_binary(&["--max-stream-lifetime", "1s", "--retry-ms", "200"]).await;
     let url = format!("http://{addr}");
     let mut follower = Running::subscribe(&url, &["--topic", "r", "--json"]).await;
+    // A Mercure stream ends with a comment and sets no `retry:`: back after 3 s, as a browser.
+    let mut mercure = Running::subscribe(&url, &["--mercure", "--topic", "r", "--json"]).await;
     let total = 40;
     let publisher = {
         let url = url.clone();
@@ -148,6 +150,15 @@ async fn reconnects_across_server_side_closes_without_loss_or_duplicate() {
         "{notices:?}"
     );
     follower.stderr_until("(after urn:ssehub:").await;
+
+    let mut through_mercure = Vec::new();
+    while through_mercure.len() < total {
+        through_mercure.push(mercure.json().await["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(through_mercure, ids, "Mercure: every event once, in order");
+    mercure
+        .stderr_until("reconnecting in 3000 ms with Last-Event-ID urn:ssehub:")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
