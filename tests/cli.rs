@@ -75,6 +75,38 @@ async fn publish_prints_ids_and_subscribe_prints_the_events_as_text_and_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_keep_publishing_across_the_servers_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (_server, addr) = spawn_binary(&["--idle-timeout", "300ms"]).await;
+    let url = format!("http://{addr}");
+    let mut lines = Running::start(&["publish", "--url", &url, "--topic", "l", "--lines"]);
+    let mut stdin = lines.child.stdin.take().unwrap();
+    let mut ids = Vec::new();
+    for line in ["first\n", "second\n", "third\n"] {
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        ids.push(lines.line().await);
+        // The subject of the test, not a synchronisation: longer than the server's idle
+        // timeout, so it closes the kept-alive connection and the next publish needs another.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
+    drop(stdin);
+    assert_eq!(lines.exit_code().await, 0);
+    let history: Value = reqwest::get(format!("{url}/api/topics/l/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let held: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, ids, "each line published once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_ends_at_close_with_exit_zero() {
     let (_server, addr) = spawn_binary(&["--interval", "50ms"]).await;
     let url = format!("http://{addr}");

@@ -98,7 +98,11 @@ impl Endpoint {
             Some(port) => format!("{host}:{port}"),
             None => host,
         };
-        Ok(Connection { sender, authority })
+        Ok(Connection {
+            sender,
+            authority,
+            unsent: false,
+        })
     }
 }
 
@@ -150,6 +154,8 @@ pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// The `Host` header: the URL's host and port as written.
     authority: String,
+    /// The last request failed before it was written.
+    unsent: bool,
 }
 
 impl Connection {
@@ -174,6 +180,7 @@ impl Connection {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         };
+        self.unsent = false;
         let mut request = Request::builder()
             .method(method)
             .uri(target)
@@ -189,11 +196,24 @@ impl Connection {
             .body(Full::new(body))
             .map_err(|e| ClientError::Usage(format!("building the request: {e}")))?;
         let lost = |e: &dyn std::fmt::Display| ClientError::Connection(format!("{url}: {e}"));
+        self.unsent = true;
         self.sender.ready().await.map_err(|e| lost(&e))?;
-        tokio::time::timeout(ANSWER_TIMEOUT, self.sender.send_request(request))
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.sender.send_request(request))
             .await
-            .map_err(|_| lost(&"no answer in time"))?
-            .map_err(|e| lost(&e))
+            .map_err(|_| lost(&"no answer in time"));
+        match answer? {
+            Ok(response) => Ok(response),
+            Err(err) => {
+                self.unsent = err.is_canceled();
+                Err(lost(&err))
+            }
+        }
+    }
+
+    /// Whether the last failed request was never written (the connection had closed, e.g. a
+    /// kept-alive one the server timed out): sending it again cannot duplicate it.
+    pub fn failed_unsent(&self) -> bool {
+        self.unsent
     }
 }
 

@@ -141,14 +141,24 @@ impl Publisher<'_> {
             headers.push(("content-type", "application/json".to_owned()));
             (self.endpoint.url("/api/messages", &[]), body.to_string())
         };
-        let connection = match self.connection.take() {
-            Some(connection) if connection.is_open() => connection,
-            _ => self.endpoint.connect().await?,
+        let body = Bytes::from(body);
+        let (connection, reused) = match self.connection.take() {
+            Some(connection) if connection.is_open() => (connection, true),
+            _ => (self.endpoint.connect().await?, false),
         };
         let connection = self.connection.insert(connection);
-        let response = connection
-            .send(Method::POST, &url, &headers, Bytes::from(body))
-            .await?;
+        let response = match connection
+            .send(Method::POST, &url, &headers, body.clone())
+            .await
+        {
+            // A kept-alive connection the server closed just now: the publish was not sent,
+            // so sending it on a fresh connection publishes it once.
+            Err(_) if reused && connection.failed_unsent() => {
+                let connection = self.connection.insert(self.endpoint.connect().await?);
+                connection.send(Method::POST, &url, &headers, body).await?
+            }
+            answer => answer?,
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(refused(response).await);

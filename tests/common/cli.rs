@@ -95,7 +95,7 @@ pub fn lines_of(
 impl Running {
     pub fn start(args: &[&str]) -> Self {
         let mut child = client(args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
