@@ -241,6 +241,9 @@ async fn gives_up_after_max_retries_when_the_server_is_gone() {
     let mut server = serve_on(port, &["--retry-ms", "100"]).await;
     let url = format!("http://127.0.0.1:{port}");
     let mut follower = Running::subscribe(&url, &["--topic", "g", "--max-retries", "2"]).await;
+    // An event read means the stream's `retry: 100`, sent before it, was read too.
+    publish(&url, &["--topic", "g"], "before the end").await;
+    follower.line().await;
     server.kill().await.unwrap();
     let notices = follower
         .stderr_until("gave up after 2 failed reconnection attempts")
@@ -250,6 +253,32 @@ async fn gives_up_after_max_retries_when_the_server_is_gone() {
         "{notices:?}"
     );
     assert_eq!(follower.exit_code().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_reconnected_after_the_stall_timeout() {
+    // The server's heartbeat (15 s) is far above the client's stall timeout: the client gives
+    // up on the silent connection and opens another with Last-Event-ID, losing nothing.
+    let (_server, addr) = spawn_binary(&["--retry-ms", "100"]).await;
+    let url = format!("http://{addr}");
+    let mut follower = Running::subscribe(&url, &["--topic", "q", "--stall-timeout", "1s"]).await;
+    // Within the first second (a publish takes milliseconds), so the cursor is set before the
+    // first reconnection; from then on every gap is replayed.
+    let first = publish(&url, &["--topic", "q"], "first").await;
+    assert!(follower.line().await.ends_with("  first"));
+    follower
+        .stderr_until(&format!(
+            "nothing received for 1s (not even a heartbeat); reconnecting in 100 ms with Last-Event-ID {first}"
+        ))
+        .await;
+    let id = publish(&url, &["--topic", "q"], "still here").await;
+    // Next, with no duplicate of `first` before it (live, or replayed if it was published
+    // while the client was away).
+    let line = follower.line().await;
+    assert!(
+        line.contains(&format!("  {id}  message")) && line.ends_with("  still here"),
+        "{line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,11 @@ pub struct SubscribeArgs {
     /// reconnect at all; default: never give up, as a browser).
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
+    /// Reconnect when nothing at all (not even a heartbeat comment) arrives for this long, e.g.
+    /// `45s`: a connection silently dropped on the way (NAT, proxy) is noticed. Set it above the
+    /// server's `--heartbeat` (15 s by default). Default: wait forever, as a browser.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Option<Duration>,
     /// Where and as whom.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -186,7 +191,19 @@ impl Follower<'_> {
         let mut status = None;
         let mut events = Vec::new();
         loop {
-            let frame = match body.frame().await {
+            let next = match args.stall_timeout {
+                None => body.frame().await,
+                Some(stall) => match tokio::time::timeout(stall, body.frame()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        return Err(ClientError::Connection(format!(
+                            "nothing received for {} (not even a heartbeat)",
+                            humantime::format_duration(stall)
+                        )))
+                    }
+                },
+            };
+            let frame = match next {
                 None => return Ok(End::Ended(status)),
                 Some(Ok(frame)) => frame,
                 Some(Err(err)) => {
