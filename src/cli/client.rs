@@ -114,6 +114,9 @@ pub enum ClientError {
     /// stream, a publish answer without an id).
     #[error("{0}")]
     Protocol(String),
+    /// Exit 5: standard output could not be written (other than closed).
+    #[error("writing standard output: {0}")]
+    Output(String),
     /// Exit 0: standard output was closed (`ssehub subscribe ... | head -1`): nothing more to do.
     #[error("standard output closed")]
     OutputClosed,
@@ -128,6 +131,7 @@ impl ClientError {
             Self::Usage(_) => 2,
             Self::Connection(_) => 3,
             Self::Protocol(_) => 4,
+            Self::Output(_) => 5,
         }
     }
 
@@ -136,7 +140,7 @@ impl ClientError {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             Self::OutputClosed
         } else {
-            Self::Connection(format!("writing standard output: {err}"))
+            Self::Output(err.to_string())
         }
     }
 }

@@ -104,9 +104,10 @@ pub async fn run(args: &SubscribeArgs, out: &mut impl Write) -> Result<(), Clien
         connected_once |= opened;
         failures = if opened { 0 } else { failures + 1 };
         if args.max_retries.is_some_and(|max| failures >= max) {
-            return Err(ClientError::Connection(format!(
-                "{why}; gave up after {failures} failed reconnection attempts"
-            )));
+            return Err(ClientError::Connection(match failures {
+                0 => format!("{why}; not reconnecting (--max-retries 0)"),
+                _ => format!("{why}; gave up after {failures} failed reconnection attempts"),
+            }));
         }
         let cursor = match &follower.last_id {
             Some(id) => format!(" with Last-Event-ID {id}"),
