@@ -17,7 +17,8 @@
 //!   `mercure` serves the Mercure protocol on `/.well-known/mercure`, `subscriptions` its
 //!   active-subscriptions API.
 //! - [`auth`]: who may publish and read: JWT keys, claims (legacy and draft-08), grants.
-//! - [`cli`]: the command line (`serve`, `token`).
+//! - [`cli`]: the command line (`serve`, `token`) and the client commands (`publish`,
+//!   `subscribe`, `completions`), which talk to a hub over HTTP like any other client.
 //! - [`quota`]: per-key caps (client address, token subject).
 //! - [`error`]: the one API error type and its JSON response.
 //! - [`session`]: what a burst or live stream sends, frame by frame.

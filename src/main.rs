@@ -1,4 +1,5 @@
-//! The `ssehub` binary: parse the command line, set up logging, serve until a signal.
+//! The `ssehub` binary: parse the command line, run a client command or set up logging and
+//! serve until a signal.
 
 use std::process::ExitCode;
 
@@ -15,6 +16,10 @@ fn main() -> ExitCode {
         |name, value| std::env::set_var(name, value),
     );
     let cli = Cli::parse();
+    // Client commands print only their output: no log lines on standard output.
+    if let Some(code) = cli.command.as_ref().and_then(ssehub::cli::run_client) {
+        return code;
+    }
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
@@ -23,7 +28,8 @@ fn main() -> ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         Some(Command::Token(args)) => return print_token(&args),
-        None => cli.serve,
+        // The client commands have returned above.
+        Some(_) | None => cli.serve,
     };
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,18 @@
-//! The command line: `ssehub` (serve, the default), `ssehub serve`, and `ssehub token`.
+//! The command line: `ssehub` (serve, the default), `ssehub serve`, `ssehub token`, the client
+//! commands `ssehub publish` and `ssehub subscribe`, and `ssehub completions`.
+//!
+//! The client commands speak HTTP to a hub like any other client (`http` holds their
+//! connection, `client` their shared flags and exit codes); no server module depends on them.
 
+pub mod client;
+pub mod completions;
+mod http;
+pub mod publish;
+pub mod render;
+pub mod subscribe;
 pub mod token;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -29,4 +41,25 @@ pub enum Command {
     Serve(Box<Config>),
     /// Mint a JWT for local use and tests, with the server's key flags and environment.
     Token(Box<token::TokenArgs>),
+    /// Publish a message (or each line of standard input) and print its id.
+    Publish(Box<publish::PublishArgs>),
+    /// Print a stream's events, reconnecting with `Last-Event-ID` as a browser does.
+    Subscribe(Box<subscribe::SubscribeArgs>),
+    /// Print a shell completion script (`bash`, `zsh`, `fish`).
+    Completions(completions::CompletionsArgs),
+}
+
+/// Runs a client command (`publish`, `subscribe`, `completions`) to its exit code; `None` for
+/// the others (which `main` runs itself).
+pub fn run_client(command: &Command) -> Option<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    Some(match command {
+        Command::Publish(args) => client::run("publish", publish::run(args, &mut stdout)),
+        Command::Subscribe(args) => client::run("subscribe", subscribe::run(args, &mut stdout)),
+        Command::Completions(args) => {
+            completions::write(args, &mut stdout);
+            ExitCode::SUCCESS
+        }
+        Command::Serve(_) | Command::Token(_) => return None,
+    })
 }
