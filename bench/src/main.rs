@@ -1,5 +1,5 @@
 //! `ssehub-bench`: the load generator and the side-by-side benchmark of ssehub against
-//! nginx + nchan.
+//! nginx + nchan and Pushpin.
 //!
 //! `ssehub-bench run` starts each server itself (a fresh process per scenario, pinned to CPU 0),
 //! pins itself to CPU 1 and drives every scenario from one current-thread tokio runtime: raw
@@ -10,21 +10,27 @@
 //! Modules: [`client`] (SSE subscriber), [`http`] (HTTP/1.1 framing), [`payload`] (the marker
 //! in each message), [`mercure`] (ssehub's Mercure endpoint: forms, selectors, topics), [`pool`] (live subscribers and their bookkeeping), [`publisher`],
 //! [`stats`] (histogram), [`sys`] (CPU, memory, limits), [`servers`] (child processes),
+//! [`pushpin`] (its configuration and GRIP backend), [`tls`] (certificates, client
+//! configurations), [`h2client`] (HTTP/2 subscribers), [`wrk`] (the neutral generator),
 //! [`error`] (errors with context),
 //! [`scenarios`], [`table`] (results).
 
 mod client;
 mod error;
+mod h2client;
 mod http;
 mod mercure;
 mod payload;
 mod pool;
 mod publisher;
+mod pushpin;
 mod scenarios;
 mod servers;
 mod stats;
 mod sys;
 mod table;
+mod tls;
+mod wrk;
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -66,11 +72,15 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to run against.
-    #[arg(long, value_delimiter = ',', default_value = "ssehub,nchan")]
+    #[arg(long, value_delimiter = ',', default_value = "ssehub,nchan,pushpin")]
     servers: Vec<ServerKind>,
     /// Message text size in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(40..=16_000))]
     size: u64,
+    /// Streams of the shutdown and tls-idle scenarios (default: 19,000; 100 with --smoke), for a
+    /// run at a moderate size.
+    #[arg(long)]
+    streams: Option<usize>,
     /// The ssehub binary (default: `ssehub` beside this binary).
     #[arg(long)]
     ssehub_bin: Option<PathBuf>,
@@ -80,6 +90,9 @@ struct RunArgs {
     /// The nchan dynamic module.
     #[arg(long, default_value = "/usr/lib/nginx/modules/ngx_nchan_module.so")]
     nchan_module: PathBuf,
+    /// The pushpin runner.
+    #[arg(long, default_value = "/usr/bin/pushpin")]
+    pushpin: PathBuf,
     /// Where to write the JSON results (default: target/bench/results.json, or
     /// results-smoke.json with --smoke).
     #[arg(long)]
@@ -139,6 +152,7 @@ fn run(args: RunArgs) -> Result<bool> {
         nginx: args.nginx.clone(),
         nchan_module: args.nchan_module.clone(),
         redis: PathBuf::from("redis-server"),
+        pushpin: args.pushpin.clone(),
         cpu: server_cpu,
     };
     let scenarios = select(&args.only)?;
@@ -146,6 +160,7 @@ fn run(args: RunArgs) -> Result<bool> {
         let needed = match kind {
             ServerKind::Ssehub => vec![&programs.ssehub],
             ServerKind::Nchan => vec![&programs.nginx, &programs.nchan_module],
+            ServerKind::Pushpin => vec![&programs.pushpin],
             ServerKind::Redis => vec![],
         };
         for path in needed {
@@ -193,6 +208,7 @@ fn run(args: RunArgs) -> Result<bool> {
         seq: Rc::new(Cell::new(1)),
         size: args.size as usize,
         smoke: args.smoke,
+        streams: args.streams,
         work,
         quiet_budget: std::cell::Cell::new(std::time::Duration::from_secs(300)),
     };
@@ -220,7 +236,7 @@ fn run(args: RunArgs) -> Result<bool> {
     println!("\n{table}");
     println!("[G] = the generator used more than 90 % of its core while measuring this number: the value may be generator-bound.");
     println!("[B] = more than 25 % of a pinned core went to work not charged to the process pinned there (another program, or kernel work).");
-    println!("ratio = ssehub / nchan; each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
+    println!("ratio = ssehub / nchan (and ssehub / Pushpin); each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
     let mut ok = true;
     for outcome in &outcomes {
         let name = format!("{} on {}", outcome.scenario, outcome.server.name());

@@ -11,6 +11,10 @@
 //!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
 //! - [`mercure_patterns`]: Mercure publishes/s and publish latency with 1 to 10,000 distinct
 //!   non-matching URI templates or URL patterns subscribed (ssehub only).
+//! - [`shutdown`]: SIGTERM with 19,000 streams open, half live, half burst (ssehub only).
+//! - [`tls`]: idle memory per stream and fan-out over HTTPS, HTTP/1.1 and HTTP/2 (ssehub only).
+//! - [`store`]: publish cost with `--data-dir` (both `--fsync` policies) next to memory, with
+//!   this generator and `wrk` (ssehub only).
 
 pub mod burst;
 pub mod cluster;
@@ -19,6 +23,9 @@ pub mod idle;
 pub mod mercure_fanout;
 pub mod mercure_patterns;
 pub mod publish;
+pub mod shutdown;
+pub mod store;
+pub mod tls;
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -43,7 +50,7 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 12] = [
     "fanout-1k",
     "fanout-10k",
     "cluster",
@@ -52,6 +59,10 @@ pub const ALL: [&str; 8] = [
     "publish",
     "mercure-fanout",
     "mercure-patterns",
+    "shutdown",
+    "tls-idle",
+    "tls-fanout",
+    "store",
 ];
 
 /// What every scenario needs.
@@ -66,6 +77,8 @@ pub struct Ctx {
     pub size: usize,
     /// Miniature run.
     pub smoke: bool,
+    /// Streams of the shutdown and tls-idle scenarios, if not their default.
+    pub streams: Option<usize>,
     /// Directory for server configs and logs.
     pub work: PathBuf,
     /// What is left of the time the run may spend waiting for the machine to go idle.
@@ -95,10 +108,11 @@ impl Ctx {
     pub fn publish_target(&self, server: &Server, topic: &str) -> PublishTarget {
         PublishTarget {
             kind: server.kind,
-            addr: server.addr,
+            addr: server.publish_addr,
             topic: topic.to_owned(),
             size: self.size,
             api: Api::Native,
+            tls: None,
         }
     }
 
@@ -136,6 +150,10 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "cluster" => cluster::run(ctx, kind, &mut outcome).await,
             "mercure-fanout" => mercure_fanout::run(ctx, kind, &mut outcome).await,
             "mercure-patterns" => mercure_patterns::run(ctx, kind, &mut outcome).await,
+            "shutdown" => shutdown::run(ctx, kind, &mut outcome).await,
+            "tls-idle" => tls::idle(ctx, kind, &mut outcome).await,
+            "tls-fanout" => tls::fanout(ctx, kind, &mut outcome).await,
+            "store" => store::run(ctx, kind, &mut outcome).await,
             other => Err(crate::error::Error::msg(format!(
                 "unknown scenario {other}"
             ))),
@@ -185,13 +203,15 @@ pub async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
     }
 }
 
-/// Which servers a scenario applies to (nchan has no seed-contract stream, no cluster and no
-/// Mercure endpoint).
+/// Which servers a scenario applies to: nchan has no seed-contract stream, no cluster, no
+/// Mercure endpoint, no drain and no TLS here; Pushpin runs the fan-outs and idle memory only.
 pub fn applies(scenario: &str, kind: ServerKind) -> bool {
-    !matches!(
-        scenario,
-        "burst" | "cluster" | "mercure-fanout" | "mercure-patterns"
-    ) || kind == ServerKind::Ssehub
+    match kind {
+        ServerKind::Ssehub => true,
+        ServerKind::Nchan => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle" | "publish"),
+        ServerKind::Pushpin => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle"),
+        ServerKind::Redis => false,
+    }
 }
 
 /// A server with a pool of connected, warmed-up live subscribers and a publisher connection.
@@ -286,6 +306,37 @@ impl Live {
             let stream = Target::get(node.addr, &path(node), OPEN_TIMEOUT);
             pool.spawn(&stream, share);
         }
+        Self::finish(ctx, server, others, pool, target, count, outcome).await
+    }
+
+    /// Like [`Live::open`], with the subscribers started by `spawn` (HTTPS, HTTP/2) on a pool
+    /// that should end up with `count` of them, and publishes over HTTPS with `tls`.
+    pub async fn open_with(
+        ctx: &Ctx,
+        server: Server,
+        count: usize,
+        spawn: impl FnOnce(&Rc<Pool>),
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
+        let pool = Pool::new(ctx.clock);
+        spawn(&pool);
+        let target = PublishTarget {
+            tls,
+            ..ctx.publish_target(&server, TOPIC)
+        };
+        Self::finish(ctx, server, Vec::new(), pool, target, count, outcome).await
+    }
+
+    async fn finish(
+        ctx: &Ctx,
+        server: Server,
+        others: Vec<Server>,
+        pool: Rc<Pool>,
+        target: PublishTarget,
+        count: usize,
+        outcome: &mut Outcome,
+    ) -> Result<Self> {
         let limit = Duration::from_secs(30) + Duration::from_millis(3 * count as u64);
         let got = pool.wait_connected(limit).await;
         if got.open < count {
