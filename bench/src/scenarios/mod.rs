@@ -77,7 +77,7 @@ pub struct Ctx {
     pub size: usize,
     /// Miniature run.
     pub smoke: bool,
-    /// Streams of the shutdown and tls-idle scenarios, if not their default.
+    /// Streams of the idle, shutdown and tls-idle scenarios, if not their default.
     pub streams: Option<usize>,
     /// Directory for server configs and logs.
     pub work: PathBuf,
