@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
         "idle",
         &format!("fresh server RSS {} KiB", number(base as f64, 0)),
     );
-    let pool = Pool::new(ctx.clock);
+    let pool = Pool::for_server(ctx.clock, kind);
     let stream = Target::get(server.addr, &kind.live_path(TOPIC), OPEN_TIMEOUT);
     let mut readings = Vec::new();
     for &wanted in &targets {

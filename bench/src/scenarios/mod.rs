@@ -297,7 +297,7 @@ impl Live {
         count: usize,
         outcome: &mut Outcome,
     ) -> Result<Self> {
-        let pool = Pool::new(ctx.clock);
+        let pool = Pool::for_server(ctx.clock, server.kind);
         let nodes: Vec<&Server> = std::iter::once(&server)
             .chain(others.iter().take(spread))
             .collect();
