@@ -10,7 +10,7 @@
 //! Modules: [`client`] (SSE subscriber), [`http`] (HTTP/1.1 framing), [`payload`] (the marker
 //! in each message), [`mercure`] (ssehub's Mercure endpoint: forms, selectors, topics), [`pool`] (live subscribers and their bookkeeping), [`publisher`],
 //! [`stats`] (histogram), [`sys`] (CPU, memory, limits), [`servers`] (child processes),
-//! [`pushpin`] (its configuration and GRIP backend), [`tls`] (certificates, client
+//! [`nchan`] (nginx's configuration), [`pushpin`] (its configuration and GRIP backend), [`tls`] (certificates, client
 //! configurations), [`h2client`] (HTTP/2 subscribers), [`wrk`] (the neutral generator),
 //! [`error`] (errors with context),
 //! [`scenarios`], [`table`] (results).
@@ -20,6 +20,7 @@ mod error;
 mod h2client;
 mod http;
 mod mercure;
+mod nchan;
 mod payload;
 mod pool;
 mod publisher;

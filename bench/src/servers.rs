@@ -173,8 +173,11 @@ impl Server {
             }
             ServerKind::Nchan => {
                 let config = dir.join("nginx.conf");
-                std::fs::write(&config, nginx_config(dir, addr, &programs.nchan_module))
-                    .with_context(|| format!("writing {}", config.display()))?;
+                std::fs::write(
+                    &config,
+                    crate::nchan::config(dir, addr, &programs.nchan_module),
+                )
+                .with_context(|| format!("writing {}", config.display()))?;
                 let mut command = Command::new(&programs.nginx);
                 command
                     .arg("-e")
@@ -397,51 +400,4 @@ impl Drop for Server {
 fn free_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     listener.local_addr().context("local address")
-}
-
-/// nginx + nchan: one worker, 20,000 connections, a publisher and an EventSource subscriber
-/// location, every path under `dir`.
-fn nginx_config(dir: &Path, addr: SocketAddr, module: &Path) -> String {
-    let d = dir.display();
-    format!(
-        r#"load_module {module};
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-master_process on;
-error_log {d}/error.log warn;
-pid {d}/nginx.pid;
-
-events {{
-    worker_connections 30000;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    nchan_shared_memory_size 256M;
-
-    server {{
-        listen {addr};
-
-        location = /pub {{
-            nchan_publisher;
-            nchan_channel_id $arg_id;
-            nchan_message_buffer_length 1000;
-        }}
-
-        location ~ /sub/(\w+)$ {{
-            nchan_subscriber eventsource;
-            nchan_channel_id $1;
-            nchan_subscriber_first_message newest;
-        }}
-    }}
-}}
-"#,
-        module = module.display(),
-    )
 }
