@@ -249,12 +249,12 @@ fn run(args: RunArgs) -> Result<bool> {
             println!("ERROR  {name}: {err}");
             ok = false;
         }
+        // A peer's own losses (Pushpin cancels a few streams under load: see BENCHMARKS.md)
+        // are reported, but only ssehub's and nchan's fail the smoke run.
+        let fatal = args.smoke && outcome.server != ServerKind::Pushpin;
         for problem in &outcome.problems {
-            println!(
-                "{}  {name}: {problem}",
-                if args.smoke { "FAIL" } else { "WARN" }
-            );
-            if args.smoke {
+            println!("{}  {name}: {problem}", if fatal { "FAIL" } else { "WARN" });
+            if fatal {
                 ok = false;
             }
         }

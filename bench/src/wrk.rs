@@ -41,13 +41,12 @@ pub fn available() -> bool {
         .is_ok()
 }
 
-/// Runs `wrk -t1 -c<connections> -d<seconds>s --latency` posting `body` (JSON) to `path` on
-/// `addr`; its Lua script is written into `dir`.
+/// Runs `wrk -t1 -c<connections> -d<seconds>s --latency` posting `body` (of `content_type`) to
+/// `path` on `addr`; its Lua script is written into `dir`.
 pub async fn post(
     dir: &Path,
     addr: SocketAddr,
-    path: &str,
-    body: &str,
+    (path, content_type, body): (&str, &str, &str),
     connections: usize,
     seconds: u64,
 ) -> Result<Wrk> {
@@ -56,7 +55,7 @@ pub async fn post(
     std::fs::write(
         &script,
         format!(
-            "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"{content_type}\"\n"
         ),
     )
     .context("writing wrk's script")?;

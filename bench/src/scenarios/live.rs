@@ -158,17 +158,31 @@ impl Live {
             others,
             pool,
         };
-        live.warm_up(ctx).await?;
+        live.warm_up(ctx, outcome).await?;
         Ok(live)
     }
 
-    async fn warm_up(&mut self, ctx: &Ctx) -> Result<()> {
+    /// Publishes warm-up messages until every open subscriber got one. Subscribers that stay
+    /// silent through 5 rounds in which nobody else warmed up either (a stream the server
+    /// dropped without closing it: Pushpin does) are recorded as a problem and left out.
+    async fn warm_up(&mut self, ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
         self.pool.begin_warmup();
+        let (mut last, mut still) = (0, 0);
         for _ in 0..30 {
             let seq = ctx.take_seqs(1);
             self.publisher.schedule(seq, 1, 1.0).await?;
             let open = self.pool.connections().open;
             if wait_until(Duration::from_secs(1), || self.pool.warm() >= open).await {
+                return Ok(());
+            }
+            let warm = self.pool.warm();
+            still = if warm > last { 0 } else { still + 1 };
+            last = warm;
+            if warm > 0 && still >= 5 {
+                outcome.problems.push(format!(
+                    "warm-up: {} of {open} open subscribers got no message in 5 rounds",
+                    open - warm
+                ));
                 return Ok(());
             }
         }

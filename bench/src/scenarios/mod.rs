@@ -163,8 +163,34 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
         Ok(Err(err)) => outcome.error = Some(err.to_string()),
         Err(_) => outcome.error = Some(format!("scenario did not finish within {limit:?}")),
     }
+    if kind == ServerKind::Pushpin {
+        pushpin_cancels(ctx, scenario, &mut outcome);
+    }
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
+}
+
+/// Notes the streams Pushpin's handler cancelled ("received message out of sequence,
+/// canceling" in its log): they end without an error the client could see, and their
+/// subscribers miss what follows.
+fn pushpin_cancels(ctx: &Ctx, scenario: &str, outcome: &mut Outcome) {
+    let log = ctx
+        .work
+        .join(format!("{scenario}-pushpin"))
+        .join("stdout.log");
+    let Ok(text) = std::fs::read_to_string(&log) else {
+        return;
+    };
+    let cancelled = text
+        .lines()
+        .filter(|line| line.contains("out of sequence, canceling"))
+        .count();
+    if cancelled > 0 {
+        outcome.notes.push(format!(
+            "Pushpin's handler cancelled {cancelled} streams (\"received message out of sequence, canceling\" in {})",
+            log.display()
+        ));
+    }
 }
 
 /// Machine-wide busy share under which the machine counts as idle.

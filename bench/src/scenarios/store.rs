@@ -147,8 +147,7 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
             let result = wrk::post(
                 &dir.join("wrk"),
                 server.addr,
-                "/api/messages",
-                &body,
+                ("/api/messages", "application/json", &body),
                 plan.connections,
                 plan.wrk_seconds,
             )
