@@ -3,7 +3,9 @@
 //! the close) and cut into events by `ssehub::sse::Parser`. What to do with each event is the
 //! [`Handler`]'s business, so the same client serves every scenario.
 //!
-//! Memory per connection: one 8 KiB read buffer plus the parser's line buffer.
+//! Memory per connection: one 8 KiB read buffer plus the parser's line buffer (and, over TLS,
+//! rustls's state). HTTPS subscribers ([`Target::tls`]) speak HTTP/1.1 the same way over a
+//! `tokio-rustls` stream; HTTP/2 subscribers are in [`crate::h2client`].
 //!
 //! Reads go through [`Socket`], which saves the generator one system call per wake-up: a read
 //! that returns less than the buffer has drained the socket, so it marks the socket not
@@ -12,13 +14,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ssehub::sse::{Parser, SseEvent};
 use std::io::{Read, Write};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
+use tokio_rustls::client::TlsStream;
 
 use crate::bail;
 use crate::error::{Context, Result};
@@ -47,20 +52,24 @@ pub trait Handler {
 pub enum End {
     /// The body's own end (chunked terminator or `Content-Length`); the connection is still
     /// open, for the caller to close when it likes.
-    Complete(Socket),
+    Complete(Connection),
     /// The server closed a close-delimited body.
     Closed,
 }
 
 /// One stream request, shared by all the connections that send it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// Server address.
     pub addr: SocketAddr,
+    /// The path requested (for HTTP/2, which does not send [`Target::request`]).
+    pub path: String,
     /// The request bytes.
     pub request: Vec<u8>,
     /// Limit on connect plus response head.
     pub open_timeout: Duration,
+    /// HTTPS: the client configuration (ALPN `http/1.1`); none for cleartext.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -71,9 +80,82 @@ impl Target {
         );
         Rc::new(Self {
             addr,
+            path: path.to_owned(),
             request: request.into_bytes(),
             open_timeout,
+            tls: None,
         })
+    }
+
+    /// The same `GET` over HTTPS with `tls` (which should offer ALPN `http/1.1`).
+    pub fn get_tls(
+        addr: SocketAddr,
+        path: &str,
+        open_timeout: Duration,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Rc<Self> {
+        let mut target = Rc::unwrap_or_clone(Self::get(addr, path, open_timeout));
+        target.tls = Some(tls);
+        Rc::new(target)
+    }
+
+    /// Opens the connection (and the TLS session, for HTTPS) from `from`.
+    pub async fn connect(&self, from: Ipv4Addr) -> Result<Connection> {
+        open(from, self.addr, self.open_timeout, self.tls.as_ref()).await
+    }
+}
+
+/// Opens a connection from `from` to `to`, with a TLS session over it when `tls` is given.
+pub async fn open(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    limit: Duration,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Connection> {
+    let stream = http::connect(from, to, limit).await?;
+    match tls {
+        None => Ok(Connection::Plain(Socket::new(stream)?)),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::from(to.ip());
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, stream)
+                .await
+                .context("TLS handshake")?;
+            Ok(Connection::Tls(Box::new(tls)))
+        }
+    }
+}
+
+/// A subscriber's (or publisher's) connection: a raw socket, or a TLS session over one.
+pub enum Connection {
+    /// Cleartext.
+    Plain(Socket),
+    /// HTTPS.
+    Tls(Box<TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Connection {
+    /// Reads what is there (at least one byte, or 0 at the end of the stream).
+    pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(socket) => socket.read(buf).await,
+            Self::Tls(tls) => match tls.read(buf).await {
+                // A peer closing without close_notify ends the body as a close would.
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(socket) => socket.write_all(data).await,
+            Self::Tls(tls) => {
+                tls.write_all(data).await?;
+                tls.flush().await
+            }
+        }
     }
 }
 
@@ -88,8 +170,7 @@ pub async fn stream<H: Handler>(
 ) -> Result<End> {
     let permit = gate.acquire().await.context("connection gate closed")?;
     let opening = async {
-        let stream = http::connect(from, target.addr, target.open_timeout).await?;
-        let stream = Socket::new(stream)?;
+        let mut stream = target.connect(from).await?;
         stream
             .write_all(&target.request)
             .await
@@ -113,7 +194,7 @@ pub async fn stream<H: Handler>(
             }
         }
     };
-    let (stream, mut buf, filled, head) = tokio::time::timeout(target.open_timeout, opening)
+    let (mut stream, mut buf, filled, head) = tokio::time::timeout(target.open_timeout, opening)
         .await
         .with_context(|| format!("no response head within {:?}", target.open_timeout))??;
     drop(permit);

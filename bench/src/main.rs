@@ -1,5 +1,5 @@
 //! `ssehub-bench`: the load generator and the side-by-side benchmark of ssehub against
-//! nginx + nchan.
+//! nginx + nchan and Pushpin.
 //!
 //! `ssehub-bench run` starts each server itself (a fresh process per scenario, pinned to CPU 0),
 //! pins itself to CPU 1 and drives every scenario from one current-thread tokio runtime: raw
@@ -10,21 +10,28 @@
 //! Modules: [`client`] (SSE subscriber), [`http`] (HTTP/1.1 framing), [`payload`] (the marker
 //! in each message), [`mercure`] (ssehub's Mercure endpoint: forms, selectors, topics), [`pool`] (live subscribers and their bookkeeping), [`publisher`],
 //! [`stats`] (histogram), [`sys`] (CPU, memory, limits), [`servers`] (child processes),
+//! [`nchan`] (nginx's configuration), [`pushpin`] (its configuration and GRIP backend), [`tls`] (certificates, client
+//! configurations), [`h2client`] (HTTP/2 subscribers), [`wrk`] (the neutral generator),
 //! [`error`] (errors with context),
 //! [`scenarios`], [`table`] (results).
 
 mod client;
 mod error;
+mod h2client;
 mod http;
 mod mercure;
+mod nchan;
 mod payload;
 mod pool;
 mod publisher;
+mod pushpin;
 mod scenarios;
 mod servers;
 mod stats;
 mod sys;
 mod table;
+mod tls;
+mod wrk;
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -66,11 +73,19 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to run against.
-    #[arg(long, value_delimiter = ',', default_value = "ssehub,nchan")]
+    #[arg(long, value_delimiter = ',', default_value = "ssehub,nchan,pushpin")]
     servers: Vec<ServerKind>,
     /// Message text size in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(40..=16_000))]
     size: u64,
+    /// Longest time in all the run waits for the machine to go idle before its scenarios
+    /// (seconds; 0 measures at once, e.g. on a machine known to be shared).
+    #[arg(long, default_value_t = 300)]
+    quiet_wait: u64,
+    /// Streams of the idle, shutdown and tls-idle scenarios (default: 19,000; 100 with --smoke), for a
+    /// run at a moderate size.
+    #[arg(long)]
+    streams: Option<usize>,
     /// The ssehub binary (default: `ssehub` beside this binary).
     #[arg(long)]
     ssehub_bin: Option<PathBuf>,
@@ -80,6 +95,9 @@ struct RunArgs {
     /// The nchan dynamic module.
     #[arg(long, default_value = "/usr/lib/nginx/modules/ngx_nchan_module.so")]
     nchan_module: PathBuf,
+    /// The pushpin runner.
+    #[arg(long, default_value = "/usr/bin/pushpin")]
+    pushpin: PathBuf,
     /// Where to write the JSON results (default: target/bench/results.json, or
     /// results-smoke.json with --smoke).
     #[arg(long)]
@@ -139,6 +157,7 @@ fn run(args: RunArgs) -> Result<bool> {
         nginx: args.nginx.clone(),
         nchan_module: args.nchan_module.clone(),
         redis: PathBuf::from("redis-server"),
+        pushpin: args.pushpin.clone(),
         cpu: server_cpu,
     };
     let scenarios = select(&args.only)?;
@@ -146,6 +165,7 @@ fn run(args: RunArgs) -> Result<bool> {
         let needed = match kind {
             ServerKind::Ssehub => vec![&programs.ssehub],
             ServerKind::Nchan => vec![&programs.nginx, &programs.nchan_module],
+            ServerKind::Pushpin => vec![&programs.pushpin],
             ServerKind::Redis => vec![],
         };
         for path in needed {
@@ -193,8 +213,9 @@ fn run(args: RunArgs) -> Result<bool> {
         seq: Rc::new(Cell::new(1)),
         size: args.size as usize,
         smoke: args.smoke,
+        streams: args.streams,
         work,
-        quiet_budget: std::cell::Cell::new(std::time::Duration::from_secs(300)),
+        quiet_budget: std::cell::Cell::new(std::time::Duration::from_secs(args.quiet_wait)),
     };
     let outcomes = local.block_on(&runtime, async {
         let all = async {
@@ -220,7 +241,7 @@ fn run(args: RunArgs) -> Result<bool> {
     println!("\n{table}");
     println!("[G] = the generator used more than 90 % of its core while measuring this number: the value may be generator-bound.");
     println!("[B] = more than 25 % of a pinned core went to work not charged to the process pinned there (another program, or kernel work).");
-    println!("ratio = ssehub / nchan; each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
+    println!("ratio = ssehub / nchan (and ssehub / Pushpin); each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
     let mut ok = true;
     for outcome in &outcomes {
         let name = format!("{} on {}", outcome.scenario, outcome.server.name());
@@ -228,12 +249,12 @@ fn run(args: RunArgs) -> Result<bool> {
             println!("ERROR  {name}: {err}");
             ok = false;
         }
+        // A peer's own losses (Pushpin cancels a few streams under load: see BENCHMARKS.md)
+        // are reported, but only ssehub's and nchan's fail the smoke run.
+        let fatal = args.smoke && outcome.server != ServerKind::Pushpin;
         for problem in &outcome.problems {
-            println!(
-                "{}  {name}: {problem}",
-                if args.smoke { "FAIL" } else { "WARN" }
-            );
-            if args.smoke {
+            println!("{}  {name}: {problem}", if fatal { "FAIL" } else { "WARN" });
+            if fatal {
                 ok = false;
             }
         }

@@ -9,13 +9,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::bail;
+use crate::client::{self, Connection};
 use crate::error::{Context, Result};
 use crate::http::{self, Body};
 use crate::payload::{self, Clock};
@@ -38,6 +37,8 @@ pub struct PublishTarget {
     pub size: usize,
     /// Which endpoint takes the publishes.
     pub api: Api,
+    /// HTTPS: the client configuration (ALPN `http/1.1`).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The publishing endpoint.
@@ -68,11 +69,13 @@ impl PublishTarget {
     }
 }
 
-/// One keep-alive HTTP/1.1 client connection, reopened if the server closes it.
+/// One keep-alive HTTP/1.1 client connection (HTTPS with [`Conn::tls`]), reopened if the
+/// server closes it.
 pub struct Conn {
     addr: SocketAddr,
     from: Ipv4Addr,
-    stream: Option<TcpStream>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    stream: Option<Connection>,
     buf: Vec<u8>,
     filled: usize,
     /// Whether any byte of the current request's answer arrived.
@@ -85,11 +88,18 @@ impl Conn {
         Self {
             addr,
             from,
+            tls: None,
             stream: None,
             buf: vec![0; 16 * 1024],
             filled: 0,
             answered: false,
         }
+    }
+
+    /// The same over HTTPS with `tls` (none: cleartext).
+    pub fn tls(mut self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sends one request and reads its whole response; returns the status.
@@ -134,7 +144,8 @@ impl Conn {
     async fn exchange(&mut self, request: &[u8]) -> Result<u16> {
         if self.stream.is_none() {
             self.filled = 0;
-            self.stream = Some(http::connect(self.from, self.addr, REQUEST_TIMEOUT).await?);
+            self.stream =
+                Some(client::open(self.from, self.addr, REQUEST_TIMEOUT, self.tls.as_ref()).await?);
         }
         let Some(stream) = self.stream.as_mut() else {
             bail!("no connection");
@@ -223,7 +234,9 @@ impl Publisher {
     /// A publisher to `target`; nothing is connected yet.
     pub fn new(target: PublishTarget, clock: Clock) -> Self {
         let conns = (0..MAX_CONNECTIONS)
-            .map(|k| Some(Conn::new(target.addr, crate::client::source_address(k))))
+            .map(|k| {
+                Some(Conn::new(target.addr, client::source_address(k)).tls(target.tls.clone()))
+            })
             .collect();
         Self {
             target,
@@ -361,7 +374,8 @@ pub async fn closed_loop(
         let issued = Rc::clone(&issued);
         let answers = Rc::clone(&answers);
         tasks.spawn_local(async move {
-            let mut conn = Conn::new(target.addr, crate::client::source_address(index));
+            let mut conn =
+                Conn::new(target.addr, client::source_address(index)).tls(target.tls.clone());
             let mut text = String::with_capacity(target.size + 32);
             let (mut ok, mut rejected) = (0u64, 0u64);
             while Instant::now() < deadline && max_requests.is_none_or(|max| issued.get() < max) {

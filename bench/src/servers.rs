@@ -1,5 +1,5 @@
-//! The servers under test as child processes: ssehub, and nginx with the nchan module from a
-//! generated configuration. Each runs in its own process group, pinned to its own CPU, with
+//! The servers under test as child processes: ssehub, nginx with the nchan module from a
+//! generated configuration, and Pushpin (see [`crate::pushpin`]). Each runs in its own process group, pinned to its own CPU, with
 //! `PR_SET_PDEATHSIG` so it dies with us; dropping a [`Server`] kills the whole group, so an
 //! error or Ctrl-C leaves no stray process.
 
@@ -7,6 +7,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub enum ServerKind {
     Ssehub,
     /// nginx with the nchan module.
     Nchan,
+    /// Pushpin, with a GRIP backend served by the generator.
+    Pushpin,
     /// redis-server, the broker of the cluster scenario (not a server under test).
     #[value(skip)]
     Redis,
@@ -41,6 +44,7 @@ impl ServerKind {
         match self {
             Self::Ssehub => "ssehub",
             Self::Nchan => "nchan",
+            Self::Pushpin => "pushpin",
             Self::Redis => "redis",
         }
     }
@@ -54,6 +58,11 @@ impl ServerKind {
                 serde_json::json!({"message": text, "topic": topic}).to_string(),
             ),
             Self::Nchan => (format!("/pub?id={topic}"), "text/plain", text.to_owned()),
+            Self::Pushpin => (
+                "/publish/".to_owned(),
+                "application/json",
+                crate::pushpin::publish_body(topic, text),
+            ),
         };
         let mut request = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -68,7 +77,7 @@ impl ServerKind {
     pub fn live_path(self, topic: &str) -> String {
         match self {
             Self::Ssehub | Self::Redis => format!("/stream?mode=live&topic={topic}"),
-            Self::Nchan => format!("/sub/{topic}"),
+            Self::Nchan | Self::Pushpin => format!("/sub/{topic}"),
         }
     }
 }
@@ -84,6 +93,8 @@ pub struct Programs {
     pub nchan_module: PathBuf,
     /// redis-server, for the cluster scenario.
     pub redis: PathBuf,
+    /// The pushpin runner.
+    pub pushpin: PathBuf,
     /// CPU the servers are pinned to (none: not pinned).
     pub cpu: Option<usize>,
 }
@@ -97,6 +108,8 @@ pub struct Options {
     pub broker: Option<String>,
     /// ssehub's `--max-topics` (topics held, and distinct topics and patterns subscribed).
     pub max_topics: Option<usize>,
+    /// More ssehub arguments (`--tls-cert`, `--data-dir`, ...).
+    pub args: Vec<String>,
 }
 
 /// A running server.
@@ -105,7 +118,11 @@ pub struct Server {
     pub kind: ServerKind,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where publishes go (Pushpin's publish API; the same as `addr` for the others).
+    pub publish_addr: SocketAddr,
     child: Child,
+    /// Pushpin's GRIP backend, served by this process.
+    backend: Option<tokio::task::JoinHandle<()>>,
     dir: PathBuf,
     log: PathBuf,
     stopped: bool,
@@ -121,6 +138,8 @@ impl Server {
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let addr = free_port().context("finding a free port")?;
+        let mut publish_addr = addr;
+        let mut backend = None;
         let (mut command, log) = match kind {
             ServerKind::Ssehub => {
                 let mut command = Command::new(&programs.ssehub);
@@ -137,6 +156,7 @@ impl Server {
                 if let Some(url) = &options.broker {
                     command.arg("--broker").arg(url);
                 }
+                command.args(&options.args);
                 (command, dir.join("ssehub.log"))
             }
             ServerKind::Redis => {
@@ -153,8 +173,11 @@ impl Server {
             }
             ServerKind::Nchan => {
                 let config = dir.join("nginx.conf");
-                std::fs::write(&config, nginx_config(dir, addr, &programs.nchan_module))
-                    .with_context(|| format!("writing {}", config.display()))?;
+                std::fs::write(
+                    &config,
+                    crate::nchan::config(dir, addr, &programs.nchan_module),
+                )
+                .with_context(|| format!("writing {}", config.display()))?;
                 let mut command = Command::new(&programs.nginx);
                 command
                     .arg("-e")
@@ -164,6 +187,28 @@ impl Server {
                     .arg("-p")
                     .arg(dir);
                 (command, dir.join("error.log"))
+            }
+            ServerKind::Pushpin => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .context("binding the GRIP backend")?;
+                let zmq = [
+                    free_port()?.port(),
+                    free_port()?.port(),
+                    free_port()?.port(),
+                ];
+                let ports = crate::pushpin::Ports {
+                    http: addr,
+                    publish: free_port().context("finding a free port")?,
+                    backend: listener.local_addr().context("backend address")?,
+                    zmq,
+                };
+                publish_addr = ports.publish;
+                backend = Some(crate::pushpin::backend(listener));
+                let config = crate::pushpin::prepare(dir, &ports)?;
+                let mut command = Command::new(&programs.pushpin);
+                command.arg("--config").arg(&config).arg("--merge-output");
+                (command, dir.join("stdout.log"))
             }
         };
         let out = File::create(dir.join("stdout.log")).context("creating the server's log")?;
@@ -187,6 +232,7 @@ impl Server {
         let program = match kind {
             ServerKind::Ssehub => &programs.ssehub,
             ServerKind::Nchan => &programs.nginx,
+            ServerKind::Pushpin => &programs.pushpin,
             ServerKind::Redis => &programs.redis,
         };
         let child = command
@@ -195,7 +241,9 @@ impl Server {
         let mut server = Self {
             kind,
             addr,
+            publish_addr,
             child,
+            backend,
             dir: dir.to_owned(),
             log: log.clone(),
             stopped: false,
@@ -211,9 +259,16 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             self.check_alive()?;
-            let accepting = tokio::net::TcpStream::connect(self.addr).await.is_ok();
-            let workers_up =
-                self.kind != ServerKind::Nchan || !sys::children(self.pid()).is_empty();
+            let accepting = tokio::net::TcpStream::connect(self.addr).await.is_ok()
+                && tokio::net::TcpStream::connect(self.publish_addr)
+                    .await
+                    .is_ok();
+            let workers_up = match self.kind {
+                ServerKind::Nchan => !sys::children(self.pid()).is_empty(),
+                // The runner, condure, zurl, the proxy and the handler.
+                ServerKind::Pushpin => self.pids().len() >= 5,
+                _ => true,
+            };
             if accepting && workers_up {
                 return Ok(());
             }
@@ -231,11 +286,30 @@ impl Server {
         self.child.id()
     }
 
-    /// The server's processes: the main one and its children (nginx's worker).
+    /// The server's processes: the main one and its descendants (nginx's worker, Pushpin's
+    /// services).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids = vec![self.pid()];
-        pids.extend(sys::children(self.pid()));
+        let mut at = 0;
+        while at < pids.len() {
+            let children = sys::children(pids[at]);
+            pids.extend(children);
+            at += 1;
+        }
         pids
+    }
+
+    /// Sends SIGTERM to the server's main process only (the shutdown scenario).
+    pub fn terminate(&self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    /// The exit status, if the main process has exited.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        self.child.try_wait().context("checking the server")
     }
 
     /// Resident memory of all its processes, KiB.
@@ -295,6 +369,9 @@ impl Server {
         // Anything left in the group (an nginx worker whose master died first).
         self.signal(libc::SIGKILL);
         self.stopped = true;
+        if let Some(backend) = self.backend.take() {
+            backend.abort();
+        }
         Ok(())
     }
 
@@ -309,6 +386,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Some(backend) = self.backend.take() {
+            backend.abort();
+        }
         if !self.stopped {
             self.signal(libc::SIGKILL);
             let _ = self.child.wait();
@@ -320,51 +400,4 @@ impl Drop for Server {
 fn free_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     listener.local_addr().context("local address")
-}
-
-/// nginx + nchan: one worker, 20,000 connections, a publisher and an EventSource subscriber
-/// location, every path under `dir`.
-fn nginx_config(dir: &Path, addr: SocketAddr, module: &Path) -> String {
-    let d = dir.display();
-    format!(
-        r#"load_module {module};
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-master_process on;
-error_log {d}/error.log warn;
-pid {d}/nginx.pid;
-
-events {{
-    worker_connections 30000;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    nchan_shared_memory_size 256M;
-
-    server {{
-        listen {addr};
-
-        location = /pub {{
-            nchan_publisher;
-            nchan_channel_id $arg_id;
-            nchan_message_buffer_length 1000;
-        }}
-
-        location ~ /sub/(\w+)$ {{
-            nchan_subscriber eventsource;
-            nchan_channel_id $1;
-            nchan_subscriber_first_message newest;
-        }}
-    }}
-}}
-"#,
-        module = module.display(),
-    )
 }

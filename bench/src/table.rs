@@ -1,5 +1,5 @@
 //! Results: what each scenario measured on each server ([`Outcome`]), the side-by-side table
-//! with the ssehub / nchan ratio, and the JSON file.
+//! with the ssehub / nchan ratio (and ssehub / Pushpin when Pushpin ran), and the JSON file.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -180,33 +180,52 @@ pub fn render(outcomes: &[Outcome]) -> String {
             .flat_map(|o| o.metrics.iter())
             .find(|m| m.key == key)
     };
-    let mut rows = vec![[
-        "metric".to_owned(),
-        "ssehub".to_owned(),
-        "nginx + nchan".to_owned(),
-        "ssehub / nchan".to_owned(),
-    ]];
+    let peers: Vec<(ServerKind, &str)> = [
+        (ServerKind::Nchan, "nchan"),
+        (ServerKind::Pushpin, "Pushpin"),
+    ]
+    .into_iter()
+    .filter(|(kind, _)| *kind == ServerKind::Nchan || outcomes.iter().any(|o| o.server == *kind))
+    .collect();
+    let mut header = vec!["metric".to_owned(), "ssehub".to_owned()];
+    for (kind, name) in &peers {
+        header.push(match kind {
+            ServerKind::Nchan => "nginx + nchan".to_owned(),
+            _ => (*name).to_owned(),
+        });
+    }
+    for (_, name) in &peers {
+        header.push(format!("ssehub / {name}"));
+    }
+    let mut rows = vec![header];
     for (key, first) in &keys {
         let ours = find(ServerKind::Ssehub, key);
-        let theirs = find(ServerKind::Nchan, key);
-        let ratio = match (ours.and_then(|m| m.value), theirs.and_then(|m| m.value)) {
-            (Some(a), Some(b)) if b != 0.0 => {
-                let direction = match first.better {
-                    Better::Higher => "higher is better",
-                    Better::Lower => "lower is better",
-                };
-                format!("{:.2}x ({direction})", a / b)
-            }
-            _ => "-".into(),
-        };
-        rows.push([
+        let mut row = vec![
             format!("{} [{}]", first.label, first.unit).replace('|', "/"),
             show(ours).replace('|', "/"),
-            show(theirs).replace('|', "/"),
-            ratio,
-        ]);
+        ];
+        let mut ratios = Vec::new();
+        for (kind, _) in &peers {
+            let theirs = find(*kind, key);
+            row.push(show(theirs).replace('|', "/"));
+            ratios.push(
+                match (ours.and_then(|m| m.value), theirs.and_then(|m| m.value)) {
+                    (Some(a), Some(b)) if b != 0.0 => {
+                        let direction = match first.better {
+                            Better::Higher => "higher is better",
+                            Better::Lower => "lower is better",
+                        };
+                        format!("{:.2}x ({direction})", a / b)
+                    }
+                    _ => "-".into(),
+                },
+            );
+        }
+        row.extend(ratios);
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..4)
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

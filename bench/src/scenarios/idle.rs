@@ -16,10 +16,10 @@ use crate::table::{number, Better, Outcome};
 
 /// Runs the idle-memory scenario on `kind`.
 pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<()> {
-    let (targets, settle): (&[usize], Duration) = if ctx.smoke {
-        (&[100], Duration::from_millis(500))
-    } else {
-        (&[10_000, 19_000], Duration::from_secs(3))
+    let (targets, settle): (Vec<usize>, Duration) = match (ctx.streams, ctx.smoke) {
+        (Some(n), _) => (vec![n], Duration::from_secs(2)),
+        (None, true) => (vec![100], Duration::from_millis(500)),
+        (None, false) => (vec![10_000, 19_000], Duration::from_secs(3)),
     };
     let mut server = ctx
         .start(
@@ -38,10 +38,10 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
         "idle",
         &format!("fresh server RSS {} KiB", number(base as f64, 0)),
     );
-    let pool = Pool::new(ctx.clock);
+    let pool = Pool::for_server(ctx.clock, kind);
     let stream = Target::get(server.addr, &kind.live_path(TOPIC), OPEN_TIMEOUT);
     let mut readings = Vec::new();
-    for &wanted in targets {
+    for &wanted in &targets {
         pool.spawn(&stream, wanted - pool.len());
         let limit = Duration::from_secs(30) + Duration::from_millis(4 * wanted as u64);
         let got = pool.wait_connected(limit).await;

@@ -1,6 +1,6 @@
-//! The scenarios and what they share: a fresh server per scenario and server, a pool of live
-//! subscribers that is connected and warmed up before anything is measured, and the measured
-//! step (publish at a rate, drain, count).
+//! The scenarios and what they share: a fresh server per scenario and server, and (in [`live`])
+//! a pool of live subscribers that is connected and warmed up before anything is measured, and
+//! the measured step (publish at a rate, drain, count).
 //!
 //! - [`fanout`]: 1,000 and 10,000 live subscribers, stepped publish rates, latency at 10/s.
 //! - [`idle`]: memory per open stream at 10,000 and 19,000 streams.
@@ -11,31 +11,36 @@
 //!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
 //! - [`mercure_patterns`]: Mercure publishes/s and publish latency with 1 to 10,000 distinct
 //!   non-matching URI templates or URL patterns subscribed (ssehub only).
+//! - [`shutdown`]: SIGTERM with 19,000 streams open, half live, half burst (ssehub only).
+//! - [`tls`]: idle memory per stream and fan-out over HTTPS, HTTP/1.1 and HTTP/2 (ssehub only).
+//! - [`store`]: publish cost with `--data-dir` (both `--fsync` policies) next to memory, with
+//!   this generator and `wrk` (ssehub only).
 
 pub mod burst;
 pub mod cluster;
 pub mod fanout;
 pub mod idle;
+mod live;
 pub mod mercure_fanout;
 pub mod mercure_patterns;
 pub mod publish;
+pub mod shutdown;
+pub mod store;
+pub mod tls;
+
+pub use live::{Live, Step};
 
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::bail;
-use crate::client::Target;
 use crate::error::Result;
 use crate::payload::Clock;
-use crate::pool::{wait_until, Delivery, Pool};
-use crate::publisher::{Api, PublishTarget, Publisher, Schedule};
+use crate::publisher::{Api, PublishTarget};
 use crate::servers::{Options, Programs, Server, ServerKind};
-use crate::sys::{self, CpuShare, CpuWindow};
-use crate::table::{Outcome, BACKGROUND_LOAD, GENERATOR_BOUND};
+use crate::sys::{self, CpuShare};
+use crate::table::{Outcome, BACKGROUND_LOAD};
 
 /// Limit on connect plus response head of one stream.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -43,7 +48,7 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 12] = [
     "fanout-1k",
     "fanout-10k",
     "cluster",
@@ -52,6 +57,10 @@ pub const ALL: [&str; 8] = [
     "publish",
     "mercure-fanout",
     "mercure-patterns",
+    "shutdown",
+    "tls-idle",
+    "tls-fanout",
+    "store",
 ];
 
 /// What every scenario needs.
@@ -66,6 +75,8 @@ pub struct Ctx {
     pub size: usize,
     /// Miniature run.
     pub smoke: bool,
+    /// Streams of the idle, shutdown and tls-idle scenarios, if not their default.
+    pub streams: Option<usize>,
     /// Directory for server configs and logs.
     pub work: PathBuf,
     /// What is left of the time the run may spend waiting for the machine to go idle.
@@ -95,10 +106,11 @@ impl Ctx {
     pub fn publish_target(&self, server: &Server, topic: &str) -> PublishTarget {
         PublishTarget {
             kind: server.kind,
-            addr: server.addr,
+            addr: server.publish_addr,
             topic: topic.to_owned(),
             size: self.size,
             api: Api::Native,
+            tls: None,
         }
     }
 
@@ -136,6 +148,10 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "cluster" => cluster::run(ctx, kind, &mut outcome).await,
             "mercure-fanout" => mercure_fanout::run(ctx, kind, &mut outcome).await,
             "mercure-patterns" => mercure_patterns::run(ctx, kind, &mut outcome).await,
+            "shutdown" => shutdown::run(ctx, kind, &mut outcome).await,
+            "tls-idle" => tls::idle(ctx, kind, &mut outcome).await,
+            "tls-fanout" => tls::fanout(ctx, kind, &mut outcome).await,
+            "store" => store::run(ctx, kind, &mut outcome).await,
             other => Err(crate::error::Error::msg(format!(
                 "unknown scenario {other}"
             ))),
@@ -147,8 +163,34 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
         Ok(Err(err)) => outcome.error = Some(err.to_string()),
         Err(_) => outcome.error = Some(format!("scenario did not finish within {limit:?}")),
     }
+    if kind == ServerKind::Pushpin {
+        pushpin_cancels(ctx, scenario, &mut outcome);
+    }
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
+}
+
+/// Notes the streams Pushpin's handler cancelled ("received message out of sequence,
+/// canceling" in its log): they end without an error the client could see, and their
+/// subscribers miss what follows.
+fn pushpin_cancels(ctx: &Ctx, scenario: &str, outcome: &mut Outcome) {
+    let log = ctx
+        .work
+        .join(format!("{scenario}-pushpin"))
+        .join("stdout.log");
+    let Ok(text) = std::fs::read_to_string(&log) else {
+        return;
+    };
+    let cancelled = text
+        .lines()
+        .filter(|line| line.contains("out of sequence, canceling"))
+        .count();
+    if cancelled > 0 {
+        outcome.notes.push(format!(
+            "Pushpin's handler cancelled {cancelled} streams (\"received message out of sequence, canceling\" in {})",
+            log.display()
+        ));
+    }
 }
 
 /// Machine-wide busy share under which the machine counts as idle.
@@ -185,223 +227,15 @@ pub async fn wait_quiet(ctx: &Ctx, outcome: &mut Outcome) {
     }
 }
 
-/// Which servers a scenario applies to (nchan has no seed-contract stream, no cluster and no
-/// Mercure endpoint).
+/// Which servers a scenario applies to: nchan has no seed-contract stream, no cluster, no
+/// Mercure endpoint, no drain and no TLS here; Pushpin runs the fan-outs and idle memory only.
 pub fn applies(scenario: &str, kind: ServerKind) -> bool {
-    !matches!(
-        scenario,
-        "burst" | "cluster" | "mercure-fanout" | "mercure-patterns"
-    ) || kind == ServerKind::Ssehub
-}
-
-/// A server with a pool of connected, warmed-up live subscribers and a publisher connection.
-pub struct Live {
-    /// The server (publishes go to it).
-    pub server: Server,
-    /// More servers subscribers are spread over (cluster nodes), and the broker.
-    pub others: Vec<Server>,
-    /// The subscribers.
-    pub pool: Rc<Pool>,
-    /// The scheduled publisher.
-    pub publisher: Publisher,
-}
-
-impl Live {
-    /// Opens `count` live subscribers on `server`, waits for their response heads, then
-    /// publishes warm-up messages until every open subscriber got one (synchronising on the
-    /// deliveries, not on a sleep). Failed connections are recorded as problems in `outcome`.
-    pub async fn open(
-        ctx: &Ctx,
-        server: Server,
-        count: usize,
-        outcome: &mut Outcome,
-    ) -> Result<Self> {
-        Self::open_spread(ctx, server, Vec::new(), 0, count, outcome).await
+    match kind {
+        ServerKind::Ssehub => true,
+        ServerKind::Nchan => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle" | "publish"),
+        ServerKind::Pushpin => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle"),
+        ServerKind::Redis => false,
     }
-
-    /// Like [`Live::open`], with every subscriber sending `GET path` and the publisher posting
-    /// to `target` (the Mercure endpoint, say).
-    pub async fn open_on(
-        ctx: &Ctx,
-        server: Server,
-        path: &str,
-        target: PublishTarget,
-        count: usize,
-        outcome: &mut Outcome,
-    ) -> Result<Self> {
-        Self::connect(
-            ctx,
-            server,
-            Vec::new(),
-            0,
-            |_| path.to_owned(),
-            target,
-            count,
-            outcome,
-        )
-        .await
-    }
-
-    /// Like [`Live::open`], with the subscribers spread evenly over `server` and the first
-    /// `spread` of `others` (publishes go to `server`); `others` are stopped with it.
-    pub async fn open_spread(
-        ctx: &Ctx,
-        server: Server,
-        others: Vec<Server>,
-        spread: usize,
-        count: usize,
-        outcome: &mut Outcome,
-    ) -> Result<Self> {
-        let target = ctx.publish_target(&server, TOPIC);
-        Self::connect(
-            ctx,
-            server,
-            others,
-            spread,
-            |node| node.kind.live_path(TOPIC),
-            target,
-            count,
-            outcome,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn connect(
-        ctx: &Ctx,
-        server: Server,
-        others: Vec<Server>,
-        spread: usize,
-        path: impl Fn(&Server) -> String,
-        target: PublishTarget,
-        count: usize,
-        outcome: &mut Outcome,
-    ) -> Result<Self> {
-        let pool = Pool::new(ctx.clock);
-        let nodes: Vec<&Server> = std::iter::once(&server)
-            .chain(others.iter().take(spread))
-            .collect();
-        for (i, node) in nodes.iter().enumerate() {
-            let share = count / nodes.len() + usize::from(i < count % nodes.len());
-            let stream = Target::get(node.addr, &path(node), OPEN_TIMEOUT);
-            pool.spawn(&stream, share);
-        }
-        let limit = Duration::from_secs(30) + Duration::from_millis(3 * count as u64);
-        let got = pool.wait_connected(limit).await;
-        if got.open < count {
-            let errors = pool.errors().join("; ");
-            let text = format!(
-                "only {} of {count} subscribers connected ({} failed, {} closed): {errors}",
-                got.open, got.failed, got.closed
-            );
-            outcome.problems.push(text.clone());
-            if got.open == 0 {
-                bail!("{text}");
-            }
-        }
-        let mut live = Self {
-            publisher: Publisher::new(target, ctx.clock),
-            server,
-            others,
-            pool,
-        };
-        live.warm_up(ctx).await?;
-        Ok(live)
-    }
-
-    async fn warm_up(&mut self, ctx: &Ctx) -> Result<()> {
-        self.pool.begin_warmup();
-        for _ in 0..30 {
-            let seq = ctx.take_seqs(1);
-            self.publisher.schedule(seq, 1, 1.0).await?;
-            let open = self.pool.connections().open;
-            if wait_until(Duration::from_secs(1), || self.pool.warm() >= open).await {
-                return Ok(());
-            }
-        }
-        bail!(
-            "warm-up: only {} of {} subscribers got a message within 30 s",
-            self.pool.warm(),
-            self.pool.connections().open
-        )
-    }
-
-    /// One measured step: publishes `rate × seconds` messages at `rate`, waits up to `drain`
-    /// after the last one for the deliveries, and counts.
-    pub async fn step(
-        &mut self,
-        ctx: &Ctx,
-        rate: f64,
-        seconds: f64,
-        drain: Duration,
-    ) -> Result<Step> {
-        self.server.check_alive()?;
-        for other in &mut self.others {
-            other.check_alive()?;
-        }
-        let pool = &self.pool;
-        let count = (rate * seconds).round().max(1.0) as u64;
-        let lo = ctx.take_seqs(count);
-        pool.begin_step(lo, lo + count);
-        let mut pids = self.server.pids();
-        pids.extend(self.others.iter().flat_map(Server::pids));
-        let window = CpuWindow::start(&pids);
-        let started = std::time::Instant::now();
-        let scheduled = self.publisher.schedule(lo, count, rate).await;
-        let expected = pool.len() as u64 * count;
-        wait_until(drain, || pool.delivered() >= expected).await;
-        let cpu = window.finish(&pids);
-        let window_seconds = started.elapsed().as_secs_f64();
-        let delivery = pool.end_step(count);
-        let (schedule, error) = match scheduled {
-            Ok(schedule) => (Some(schedule), None),
-            Err(err) => (None, Some(err.to_string())),
-        };
-        let publish_seconds = schedule
-            .as_ref()
-            .map_or(seconds, |s| count as f64 / s.achieved_rate.max(1e-9));
-        Ok(Step {
-            rate,
-            window_seconds,
-            delivered_per_s: delivery.delivered as f64 / publish_seconds,
-            schedule,
-            error,
-            delivery,
-            cpu,
-            generator_bound: cpu.generator > GENERATOR_BOUND,
-        })
-    }
-
-    /// Closes the subscribers and stops the server.
-    pub async fn close(self) -> Result<()> {
-        self.pool.close().await;
-        let stopped = self.server.stop().await;
-        for other in self.others {
-            other.stop().await?;
-        }
-        stopped
-    }
-}
-
-/// One measured step.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// Messages/s asked for.
-    pub rate: f64,
-    /// What the publisher did.
-    pub schedule: Option<Schedule>,
-    /// Publisher error, if any.
-    pub error: Option<String>,
-    /// What the subscribers got.
-    pub delivery: Delivery,
-    /// Delivered events per second over the publishing time.
-    pub delivered_per_s: f64,
-    /// CPU shares over the step (publishing and drain).
-    pub cpu: CpuShare,
-    /// Wall time of the step (publishing and drain), s.
-    pub window_seconds: f64,
-    /// Whether the generator used more than 90 % of its core.
-    pub generator_bound: bool,
 }
 
 /// Prints one progress line.

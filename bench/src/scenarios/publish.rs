@@ -1,6 +1,7 @@
 //! Publish throughput: closed loops over 16 keep-alive connections for a few seconds, first
-//! with no subscriber, then with 1,000 live subscribers (whose deliveries are counted too, for
-//! information: a server that accepts publishes faster than it delivers shows it here).
+//! with no subscriber (and the same from `wrk`, a neutral generator), then with 1,000 live
+//! subscribers (whose deliveries are counted too, for information: a server that accepts
+//! publishes faster than it delivers shows it here).
 
 use std::time::Duration;
 
@@ -10,13 +11,15 @@ use super::{describe_cpu, progress, Ctx, Live};
 use crate::error::Result;
 use crate::pool::wait_until;
 use crate::publisher::{self, ClosedLoop};
-use crate::servers::{Options, ServerKind};
+use crate::servers::{Options, Server, ServerKind};
 use crate::sys::CpuWindow;
 use crate::table::{number, Better, Outcome};
+use crate::wrk;
 
 struct Plan {
     connections: usize,
     seconds: f64,
+    wrk_seconds: u64,
     max_requests: Option<u64>,
     subscribers: usize,
 }
@@ -41,6 +44,7 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
         Plan {
             connections: 4,
             seconds: 10.0,
+            wrk_seconds: 1,
             max_requests: Some(20),
             subscribers: 100,
         }
@@ -48,6 +52,7 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
         Plan {
             connections: 16,
             seconds: 5.0,
+            wrk_seconds: 5,
             max_requests: None,
             subscribers: 1_000,
         }
@@ -91,6 +96,8 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
             Some(alone.rate),
         )
         .cpu(&alone_cpu);
+
+    let wrk_run = neutral(ctx, &server, &plan, outcome).await;
 
     let live = Live::open(ctx, server, plan.subscribers, outcome).await?;
     let subscribers = live.pool.len() as u64;
@@ -172,9 +179,91 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
     outcome.details = json!({
         "alone": alone,
         "alone_cpu": alone_cpu,
+        "wrk": wrk_run,
         "loaded": loaded,
         "loaded_cpu": loaded_cpu,
         "loaded_delivery": delivery,
     });
     live.close().await
+}
+
+/// The same publishes without subscribers from `wrk` (the neutral generator issue 13 asks
+/// for): `wrk -t1 -c<connections> -d<seconds>s`, each server's own publish request with a
+/// 100-byte message. A missing `wrk` or a failed run is a note, not a failure.
+async fn neutral(
+    ctx: &Ctx,
+    server: &Server,
+    plan: &Plan,
+    outcome: &mut Outcome,
+) -> Option<wrk::Wrk> {
+    if !wrk::available() {
+        outcome
+            .notes
+            .push("wrk is not installed: no neutral-generator figure (apt-get install wrk)".into());
+        return None;
+    }
+    let text = "x".repeat(ctx.size);
+    let (path, content_type, body) = match server.kind {
+        ServerKind::Nchan => (format!("/pub?id={}", super::TOPIC), "text/plain", text),
+        ServerKind::Pushpin => (
+            "/publish/".to_owned(),
+            "application/json",
+            crate::pushpin::publish_body(super::TOPIC, &text),
+        ),
+        _ => (
+            "/api/messages".to_owned(),
+            "application/json",
+            serde_json::json!({"message": text, "topic": super::TOPIC}).to_string(),
+        ),
+    };
+    let pids = server.pids();
+    let window = CpuWindow::start(&pids);
+    let result = wrk::post(
+        &ctx.work.join(format!("publish-{}-wrk", server.kind.name())),
+        server.publish_addr,
+        (&path, content_type, &body),
+        plan.connections,
+        plan.wrk_seconds,
+    )
+    .await;
+    let mut cpu = window.finish(&pids);
+    match result {
+        Ok(run) => {
+            cpu.generator = run.cpu;
+            progress(
+                server.kind,
+                "publish",
+                &format!(
+                    "wrk -t1 -c{} -d{}s, no subscribers: {} req/s, p50 {:.2} ms, p99 {:.2} ms, {} non-2xx; {}",
+                    plan.connections,
+                    plan.wrk_seconds,
+                    number(run.rate, 0),
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.non_2xx,
+                    describe_cpu(&cpu)
+                ),
+            );
+            if run.non_2xx > 0 {
+                outcome
+                    .problems
+                    .push(format!("wrk got {} non-2xx answers", run.non_2xx));
+            }
+            outcome
+                .metric(
+                    "publish.wrk",
+                    format!("publish, no subscribers, wrk -t1 -c{}", plan.connections),
+                    "req/s",
+                    Better::Higher,
+                    Some(run.rate),
+                )
+                .cpu(&cpu)
+                .note(format!("p99 {:.2} ms", run.p99_ms));
+            Some(run)
+        }
+        Err(err) => {
+            outcome.notes.push(format!("wrk: {err}"));
+            None
+        }
+    }
 }
