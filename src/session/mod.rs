@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::{control_frame, unix_now};
 use crate::hub::{Event, Replay, Subscription};
+use crate::metrics::{End, StreamStats};
 use crate::sse::{EventName, FrameBuilder};
 
 /// How a stream behaves.
@@ -63,6 +64,8 @@ fn jitter() -> f64 {
 pub struct StreamGuard {
     count: Arc<AtomicUsize>,
     held: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    /// The stream's metrics, once it opened: events sent, and why it ended.
+    stats: Option<StreamStats>,
 }
 
 impl std::fmt::Debug for StreamGuard {
@@ -84,7 +87,13 @@ impl StreamGuard {
             .map(|_| Self {
                 count: Arc::clone(count),
                 held: Vec::new(),
+                stats: None,
             })
+    }
+
+    /// Counts the stream in `stats` from now until it ends.
+    pub fn observe(&mut self, stats: StreamStats) {
+        self.stats = Some(stats);
     }
 
     /// Keeps `slot` until the stream ends.
@@ -128,7 +137,7 @@ pub struct Session {
     deadline: Option<(Instant, &'static str)>,
     /// Shutdown began and this stream has planned its end.
     draining: bool,
-    _guard: StreamGuard,
+    guard: StreamGuard,
 }
 
 impl Session {
@@ -194,13 +203,13 @@ impl Session {
             replaying,
             state,
             shutdown,
-            _guard: guard,
+            guard,
         }
     }
 
     /// Keeps `thing` until the stream ends (what the stream counts against or announces).
     pub fn hold(&mut self, thing: impl std::any::Any + Send + Sync) {
-        self._guard.hold(thing);
+        self.guard.hold(thing);
     }
 
     /// Ends the stream with a `close` event of `status` after `after`.
@@ -220,6 +229,11 @@ impl Session {
         }
         if self.shutdown.is_cancelled() && !self.draining {
             return Some(self.begin_drain());
+        }
+        // Whatever was sent since the last call is written by now (the writer asks for the
+        // next chunk only then): count it once for the whole write, not per event.
+        if let Some(stats) = &mut self.guard.stats {
+            stats.flush();
         }
         match self.deadline {
             None => self.next_frame().await,
@@ -313,14 +327,30 @@ impl Session {
             return Some(frame);
         }
         let event = self.replaying.pop_front()?;
+        self.sent();
         Some(match self.mode {
             Mode::Mercure => event.mercure_frame().clone(),
             _ => event.replay_frame(),
         })
     }
 
+    /// Counts one event frame sent (a plain add; handed over once per write).
+    fn sent(&mut self) {
+        if let Some(stats) = &mut self.guard.stats {
+            stats.sent();
+        }
+    }
+
+    /// Records why the stream ends (the first reason wins).
+    fn ending(&mut self, end: End) {
+        if let Some(stats) = &mut self.guard.stats {
+            stats.end(end);
+        }
+    }
+
     /// The live frame of an event in this stream's format.
-    fn frame_of(&self, event: &Event) -> Bytes {
+    fn frame_of(&mut self, event: &Event) -> Bytes {
+        self.sent();
         match self.mode {
             Mode::Mercure => event.mercure_frame().clone(),
             _ => event.live_frame().clone(),
@@ -329,6 +359,7 @@ impl Session {
 
     fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {
         tracing::debug!(%lagged, "disconnecting a slow subscriber");
+        self.ending(End::Lagged);
         self.state = State::Done;
         self.subscription = None;
         FrameBuilder::new()
@@ -362,6 +393,7 @@ impl Session {
                     received = subscription.recv() => match received {
                         Ok(event) => {
                             self.subscription = None;
+                            self.sent();
                             let frame = event.burst_frames(repeats, interval)[0].clone();
                             self.state = State::Repeating { event, sent: 1, started: Instant::now() };
                             Some(frame)
@@ -400,6 +432,7 @@ impl Session {
                 }
                 let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
                 *sent += 1;
+                self.sent();
                 Some(frame)
             }
             State::Done => None,
@@ -415,6 +448,7 @@ impl Session {
                 .cloned(),
             _ => None,
         };
+        self.ending(End::Complete);
         self.state = State::Done;
         self.subscription = None;
         frame.unwrap_or_else(|| control_frame("close", unix_now(), "complete", "stream complete"))
@@ -422,6 +456,13 @@ impl Session {
 
     /// The `close` frame; the response ends after it.
     fn finish(&mut self, status: &str, message: &str) -> Bytes {
+        self.ending(match status {
+            "shutdown" => End::Shutdown,
+            "expired" => End::Expired,
+            "lifetime" => End::Lifetime,
+            "lagged" => End::Lagged,
+            _ => End::Complete,
+        });
         self.state = State::Done;
         self.subscription = None;
         if self.mode == Mode::Mercure {

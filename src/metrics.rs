@@ -1,0 +1,566 @@
+//! Prometheus metrics: the series' names, one server's recorder, and the small handles the
+//! stream and request paths touch.
+//!
+//! Each server (each [`crate::AppState`]) has its own recorder, never installed as the
+//! process' global one: several servers in one process (tests, an embedding program) keep
+//! their own figures. Nothing here knows HTTP or the hub: the HTTP layer labels requests by
+//! route *template* and reads the broker's gauges at scrape time (`http::metrics`); streams
+//! count themselves with a [`StreamStats`] guard, whose drop is the one place a stream's end
+//! is recorded, whatever ended it.
+//!
+//! Labels only ever take values from small fixed sets (route templates, methods, statuses,
+//! modes, reasons): never a raw path or a topic, which would make the number of series
+//! unbounded.
+//!
+//! **Cost on the delivery path.** A stream counts the events it sends in a plain field of its
+//! own [`StreamStats`] and adds them to the shared counter once per write (a batch of frames on
+//! the direct HTTP/1 path) and when it ends, never once per event per subscriber; open-stream
+//! gauges are plain atomics copied into the recorder at scrape time.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+/// Streams open now, by `mode` and `http_version` (gauge).
+pub const STREAMS_OPEN: &str = "ssehub_streams_open";
+/// Streams opened since start, by `mode` (counter).
+pub const STREAMS_OPENED: &str = "ssehub_streams_opened_total";
+/// Streams that ended, by `mode` and `reason` (counter).
+pub const STREAMS_ENDED: &str = "ssehub_streams_ended_total";
+/// Stream requests refused before they opened, by `reason` (counter).
+pub const STREAMS_REFUSED: &str = "ssehub_streams_refused_total";
+/// Event frames sent to streams (counter).
+pub const EVENTS_DELIVERED: &str = "ssehub_events_delivered_total";
+/// Publish requests, by `endpoint` (route template) and `status` (counter).
+pub const PUBLISHES: &str = "ssehub_publishes_total";
+/// Request durations, by `route` (template), `method` and `status` (histogram).
+pub const REQUEST_DURATION: &str = "ssehub_http_request_duration_seconds";
+/// Events held in this process' history (gauge, memory broker).
+pub const HISTORY_EVENTS: &str = "ssehub_history_events";
+/// Bytes of events held in this process' history (gauge, memory broker).
+pub const HISTORY_BYTES: &str = "ssehub_history_bytes";
+/// Size of the on-disk history store (gauge, with `--data-dir`).
+pub const STORE_BYTES: &str = "ssehub_store_bytes";
+/// 1 when the broker takes publishes, else 0, by `broker` (gauge).
+pub const BROKER_READY: &str = "ssehub_broker_ready";
+/// Duration of each Redis command as this node sees it (histogram).
+pub const REDIS_DURATION: &str = "ssehub_redis_command_duration_seconds";
+/// Mercure's name for open Mercure subscribers (gauge).
+pub const MERCURE_CONNECTED: &str = "mercure_subscribers_connected";
+/// Mercure's name for Mercure subscriptions opened since start (counter).
+pub const MERCURE_SUBSCRIBERS: &str = "mercure_subscribers_total";
+/// Mercure's name for updates published (counter): every accepted publish, on any endpoint.
+pub const MERCURE_UPDATES: &str = "mercure_updates_total";
+
+/// Buckets of request durations, seconds.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets of Redis command durations, seconds.
+const REDIS_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// What a stream is, for its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Native `mode=burst`.
+    Burst,
+    /// Native `mode=live`.
+    Live,
+    /// The Mercure endpoint.
+    Mercure,
+}
+
+impl StreamKind {
+    const ALL: [Self; 3] = [Self::Burst, Self::Live, Self::Mercure];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Burst => "burst",
+            Self::Live => "live",
+            Self::Mercure => "mercure",
+        }
+    }
+}
+
+/// The HTTP version a stream is served over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    #[default]
+    Http11,
+    /// HTTP/2.
+    Http2,
+}
+
+impl HttpVersion {
+    const ALL: [Self; 3] = [Self::Http10, Self::Http11, Self::Http2];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Http10 => "1.0",
+            Self::Http11 => "1.1",
+            Self::Http2 => "2",
+        }
+    }
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A burst sent its `close` (the seed's normal end).
+    Complete,
+    /// The client went away or stopped reading (the default when nothing else was recorded).
+    ClientGone,
+    /// It fell a whole queue behind and was told to resume.
+    Lagged,
+    /// Its token expired.
+    Expired,
+    /// It reached `--max-stream-lifetime`.
+    Lifetime,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl End {
+    const ALL: [Self; 6] = [
+        Self::Complete,
+        Self::ClientGone,
+        Self::Lagged,
+        Self::Expired,
+        Self::Lifetime,
+        Self::Shutdown,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::ClientGone => "client_gone",
+            Self::Lagged => "lagged",
+            Self::Expired => "expired",
+            Self::Lifetime => "lifetime",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+const KINDS: usize = StreamKind::ALL.len();
+const VERSIONS: usize = HttpVersion::ALL.len();
+const ENDS: usize = End::ALL.len();
+
+/// Values read from elsewhere at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// The broker's short name.
+    pub broker: &'static str,
+    /// Whether it takes publishes now.
+    pub broker_ready: bool,
+    /// Events held in this process' history, when it holds them.
+    pub history_events: Option<usize>,
+    /// Bytes held in this process' history, when it holds them.
+    pub history_bytes: Option<usize>,
+    /// Size of the on-disk store, when there is one.
+    pub store_bytes: Option<u64>,
+}
+
+/// One server's metrics. Clone freely: it is one `Arc`.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// Open streams by kind and version: plain atomics, copied to `open_gauges` at scrape.
+    open: [AtomicI64; KINDS * VERSIONS],
+    open_gauges: [Gauge; KINDS * VERSIONS],
+    /// Event frames sent, added to by streams once per write; copied to its counter at scrape.
+    delivered: AtomicU64,
+    delivered_counter: Counter,
+    opened: [Counter; KINDS],
+    ended: [Counter; KINDS * ENDS],
+    mercure_connected: Gauge,
+    mercure_subscribers: Counter,
+    mercure_updates: Counter,
+}
+
+/// Where the recorder's registrations say they come from (it ignores it).
+const METADATA: Metadata<'static> = Metadata::new("ssehub", Level::INFO, Some("ssehub::metrics"));
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh recorder with every fixed series registered (at zero).
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &REQUEST_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(REDIS_DURATION.into()), &REDIS_BUCKETS)
+            })
+            // Unreachable: the bucket lists are constants and not empty.
+            .unwrap_or_default();
+        let recorder = builder.build_recorder();
+        describe(&recorder);
+        let handle = recorder.handle();
+        let counter = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+        };
+        let gauge = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_gauge(&Key::from_parts(name, labels), &METADATA)
+        };
+        let open_gauges = std::array::from_fn(|slot| {
+            let (kind, version) = (
+                StreamKind::ALL[slot / VERSIONS],
+                HttpVersion::ALL[slot % VERSIONS],
+            );
+            gauge(
+                STREAMS_OPEN,
+                vec![
+                    Label::new("mode", kind.label()),
+                    Label::new("http_version", version.label()),
+                ],
+            )
+        });
+        let opened = std::array::from_fn(|k| {
+            counter(
+                STREAMS_OPENED,
+                vec![Label::new("mode", StreamKind::ALL[k].label())],
+            )
+        });
+        let ended = std::array::from_fn(|slot| {
+            let (kind, end) = (StreamKind::ALL[slot / ENDS], End::ALL[slot % ENDS]);
+            counter(
+                STREAMS_ENDED,
+                vec![
+                    Label::new("mode", kind.label()),
+                    Label::new("reason", end.label()),
+                ],
+            )
+        });
+        let inner = Inner {
+            open: std::array::from_fn(|_| AtomicI64::new(0)),
+            open_gauges,
+            delivered: AtomicU64::new(0),
+            delivered_counter: counter(EVENTS_DELIVERED, Vec::new()),
+            opened,
+            ended,
+            mercure_connected: gauge(MERCURE_CONNECTED, Vec::new()),
+            mercure_subscribers: counter(MERCURE_SUBSCRIBERS, Vec::new()),
+            mercure_updates: counter(MERCURE_UPDATES, Vec::new()),
+            handle,
+            recorder,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The handle the Redis broker records each command's duration into (registered on first
+    /// use, so a node without Redis shows no such series).
+    pub fn redis_round_trip(&self) -> Histogram {
+        self.inner
+            .recorder
+            .register_histogram(&Key::from_name(REDIS_DURATION), &METADATA)
+    }
+
+    /// Counts a stream that opened; the returned guard counts its events and, when dropped, its
+    /// end.
+    pub fn stream(&self, kind: StreamKind, version: HttpVersion) -> StreamStats {
+        let slot = kind as usize * VERSIONS + version as usize;
+        self.inner.open[slot].fetch_add(1, Ordering::Relaxed);
+        self.inner.opened[kind as usize].increment(1);
+        if kind == StreamKind::Mercure {
+            self.inner.mercure_subscribers.increment(1);
+        }
+        StreamStats {
+            inner: Arc::clone(&self.inner),
+            kind,
+            slot: slot as u8,
+            end: None,
+            pending: 0,
+        }
+    }
+
+    /// Records one request: `route` is the route template (or a fixed placeholder), never the
+    /// raw path.
+    pub fn request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
+        let key = Key::from_parts(
+            REQUEST_DURATION,
+            vec![
+                Label::new("route", SharedString::from(route.to_owned())),
+                Label::new("method", method),
+                Label::new("status", status_label(status)),
+            ],
+        );
+        self.inner
+            .recorder
+            .register_histogram(&key, &METADATA)
+            .record(took.as_secs_f64());
+    }
+
+    /// Records a publish request on `endpoint` (a route template) answered with `status`.
+    pub fn publish(&self, endpoint: &'static str, status: u16) {
+        let key = Key::from_parts(
+            PUBLISHES,
+            vec![
+                Label::new("endpoint", endpoint),
+                Label::new("status", status_label(status)),
+            ],
+        );
+        self.inner
+            .recorder
+            .register_counter(&key, &METADATA)
+            .increment(1);
+        if (200..300).contains(&status) {
+            self.inner.mercure_updates.increment(1);
+        }
+    }
+
+    /// Records a stream request refused before it opened (`reason` from a fixed set).
+    pub fn refused(&self, reason: &'static str) {
+        let key = Key::from_parts(STREAMS_REFUSED, vec![Label::new("reason", reason)]);
+        self.inner
+            .recorder
+            .register_counter(&key, &METADATA)
+            .increment(1);
+    }
+
+    /// Streams open now of `kind`, over every HTTP version.
+    pub fn open_streams(&self, kind: StreamKind) -> i64 {
+        let start = kind as usize * VERSIONS;
+        self.inner.open[start..start + VERSIONS]
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Event frames sent to streams so far (the part streams have handed over).
+    pub fn delivered(&self) -> u64 {
+        self.inner.delivered.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every series, with `scrape`'s values.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let inner = &*self.inner;
+        for (open, gauge) in inner.open.iter().zip(&inner.open_gauges) {
+            gauge.set(open.load(Ordering::Relaxed) as f64);
+        }
+        inner
+            .mercure_connected
+            .set(self.open_streams(StreamKind::Mercure) as f64);
+        inner
+            .delivered_counter
+            .absolute(inner.delivered.load(Ordering::Relaxed));
+        let gauge = |name: &'static str, labels: Vec<Label>| {
+            inner
+                .recorder
+                .register_gauge(&Key::from_parts(name, labels), &METADATA)
+        };
+        gauge(BROKER_READY, vec![Label::new("broker", scrape.broker)])
+            .set(if scrape.broker_ready { 1.0 } else { 0.0 });
+        if let Some(events) = scrape.history_events {
+            gauge(HISTORY_EVENTS, Vec::new()).set(events as f64);
+        }
+        if let Some(bytes) = scrape.history_bytes {
+            gauge(HISTORY_BYTES, Vec::new()).set(bytes as f64);
+        }
+        if let Some(bytes) = scrape.store_bytes {
+            gauge(STORE_BYTES, Vec::new()).set(bytes as f64);
+        }
+        inner.handle.render()
+    }
+
+    /// Folds the samples histograms gathered since the last call into their buckets, so they
+    /// hold no memory while nobody scrapes. Call about once a second.
+    pub fn upkeep(&self) {
+        self.inner.handle.run_upkeep();
+    }
+}
+
+/// A status code as a label: its three digits (a closed set).
+fn status_label(status: u16) -> SharedString {
+    SharedString::from(status.to_string())
+}
+
+fn describe(recorder: &PrometheusRecorder) {
+    let gauges = [
+        (STREAMS_OPEN, "Streams open now, by mode and HTTP version."),
+        (HISTORY_EVENTS, "Events held in this process' history."),
+        (
+            HISTORY_BYTES,
+            "Bytes of events held in this process' history.",
+        ),
+        (STORE_BYTES, "Size of the on-disk history store in bytes."),
+        (BROKER_READY, "1 when the broker takes publishes, else 0."),
+        (
+            MERCURE_CONNECTED,
+            "Open Mercure subscribers (alias of ssehub_streams_open{mode=\"mercure\"}).",
+        ),
+    ];
+    for (name, help) in gauges {
+        recorder.describe_gauge(name.into(), None, help.into());
+    }
+    let counters = [
+        (STREAMS_OPENED, "Streams opened, by mode."),
+        (STREAMS_ENDED, "Streams ended, by mode and reason."),
+        (STREAMS_REFUSED, "Stream requests refused before opening, by reason."),
+        (EVENTS_DELIVERED, "Event frames sent to streams."),
+        (PUBLISHES, "Publish requests, by endpoint and status."),
+        (MERCURE_SUBSCRIBERS, "Mercure subscriptions opened (alias of ssehub_streams_opened_total{mode=\"mercure\"})."),
+        (MERCURE_UPDATES, "Updates published, on any endpoint (alias of the 2xx ssehub_publishes_total)."),
+    ];
+    for (name, help) in counters {
+        recorder.describe_counter(name.into(), None, help.into());
+    }
+    let histograms = [
+        (REQUEST_DURATION, "Time to answer a request (to the response head for streams), by route template, method and status."),
+        (REDIS_DURATION, "Round trip of each Redis command, as this node sees it."),
+    ];
+    for (name, help) in histograms {
+        recorder.describe_histogram(name.into(), None, help.into());
+    }
+}
+
+/// One open stream's accounting: dropped when the stream ends, which records the end.
+pub struct StreamStats {
+    inner: Arc<Inner>,
+    kind: StreamKind,
+    slot: u8,
+    end: Option<End>,
+    /// Events sent and not yet added to the shared counter.
+    pending: u64,
+}
+
+impl std::fmt::Debug for StreamStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamStats")
+            .field("kind", &self.kind)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamStats {
+    /// One more event frame sent (a plain add: see [`StreamStats::flush`]).
+    #[inline]
+    pub fn sent(&mut self) {
+        self.pending += 1;
+    }
+
+    /// Hands the events counted since the last call to the shared counter: once per write.
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.pending > 0 {
+            self.inner
+                .delivered
+                .fetch_add(self.pending, Ordering::Relaxed);
+            self.pending = 0;
+        }
+    }
+
+    /// Records why the stream ends; the first reason given wins.
+    pub fn end(&mut self, end: End) {
+        self.end.get_or_insert(end);
+    }
+}
+
+impl Drop for StreamStats {
+    fn drop(&mut self) {
+        self.flush();
+        self.inner.open[usize::from(self.slot)].fetch_sub(1, Ordering::Relaxed);
+        let end = self.end.unwrap_or(End::ClientGone);
+        self.inner.ended[self.kind as usize * ENDS + end as usize].increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the one line of `text` that starts with `series` (name and labels).
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn a_stream_counts_while_open_and_its_end_once() {
+        let metrics = Metrics::new();
+        let scrape = Scrape::default();
+        let mut stats = metrics.stream(StreamKind::Mercure, HttpVersion::Http2);
+        stats.sent();
+        stats.sent();
+        let text = metrics.render(&scrape);
+        let open = r#"ssehub_streams_open{mode="mercure",http_version="2"}"#;
+        assert_eq!(value(&text, open), Some(1.0), "{text}");
+        assert_eq!(value(&text, "mercure_subscribers_connected"), Some(1.0));
+        assert_eq!(value(&text, "mercure_subscribers_total"), Some(1.0));
+        // Not flushed yet: counted when the stream writes or ends.
+        assert_eq!(value(&text, "ssehub_events_delivered_total"), Some(0.0));
+        stats.flush();
+        assert_eq!(metrics.delivered(), 2);
+        stats.sent();
+        stats.end(End::Shutdown);
+        stats.end(End::Lagged);
+        drop(stats);
+        let text = metrics.render(&scrape);
+        assert_eq!(value(&text, open), Some(0.0));
+        assert_eq!(value(&text, "ssehub_events_delivered_total"), Some(3.0));
+        let ended = r#"ssehub_streams_ended_total{mode="mercure",reason="shutdown"}"#;
+        assert_eq!(value(&text, ended), Some(1.0), "{text}");
+        let lagged = r#"ssehub_streams_ended_total{mode="mercure",reason="lagged"}"#;
+        assert_eq!(value(&text, lagged), Some(0.0));
+    }
+
+    #[test]
+    fn a_dropped_stream_with_no_reason_is_a_client_gone() {
+        let metrics = Metrics::new();
+        drop(metrics.stream(StreamKind::Burst, HttpVersion::Http11));
+        let text = metrics.render(&Scrape::default());
+        let gone = r#"ssehub_streams_ended_total{mode="burst",reason="client_gone"}"#;
+        assert_eq!(value(&text, gone), Some(1.0), "{text}");
+    }
+
+    #[test]
+    fn two_recorders_keep_their_own_figures() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.publish("/api/messages", 201);
+        let text = b.render(&Scrape::default());
+        assert!(!text.contains("ssehub_publishes_total{"), "{text}");
+        let text = a.render(&Scrape::default());
+        let series = r#"ssehub_publishes_total{endpoint="/api/messages",status="201"}"#;
+        assert_eq!(value(&text, series), Some(1.0), "{text}");
+        assert_eq!(value(&text, "mercure_updates_total"), Some(1.0));
+    }
+
+    #[test]
+    fn request_durations_are_histograms_with_buckets() {
+        let metrics = Metrics::new();
+        metrics.request("/api/ping", "GET", 200, Duration::from_millis(3));
+        metrics.upkeep();
+        let text = metrics.render(&Scrape::default());
+        let bucket = r#"ssehub_http_request_duration_seconds_bucket{route="/api/ping",method="GET",status="200",le="0.005"}"#;
+        assert_eq!(value(&text, bucket), Some(1.0), "{text}");
+        let fast = r#"ssehub_http_request_duration_seconds_bucket{route="/api/ping",method="GET",status="200",le="0.001"}"#;
+        assert_eq!(value(&text, fast), Some(0.0), "{text}");
+    }
+}
