@@ -164,9 +164,12 @@ async fn write_stream(
             Box::pin(write_rest(socket, rest, write_timeout)).await?;
         }
         if last {
+            // The stream is over (and counted so) while the client takes its time to close.
+            drop(session);
             return linger(socket, chunked).await;
         }
     }
+    drop(session);
     if let Some(rest) = try_write(socket, &[], chunked, true)? {
         Box::pin(write_rest(socket, rest, write_timeout)).await?;
     }
