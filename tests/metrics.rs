@@ -284,7 +284,20 @@ async fn no_topic_or_raw_path_becomes_a_label() {
     assert!(got.len() < 400, "{} samples", got.len());
 }
 
-/// The binary with `args` and `env`, its stdout lines on a channel.
+#[tokio::test]
+async fn a_redis_node_reports_its_broker_and_round_trips() {
+    let redis = common::redis::RedisServer::start();
+    let app = spawn_app(|c| c.broker = Some(redis.url())).await;
+    app.publish("r", "x").await;
+    let got = settle(&app, &[(r#"ssehub_broker_ready{broker="redis"}"#, 1.0)]).await;
+    assert!(got["ssehub_redis_command_duration_seconds_count"] >= 1.0);
+    assert!(got[r#"ssehub_redis_command_duration_seconds_bucket{le="+Inf"}"#] >= 1.0);
+    // Redis holds history: this process reports none of its own.
+    assert!(!got.contains_key("ssehub_history_bytes"));
+    assert_eq!(got["mercure_updates_total"], 1.0);
+}
+
+/// The binary with `args` and `env`, its stdout and stderr lines on a channel.
 async fn run(
     args: &[&str],
     env: &[(&str, &str)],
