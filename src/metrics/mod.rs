@@ -17,6 +17,10 @@
 //! the direct HTTP/1 path) and when it ends, never once per event per subscriber; open-stream
 //! gauges are plain atomics copied into the recorder at scrape time.
 
+mod stream;
+
+pub use stream::{End, HttpVersion, StreamKind, StreamStats};
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,92 +69,6 @@ const REQUEST_BUCKETS: [f64; 14] = [
 const REDIS_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-
-/// What a stream is, for its labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    /// Native `mode=burst`.
-    Burst,
-    /// Native `mode=live`.
-    Live,
-    /// The Mercure endpoint.
-    Mercure,
-}
-
-impl StreamKind {
-    const ALL: [Self; 3] = [Self::Burst, Self::Live, Self::Mercure];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Burst => "burst",
-            Self::Live => "live",
-            Self::Mercure => "mercure",
-        }
-    }
-}
-
-/// The HTTP version a stream is served over.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum HttpVersion {
-    /// HTTP/1.0.
-    Http10,
-    /// HTTP/1.1.
-    #[default]
-    Http11,
-    /// HTTP/2.
-    Http2,
-}
-
-impl HttpVersion {
-    const ALL: [Self; 3] = [Self::Http10, Self::Http11, Self::Http2];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Http10 => "1.0",
-            Self::Http11 => "1.1",
-            Self::Http2 => "2",
-        }
-    }
-}
-
-/// Why a stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// A burst sent its `close` (the seed's normal end).
-    Complete,
-    /// The client went away or stopped reading (the default when nothing else was recorded).
-    ClientGone,
-    /// It fell a whole queue behind and was told to resume.
-    Lagged,
-    /// Its token expired.
-    Expired,
-    /// It reached `--max-stream-lifetime`.
-    Lifetime,
-    /// The server shut down.
-    Shutdown,
-}
-
-impl End {
-    const ALL: [Self; 6] = [
-        Self::Complete,
-        Self::ClientGone,
-        Self::Lagged,
-        Self::Expired,
-        Self::Lifetime,
-        Self::Shutdown,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Complete => "complete",
-            Self::ClientGone => "client_gone",
-            Self::Lagged => "lagged",
-            Self::Expired => "expired",
-            Self::Lifetime => "lifetime",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
 
 const KINDS: usize = StreamKind::ALL.len();
 const VERSIONS: usize = HttpVersion::ALL.len();
@@ -396,9 +314,30 @@ impl Metrics {
     }
 }
 
-/// A status code as a label: its three digits (a closed set).
+/// A status code as a label: its three digits (a closed set), without an allocation for the
+/// statuses this server answers.
 fn status_label(status: u16) -> SharedString {
-    SharedString::from(status.to_string())
+    SharedString::const_str(match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        304 => "304",
+        308 => "308",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        503 => "503",
+        _ => return SharedString::from(status.to_string()),
+    })
 }
 
 fn describe(recorder: &PrometheusRecorder) {
@@ -440,127 +379,5 @@ fn describe(recorder: &PrometheusRecorder) {
     }
 }
 
-/// One open stream's accounting: dropped when the stream ends, which records the end.
-pub struct StreamStats {
-    inner: Arc<Inner>,
-    kind: StreamKind,
-    slot: u8,
-    end: Option<End>,
-    /// Events sent and not yet added to the shared counter.
-    pending: u64,
-}
-
-impl std::fmt::Debug for StreamStats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamStats")
-            .field("kind", &self.kind)
-            .field("end", &self.end)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StreamStats {
-    /// One more event frame sent (a plain add: see [`StreamStats::flush`]).
-    #[inline]
-    pub fn sent(&mut self) {
-        self.pending += 1;
-    }
-
-    /// Hands the events counted since the last call to the shared counter: once per write.
-    #[inline]
-    pub fn flush(&mut self) {
-        if self.pending > 0 {
-            self.inner
-                .delivered
-                .fetch_add(self.pending, Ordering::Relaxed);
-            self.pending = 0;
-        }
-    }
-
-    /// Records why the stream ends; the first reason given wins.
-    pub fn end(&mut self, end: End) {
-        self.end.get_or_insert(end);
-    }
-}
-
-impl Drop for StreamStats {
-    fn drop(&mut self) {
-        self.flush();
-        self.inner.open[usize::from(self.slot)].fetch_sub(1, Ordering::Relaxed);
-        let end = self.end.unwrap_or(End::ClientGone);
-        self.inner.ended[self.kind as usize * ENDS + end as usize].increment(1);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The value of the one line of `text` that starts with `series` (name and labels).
-    fn value(text: &str, series: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-    }
-
-    #[test]
-    fn a_stream_counts_while_open_and_its_end_once() {
-        let metrics = Metrics::new();
-        let scrape = Scrape::default();
-        let mut stats = metrics.stream(StreamKind::Mercure, HttpVersion::Http2);
-        stats.sent();
-        stats.sent();
-        let text = metrics.render(&scrape);
-        let open = r#"ssehub_streams_open{mode="mercure",http_version="2"}"#;
-        assert_eq!(value(&text, open), Some(1.0), "{text}");
-        assert_eq!(value(&text, "mercure_subscribers_connected"), Some(1.0));
-        assert_eq!(value(&text, "mercure_subscribers_total"), Some(1.0));
-        // Not flushed yet: counted when the stream writes or ends.
-        assert_eq!(value(&text, "ssehub_events_delivered_total"), Some(0.0));
-        stats.flush();
-        assert_eq!(metrics.delivered(), 2);
-        stats.sent();
-        stats.end(End::Shutdown);
-        stats.end(End::Lagged);
-        drop(stats);
-        let text = metrics.render(&scrape);
-        assert_eq!(value(&text, open), Some(0.0));
-        assert_eq!(value(&text, "ssehub_events_delivered_total"), Some(3.0));
-        let ended = r#"ssehub_streams_ended_total{mode="mercure",reason="shutdown"}"#;
-        assert_eq!(value(&text, ended), Some(1.0), "{text}");
-        let lagged = r#"ssehub_streams_ended_total{mode="mercure",reason="lagged"}"#;
-        assert_eq!(value(&text, lagged), Some(0.0));
-    }
-
-    #[test]
-    fn a_dropped_stream_with_no_reason_is_a_client_gone() {
-        let metrics = Metrics::new();
-        drop(metrics.stream(StreamKind::Burst, HttpVersion::Http11));
-        let text = metrics.render(&Scrape::default());
-        let gone = r#"ssehub_streams_ended_total{mode="burst",reason="client_gone"}"#;
-        assert_eq!(value(&text, gone), Some(1.0), "{text}");
-    }
-
-    #[test]
-    fn two_recorders_keep_their_own_figures() {
-        let (a, b) = (Metrics::new(), Metrics::new());
-        a.publish("/api/messages", 201);
-        let text = b.render(&Scrape::default());
-        assert!(!text.contains("ssehub_publishes_total{"), "{text}");
-        let text = a.render(&Scrape::default());
-        let series = r#"ssehub_publishes_total{endpoint="/api/messages",status="201"}"#;
-        assert_eq!(value(&text, series), Some(1.0), "{text}");
-        assert_eq!(value(&text, "mercure_updates_total"), Some(1.0));
-    }
-
-    #[test]
-    fn request_durations_are_histograms_with_buckets() {
-        let metrics = Metrics::new();
-        metrics.request("/api/ping", "GET", 200, Duration::from_millis(3));
-        metrics.upkeep();
-        let text = metrics.render(&Scrape::default());
-        let bucket = r#"ssehub_http_request_duration_seconds_bucket{route="/api/ping",method="GET",status="200",le="0.005"}"#;
-        assert_eq!(value(&text, bucket), Some(1.0), "{text}");
-        let fast = r#"ssehub_http_request_duration_seconds_bucket{route="/api/ping",method="GET",status="200",le="0.001"}"#;
-        assert_eq!(value(&text, fast), Some(0.0), "{text}");
-    }
-}
+mod tests;
