@@ -98,7 +98,7 @@ pub struct StreamStats {
     pub(super) slot: u8,
     pub(super) end: Option<End>,
     /// Events sent and not yet added to the shared counter.
-    pub(super) pending: u64,
+    pub(super) pending: u32,
 }
 
 impl std::fmt::Debug for StreamStats {
@@ -114,6 +114,9 @@ impl StreamStats {
     /// One more event frame sent (a plain add: see [`StreamStats::flush`]).
     #[inline]
     pub fn sent(&mut self) {
+        if self.pending == u32::MAX {
+            self.flush();
+        }
         self.pending += 1;
     }
 
@@ -123,7 +126,7 @@ impl StreamStats {
         if self.pending > 0 {
             self.inner
                 .delivered
-                .fetch_add(self.pending, Ordering::Relaxed);
+                .fetch_add(u64::from(self.pending), Ordering::Relaxed);
             self.pending = 0;
         }
     }

@@ -72,3 +72,13 @@ fn request_durations_are_histograms_with_buckets() {
     let rare = r#"ssehub_http_request_duration_seconds_count{route="/api/ping",method="GET",status="299"}"#;
     assert_eq!(value(&text, rare), Some(1.0), "{text}");
 }
+
+/// Every idle stream holds one: keep it two words.
+#[test]
+fn a_stream_guard_stays_small() {
+    assert!(std::mem::size_of::<StreamStats>() <= 16);
+    assert_eq!(
+        std::mem::size_of::<Option<StreamStats>>(),
+        std::mem::size_of::<StreamStats>()
+    );
+}
