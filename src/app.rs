@@ -80,6 +80,11 @@ pub async fn serve(
     if tls.is_some() {
         tracing::info!(%addr, "serving HTTPS (h2 and http/1.1)");
     }
+    if let Some(metrics) = config.metrics_bind {
+        let metrics = TcpListener::bind(metrics).await?;
+        tracing::info!(addr = %metrics.local_addr()?, "serving metrics");
+        tokio::spawn(serve_metrics(metrics, state.clone()));
+    }
     if let Some(redirect) = config.redirect_http {
         let plain = TcpListener::bind(redirect).await?;
         tracing::info!(addr = %plain.local_addr()?, "redirecting HTTP to HTTPS");
@@ -162,12 +167,49 @@ async fn refuse(mut socket: TcpStream, error: ApiError) {
     crate::io::answer_and_close(&mut socket, &error.http1_bytes(), Duration::from_secs(1)).await;
 }
 
-/// Housekeeping once a second: expire history, start a new second of the topics' event counts.
+/// Housekeeping once a second: expire history, start a new second of the topics' event
+/// counts, fold histogram samples into their buckets.
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         state.hub().broker().maintain();
         state.hub().tick();
+        state.metrics().upkeep();
+    }
+}
+
+/// Connections the `--metrics-bind` listener serves at once (a scraper needs one or two).
+const METRICS_CONNECTIONS: usize = 16;
+
+/// Serves `GET /metrics` alone on its own listener until shutdown starts.
+async fn serve_metrics(listener: TcpListener, state: AppState) {
+    let router = crate::http::metrics_router(state.clone());
+    let limit = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    let stop = state.shutdown_token();
+    loop {
+        let permit = tokio::select! {
+            () = stop.cancelled() => return,
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let (socket, peer) = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(%err, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (router, state) = (router.clone(), state.clone());
+        tokio::spawn(async move {
+            crate::connection::serve_plain(socket, peer, router, state).await;
+            drop(permit);
+        });
     }
 }

@@ -97,6 +97,18 @@ pub(crate) async fn serve_tls(
     Box::pin(serve_with_hyper(stream, Vec::new(), peer, router, app)).await;
 }
 
+/// Serves one accepted connection with hyper alone, no direct stream path: the
+/// `--metrics-bind` listener's connections.
+pub(crate) async fn serve_plain(
+    socket: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    app: AppState,
+) {
+    let _ = socket.set_nodelay(true);
+    Box::pin(serve_with_hyper(socket, Vec::new(), peer, router, app)).await;
+}
+
 async fn serve_with_hyper<S>(
     socket: S,
     prefix: Vec<u8>,

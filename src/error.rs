@@ -134,7 +134,30 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
+        if let Some(reason) = self.refusal() {
+            response.extensions_mut().insert(Refusal(reason));
+        }
         response
+    }
+}
+
+/// Put on the response of an error that refuses a stream before it opens: why, as a metrics
+/// label (`http::metrics` counts it on the stream routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refusal(pub &'static str);
+
+impl ApiError {
+    /// Why this error would refuse a stream, from a fixed set of labels.
+    fn refusal(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::TooManyStreams => "stream_cap",
+            Self::TooManyClientStreams => "client_cap",
+            Self::TooManyTopics => "topic_cap",
+            Self::ShuttingDown => "shutdown",
+            Self::Unavailable(_) => "broker",
+            Self::Auth(_) => "auth",
+            _ => return None,
+        })
     }
 }
 

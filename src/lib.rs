@@ -31,6 +31,8 @@
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
 //! - [`tls`]: HTTPS with ALPN `h2`/`http/1.1`, the certificate reloaded while serving.
 //! - [`io`]: socket wrappers (dropping peers that stop reading; replaying bytes already read).
+//! - [`metrics`]: the Prometheus series, one recorder per server, the streams' counting guard;
+//!   a leaf like `sse`, usable from every layer.
 //!
 //! # Examples
 //! Embedding the hub in another tokio program:
@@ -55,6 +57,7 @@ pub mod event;
 mod http;
 pub mod hub;
 pub mod io;
+pub mod metrics;
 pub mod quota;
 pub mod session;
 pub mod sse;

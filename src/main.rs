@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ssehub::cli::{Cli, Command};
+use ssehub::cli::{Cli, Command, LogFormat};
 use ssehub::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -20,11 +20,7 @@ fn main() -> ExitCode {
     if let Some(code) = cli.command.as_ref().and_then(ssehub::cli::run_client) {
         return code;
     }
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    init_logs(&cli.log, cli.log_format);
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         Some(Command::Token(args)) => return print_token(&args),
@@ -38,6 +34,19 @@ fn main() -> ExitCode {
             eprintln!("ssehub: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stdout, filtered by `filter`, as text or one JSON object per line.
+fn init_logs(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
     }
 }
 

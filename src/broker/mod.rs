@@ -174,4 +174,9 @@ pub trait Broker: Send + Sync + 'static {
     fn held_bytes(&self) -> Option<usize> {
         None
     }
+
+    /// Events held in this process' history, when the backend keeps it here.
+    fn held_events(&self) -> Option<usize> {
+        None
+    }
 }

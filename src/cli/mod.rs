@@ -29,9 +29,28 @@ pub struct Cli {
     /// such as `ssehub=debug,hyper=warn`. Requests are logged only with `--access-log`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log lines as `text` (for people) or `json` (one JSON object per line, for log
+    /// collectors).
+    #[arg(
+        long = "log-format",
+        env = "SSEHUB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
     /// The server's settings, when no subcommand is given.
     #[command(flatten)]
     pub serve: Config,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO ssehub::app: listening addr=...`.
+    Text,
+    /// `{"timestamp":"...","level":"INFO","fields":{"message":"listening","addr":"..."},"target":"ssehub::app"}`.
+    Json,
 }
 
 /// Subcommands beside the default `serve`.

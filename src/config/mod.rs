@@ -192,6 +192,11 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_REDIRECT_HTTP", requires = "tls_cert")]
     pub redirect_http: Option<SocketAddr>,
 
+    /// Serve `GET /metrics` (Prometheus) on this address instead of the main port, e.g.
+    /// `127.0.0.1:9100` to keep it off the network; the main port then answers 404 there.
+    #[arg(long, env = "SSEHUB_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Mercure's active subscriptions: a private `mercure` update when a Mercure subscription
     /// starts and ends, and the API under `/.well-known/mercure/subscriptions`.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
@@ -252,6 +257,7 @@ impl Config {
             subscriptions: false,
             tls_cert: None,
             redirect_http: None,
+            metrics_bind: None,
             data_dir: None,
             fsync: crate::broker::durable::Fsync::Always,
             tls_key: None,
@@ -357,6 +363,12 @@ impl Config {
         }
         if self.redirect_http.is_some() && self.tls_cert.is_none() {
             return fail("--redirect-http needs --tls-cert and --tls-key");
+        }
+        if self
+            .metrics_bind
+            .is_some_and(|m| m.port() != 0 && m.port() == self.bind.port())
+        {
+            return fail("--metrics-bind needs a port other than --bind's");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return fail("--tls-cert and --tls-key go together");

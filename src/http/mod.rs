@@ -9,6 +9,7 @@ mod health;
 pub(crate) mod input;
 mod mercure;
 mod messages;
+pub(crate) mod metrics;
 pub(crate) mod request;
 mod state;
 mod stream;
@@ -26,8 +27,13 @@ use axum::Router;
 
 use crate::error::ApiError;
 
-/// The whole API, as a table of contents.
+/// The whole API, as a table of contents. `/metrics` is here unless `--metrics-bind` serves
+/// it on a listener of its own ([`metrics_router`]).
 pub fn router(state: AppState) -> Router {
+    let metrics = match state.config().metrics_bind {
+        None => metrics::router(),
+        Some(_) => Router::new(),
+    };
     Router::new()
         .merge(assets::router())
         .merge(health::router())
@@ -37,10 +43,22 @@ pub fn router(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(topics::router())
         .merge(topics_stream::router())
+        .merge(metrics)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// What the `--metrics-bind` listener serves: `GET /metrics`, and 404 for anything else.
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::router()
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 

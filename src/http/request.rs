@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::{header, HeaderMap, Uri};
 
 use crate::auth::Credentials;
+use crate::metrics::HttpVersion;
 
 /// The client's address, put on every request by the connection (`connection.rs`).
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,8 @@ pub(crate) struct RequestMeta {
     pub peer: Option<IpAddr>,
     /// The request came over TLS (the hub's own URL is then `https://`).
     pub secure: bool,
+    /// The HTTP version it came with (a stream's metrics label).
+    pub version: HttpVersion,
 }
 
 impl RequestMeta {
@@ -48,7 +51,19 @@ impl RequestMeta {
             host,
             peer,
             secure: uri.scheme_str() == Some("https"),
+            version: HttpVersion::Http11,
         }
+    }
+
+    /// Records the HTTP version hyper read the request with.
+    #[must_use]
+    pub fn version(mut self, version: axum::http::Version) -> Self {
+        self.version = match version {
+            axum::http::Version::HTTP_2 | axum::http::Version::HTTP_3 => HttpVersion::Http2,
+            axum::http::Version::HTTP_10 | axum::http::Version::HTTP_09 => HttpVersion::Http10,
+            _ => HttpVersion::Http11,
+        };
+        self
     }
 
     /// Marks the request as received over TLS when `tls` is true.

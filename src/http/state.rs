@@ -18,6 +18,7 @@ use crate::broker::BrokerError;
 use crate::broker::ReplayLimit;
 use crate::config::{Config, ConfigError};
 use crate::hub::{Fanout, Hub};
+use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::session::Settings;
 
@@ -61,6 +62,7 @@ struct Inner {
     console_tables: super::topics_stream::TableCache,
     shutdown: CancellationToken,
     started: Instant,
+    metrics: Metrics,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
             return Self::new(config);
         };
         let fanout = Arc::new(Fanout::new(config.queue, config.max_topics));
+        let metrics = Metrics::new();
         let ca =
             match &config.redis_ca {
                 Some(path) => Some(std::fs::read(path).map_err(|err| {
@@ -120,9 +123,10 @@ impl AppState {
             history: config.history,
             max_age: config.history_age,
             timeout: config.broker_timeout,
+            round_trip: metrics.redis_round_trip(),
         };
         let broker = crate::broker::redis::RedisBroker::connect(settings, fanout.clone()).await?;
-        Self::with_hub(config, Hub::new(fanout, broker))
+        Self::assemble(config, Hub::new(fanout, broker), metrics)
     }
 
     /// State for `config` on a hub built elsewhere (another broker).
@@ -130,6 +134,10 @@ impl AppState {
     /// # Errors
     /// When a configuration value cannot work.
     pub fn with_hub(config: Config, hub: Hub) -> Result<Self, StartError> {
+        Self::assemble(config, hub, Metrics::new())
+    }
+
+    fn assemble(config: Config, hub: Hub, metrics: Metrics) -> Result<Self, StartError> {
         config.validate()?;
         let settings = Arc::new(Settings {
             repeats: config.repeats,
@@ -156,6 +164,7 @@ impl AppState {
                 streams: Arc::new(AtomicUsize::new(0)),
                 shutdown: CancellationToken::new(),
                 started: Instant::now(),
+                metrics,
             }),
         })
     }
@@ -168,6 +177,11 @@ impl AppState {
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Time since the state was made.

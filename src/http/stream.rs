@@ -5,7 +5,7 @@ use axum::body::Body;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
@@ -17,10 +17,14 @@ use super::AppState;
 use crate::auth::Grants;
 use crate::error::ApiError;
 use crate::hub::{Access, EventId, Pattern, ResumeFrom, TopicName};
+use crate::metrics::StreamKind;
 use crate::session::{Mode, Session, StreamGuard};
 
+/// The native stream route (also the route label of streams the direct path serves).
+pub(crate) const STREAM_PATH: &str = "/stream";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/stream", get(open_stream))
+    Router::new().route(STREAM_PATH, get(open_stream))
 }
 
 /// A parsed `GET /stream` query.
@@ -135,7 +139,7 @@ pub(crate) async fn start(
     let grants = app
         .auth()
         .subscriber(&meta.credentials(spec.token.as_deref()))?;
-    let guard = take_slot(app, meta, grants.as_ref())?;
+    let mut guard = take_slot(app, meta, grants.as_ref())?;
     let resume = match spec.last_event_id.as_deref() {
         Some(cursor) => Some(resume_from(app, cursor).await?),
         None => None,
@@ -153,6 +157,13 @@ pub(crate) async fn start(
         requested: spec.last_event_id.clone(),
         gap: replay.gap,
     };
+    let kind = match spec.mode {
+        Mode::Burst => StreamKind::Burst,
+        Mode::Live => StreamKind::Live,
+        Mode::Mercure => StreamKind::Mercure,
+    };
+    // From here on the stream is open: it counts until its session is dropped.
+    guard.observe(app.metrics().stream(kind, meta.version));
     let session = Session::new(
         spec.mode,
         app.session_settings(),
@@ -221,10 +232,11 @@ async fn open_stream(
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientAddr>>,
     uri: Uri,
+    version: Version,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta = app.request_meta(&headers, &uri, peer);
+    let meta = app.request_meta(&headers, &uri, peer).version(version);
     let session = open_session(&app, query.as_deref(), &meta).await?;
     Ok(stream_response(session))
 }

@@ -12,6 +12,7 @@ use super::{Mode, Session, Settings, StreamGuard};
 use crate::event::{Draft, Event};
 use crate::hub::Delivery;
 use crate::hub::{Fanout, Pattern, Replay, TopicName};
+use crate::metrics::{HttpVersion, Metrics, Scrape, StreamKind};
 use crate::sse::{EventId, EventName, Parser, SseEvent};
 
 struct Fixture {
@@ -19,6 +20,7 @@ struct Fixture {
     shutdown: CancellationToken,
     session: Session,
     count: Arc<AtomicUsize>,
+    metrics: Metrics,
 }
 
 fn settings() -> Arc<Settings> {
@@ -38,7 +40,14 @@ fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
         .subscribe(&[Pattern::parse("t").unwrap()], None)
         .unwrap();
     let count = Arc::new(AtomicUsize::new(0));
-    let guard = StreamGuard::acquire(&count, 10).unwrap();
+    let mut guard = StreamGuard::acquire(&count, 10).unwrap();
+    let metrics = Metrics::new();
+    let kind = match mode {
+        Mode::Burst => StreamKind::Burst,
+        Mode::Live => StreamKind::Live,
+        Mode::Mercure => StreamKind::Mercure,
+    };
+    guard.observe(metrics.stream(kind, HttpVersion::Http11));
     let shutdown = CancellationToken::new();
     let session = Session::new(
         mode,
@@ -54,6 +63,7 @@ fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
         shutdown,
         session,
         count,
+        metrics,
     }
 }
 
@@ -263,4 +273,61 @@ async fn a_stream_ends_at_its_deadline_with_its_status() {
         ("close", "expired")
     );
     assert_eq!(f.session.next_chunk().await, None);
+}
+
+/// The value of `ssehub_streams_ended_total` for `mode` and `reason`.
+fn ended(metrics: &Metrics, mode: &str, reason: &str) -> f64 {
+    let series = format!("ssehub_streams_ended_total{{mode=\"{mode}\",reason=\"{reason}\"}} ");
+    let text = metrics.render(&Scrape::default());
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_count_the_events_they_send_and_why_they_end() {
+    // A burst: three copies sent, then `complete`.
+    let mut f = fixture(Mode::Burst, 8, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    f.fanout.deliver(&event(1));
+    rest(&mut f.session).await;
+    assert_eq!(f.metrics.open_streams(StreamKind::Burst), 1);
+    drop(f.session);
+    assert_eq!(f.metrics.delivered(), 3);
+    assert_eq!(f.metrics.open_streams(StreamKind::Burst), 0);
+    assert_eq!(ended(&f.metrics, "burst", "complete"), 1.0);
+
+    // A live stream: a replayed event and a live one are counted (by the next write at the
+    // latest), then it lags.
+    let replay = Replay {
+        events: vec![event(1)],
+        gap: false,
+    };
+    let mut f = fixture(Mode::Live, 2, replay);
+    f.session.next_chunk().await.unwrap();
+    f.session.next_chunk().await.unwrap();
+    f.fanout.deliver(&event(2));
+    f.session.next_chunk().await.unwrap();
+    // The next wait (here for a heartbeat) hands the count over.
+    assert_eq!(f.metrics.delivered(), 1);
+    f.session.next_chunk().await.unwrap();
+    assert_eq!(f.metrics.delivered(), 2);
+    for seq in 3..=8 {
+        f.fanout.deliver(&event(seq));
+    }
+    rest(&mut f.session).await;
+    drop(f.session);
+    assert_eq!(ended(&f.metrics, "live", "lagged"), 1.0);
+
+    // A token that expires; a client that leaves.
+    let mut f = fixture(Mode::Live, 8, Replay::default());
+    f.session = f.session.ending_after(Duration::from_secs(1), "expired");
+    rest(&mut f.session).await;
+    drop(f.session);
+    assert_eq!(ended(&f.metrics, "live", "expired"), 1.0);
+    let mut f = fixture(Mode::Mercure, 8, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    drop(f.session);
+    assert_eq!(ended(&f.metrics, "mercure", "client_gone"), 1.0);
+    assert_eq!(ended(&f.metrics, "mercure", "expired"), 0.0);
 }

@@ -68,6 +68,7 @@ impl MemoryBroker {
                 recency: BTreeMap::new(),
                 oldest: BTreeMap::new(),
                 bytes: 0,
+                events: 0,
                 custom_ids: HashMap::new(),
                 evicted: None,
                 forgotten_up_to: EventId::default(),
@@ -309,6 +310,10 @@ impl Broker for MemoryBroker {
 
     fn held_bytes(&self) -> Option<usize> {
         Some(self.lock().bytes)
+    }
+
+    fn held_events(&self) -> Option<usize> {
+        Some(self.lock().events)
     }
 
     fn name(&self) -> &'static str {

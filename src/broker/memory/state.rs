@@ -19,6 +19,8 @@ pub(super) struct State {
     pub(super) oldest: BTreeMap<EventId, TopicName>,
     /// Sum of the weights of the events held.
     pub(super) bytes: usize,
+    /// Events held, over all topics.
+    pub(super) events: usize,
     /// Publisher-chosen ids of events held → the earliest event bearing each.
     pub(super) custom_ids: HashMap<Arc<str>, EventId>,
     /// Ids that left history since the journal was last told (journaled brokers only).
@@ -66,6 +68,7 @@ impl State {
             }
         }
         self.bytes = self.bytes.saturating_sub(old.weight());
+        self.events -= 1;
         self.oldest.remove(&old.id);
         if let Some(front) = history.events.front() {
             self.oldest.insert(front.id, topic.clone());
@@ -98,6 +101,7 @@ impl State {
         }
         history.events.push_back(Arc::clone(event));
         self.bytes += event.weight();
+        self.events += 1;
     }
 
     /// Forgets a topic whole.

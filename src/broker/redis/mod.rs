@@ -54,6 +54,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// PEM certificate authority to trust for `rediss://` (instead of the public roots).
     pub ca: Option<Vec<u8>>,
+    /// Where each command's round trip is recorded (`metrics::Histogram::noop()` for nowhere).
+    pub round_trip: metrics::Histogram,
 }
 
 /// Newest events of each topic a listing reads to tell public from private.
@@ -152,8 +154,12 @@ impl RedisBroker {
         &self,
         work: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BrokerError> {
-        tokio::time::timeout(self.settings.timeout, work)
-            .await
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.settings.timeout, work).await;
+        self.settings
+            .round_trip
+            .record(started.elapsed().as_secs_f64());
+        answer
             .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))?
             .map_err(unavailable)
     }

@@ -75,6 +75,9 @@ pub(crate) async fn serve(
     let started = std::time::Instant::now();
     stream.meta.peer = socket.peer_addr().ok().map(|a| a.ip());
     stream.meta.secure = app.config().tls_cert.is_some();
+    if stream.http10 {
+        stream.meta.version = crate::metrics::HttpVersion::Http10;
+    }
     // Boxed: opening a session is a large future, and every idle stream would pay for it.
     let opened = match stream.route {
         Route::Native => Box::pin(open_session(app, stream.query.as_deref(), &stream.meta))
@@ -88,7 +91,9 @@ pub(crate) async fn serve(
         Err(_) => return Ok(Outcome::Fallback(buf)),
     };
     drop(buf);
-    super::log_request(app, "GET", stream.route.path(), 200, started.elapsed());
+    let took = started.elapsed();
+    super::log_request(app, "GET", stream.route.path(), 200, took);
+    app.metrics().request(stream.route.path(), "GET", 200, took);
     extra.extend(app.cors().headers(stream.meta.origin.as_deref()));
     drop(stream.meta);
     let head = response_head(!stream.http10, &extra);
@@ -159,9 +164,12 @@ async fn write_stream(
             Box::pin(write_rest(socket, rest, write_timeout)).await?;
         }
         if last {
+            // The stream is over (and counted so) while the client takes its time to close.
+            drop(session);
             return linger(socket, chunked).await;
         }
     }
+    drop(session);
     if let Some(rest) = try_write(socket, &[], chunked, true)? {
         Box::pin(write_rest(socket, rest, write_timeout)).await?;
     }

@@ -12,7 +12,7 @@
 //! It is one hub with the native API: same topics, ids, history, resume and authorization.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri, Version};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -132,10 +132,11 @@ async fn subscribe(
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientAddr>>,
     uri: Uri,
+    version: Version,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta = app.request_meta(&headers, &uri, peer);
+    let meta = app.request_meta(&headers, &uri, peer).version(version);
     let (session, extra) = open(&app, query.as_deref(), &meta).await?;
     let mut response = stream_response(session);
     for (name, value) in extra {
