@@ -5,6 +5,7 @@
 mod assets;
 pub(crate) mod cors;
 pub(crate) mod direct;
+mod docs;
 mod health;
 pub(crate) mod input;
 mod mercure;
@@ -22,14 +23,27 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::Router;
 
 use crate::error::ApiError;
 
 /// The whole API, as a table of contents.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    routes()
+        .router
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .with_state(state)
+}
+
+/// Every route of the API, one router per resource.
+fn routes() -> Routes {
+    Routes::default()
         .merge(assets::router())
+        .merge(docs::router())
         .merge(health::router())
         .merge(mercure::router())
         .merge(messages::router())
@@ -37,11 +51,30 @@ pub fn router(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(topics::router())
         .merge(topics_stream::router())
-        .fallback(|| async { ApiError::NotFound })
-        .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), access_log))
-        .with_state(state)
+}
+
+/// A router that remembers the paths it serves: the API document is tested against this list
+/// (`docs::openapi` tests), so a route added without documentation fails a test.
+#[derive(Default)]
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    paths: Vec<String>,
+}
+
+impl Routes {
+    /// Serves `method_router` on `path` (axum's syntax: `{name}`, `{*rest}`).
+    pub(crate) fn route(mut self, path: &str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path.to_owned());
+        self
+    }
+
+    /// Adds every route of `other`.
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
 }
 
 /// Gives every error response our JSON shape, `{"error": "..."}`: the router's own bodiless
@@ -65,7 +98,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
             .to_ascii_lowercase(),
         text => text.to_owned(),
     };
-    let mut json = axum::Json(serde_json::json!({ "error": message })).into_response();
+    let mut json = axum::Json(crate::error::ErrorBody::new(message)).into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.extend(json.headers_mut().drain());
     Response::from_parts(parts, json.into_body())

@@ -20,6 +20,9 @@ pub enum FieldError {
     BadText,
 }
 
+/// The event type of an event published without one (what `EventSource` calls `message`).
+pub const DEFAULT_EVENT: &str = "message";
+
 /// Longest [`LineText`] (Mercure ids, event types).
 pub const MAX_LINE_TEXT: usize = 1024;
 
@@ -124,7 +127,7 @@ impl EventName {
 
     /// The default event type, `message`.
     pub fn message() -> Self {
-        Self("message".into())
+        Self(DEFAULT_EVENT.into())
     }
 
     /// The name as text.
