@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::Json;
 use serde::Serialize;
 
-use super::input::{read_draft, refuse, Accept, PublishForm, PublishJson};
+use super::input::{read_draft, refuse, Accept, PublishForm, PublishJson, PublishText};
 use super::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorBody};
@@ -58,14 +58,16 @@ pub(super) async fn api_messages(
 /// Publishes an event from JSON, a form or plain text (the seed's helper).
 #[utoipa::path(post, path = "/publish", tag = "publish",
     params(
-        ("topic" = Option<String>, Query, description = "The topic when the body does not name one"),
-        ("event" = Option<String>, Query, description = "The event type when the body does not name one"),
+        ("topic" = Option<String>, Query, max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$",
+            description = "The topic when the body does not name one"),
+        ("event" = Option<String>, Query, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$",
+            description = "The event type when the body does not name one"),
         ("private" = Option<String>, Query, description = "Private when present and not `\"\"`, `false`, `off` or `0`"),
     ),
     request_body(content(
         (PublishJson = "application/json"),
         (PublishForm = "application/x-www-form-urlencoded"),
-        (String = "text/plain"),
+        (PublishText = "text/plain"),
     )),
     responses(
         (status = 202, description = "Published", body = Accepted),

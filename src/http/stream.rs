@@ -30,6 +30,23 @@ pub(crate) fn router() -> Routes {
     Routes::default().route(STREAM_PATH, get(open_stream))
 }
 
+/// A topic of a stream: a topic, `prefix/*` or `*`, as the API document describes it.
+pub(crate) struct TopicPattern;
+
+impl utoipa::PartialSchema for TopicPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let longest = crate::topic::MAX_TOPIC_LEN + "/*".len();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(longest))
+            .pattern(Some(r"^(\*|[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*(/\*)?)$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TopicPattern {}
+
 /// A stream's `mode`, as the API document describes it.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
@@ -237,7 +254,7 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
 /// Opens a native event stream (burst or live); see the AsyncAPI document for its events.
 #[utoipa::path(get, path = "/stream", tag = "stream",
     params(
-        ("topic" = Option<Vec<String>>, Query, style = Form, explode,
+        ("topic" = Option<Vec<TopicPattern>>, Query, style = Form, explode,
             description = "Topics to receive (repeatable; `prefix/*` and `*` allowed; default `default`)"),
         ("mode" = Option<StreamMode>, Query, description = "`burst` (default) or `live`"),
         ("lastEventId" = Option<String>, Query,
@@ -246,7 +263,7 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
             description = "Resume after this id (what `EventSource` sends when it reconnects)"),
     ),
     responses(
-        (status = 200, description = "The event stream: `keepalive`, then events (`message` or the publisher's type), `gap`, `close`", body = String, content_type = "text/event-stream",
+        (status = 200, description = "The event stream: `keepalive`, then events (`message` or the publisher's type), `gap`, `close`", body = crate::sse::SseEvent, content_type = "text/event-stream",
             headers(("Cache-Control" = String, description = "`no-cache`"),
                 ("X-Accel-Buffering" = String, description = "`no`"))),
         (status = 400, description = "An invalid topic or mode, too many topics, or a malformed `Authorization` header", body = ErrorBody),

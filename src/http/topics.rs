@@ -56,6 +56,27 @@ pub(super) async fn list(
     Ok(Json(TopicList { topics }))
 }
 
+/// Any topic the hub may hold (native or Mercure), as the API document describes it: text
+/// without control or format characters, of a length that fits 2,048 bytes of UTF-8 however it
+/// is spelt.
+pub(crate) struct AnyTopic;
+
+impl utoipa::PartialSchema for AnyTopic {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let class = crate::sse::fields::forbidden_class();
+        let allowed = format!("^[^{}]+$", &class[1..class.len() - 1]);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::topic::MAX_MERCURE_TOPIC_LEN / 4))
+            .pattern(Some(allowed))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AnyTopic {}
+
 /// The answer of `GET /api/topics`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TopicList {
@@ -96,9 +117,11 @@ pub(super) struct Page {
 /// Topic names may contain `/`, so the route is a catch-all ending in `/events`.
 #[utoipa::path(get, path = "/api/topics/{topic}/events", tag = "topics",
     params(
-        ("topic" = String, Path, description = "The topic (it may hold `/`, as `%2F` or as is)"),
-        ("after" = Option<String>, Query, description = "Events after this id (default: from the oldest)"),
-        ("limit" = Option<String>, Query, description = "1 to 1000 (default 100)"),
+        ("topic" = AnyTopic, Path,
+            description = "The topic, native or Mercure (1 to 2,048 bytes; its `/` may be sent as is or as `%2F`)"),
+        ("after" = Option<String>, Query, pattern = r"^(urn:ssehub:)?[0-9]{1,19}-[0-9]{1,19}$",
+            description = "Events after this id (default: from the oldest)"),
+        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000, description = "Events at most (default 100)"),
     ),
     responses(
         (status = 200, description = "History of the topic, oldest first (private events only with a granting token)", body = HistoryPage),
@@ -119,7 +142,8 @@ pub(super) async fn events(
     let topic = topic_events
         .strip_suffix("/events")
         .ok_or(ApiError::NotFound)?;
-    let topic = TopicName::new(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Any topic the hub may hold: the listing shows Mercure topics too (URLs, usually).
+    let topic = TopicName::any(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let after = match page.after.as_deref() {
         None | Some("") => crate::hub::EventId::default(),
         Some(text) => text

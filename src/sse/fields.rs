@@ -57,6 +57,31 @@ pub fn forbidden_char(c: char) -> bool {
         )
 }
 
+/// A regular-expression character class (`[...]`) of the characters [`forbidden_char`] refuses,
+/// spelt as the characters themselves (no escapes, which regular-expression dialects read
+/// differently): for the API document's patterns.
+pub fn forbidden_class() -> String {
+    let mut class = String::from("[");
+    let mut code = 0u32;
+    while code <= 0x10ffff {
+        let refused = |c: u32| char::from_u32(c).is_some_and(forbidden_char);
+        if refused(code) {
+            let start = code;
+            while code < 0x10ffff && refused(code + 1) {
+                code += 1;
+            }
+            class.extend(char::from_u32(start));
+            if code > start {
+                class.push('-');
+                class.extend(char::from_u32(code));
+            }
+        }
+        code += 1;
+    }
+    class.push(']');
+    class
+}
+
 /// Single-line text from outside (a publisher-chosen id): no control or format character, so
 /// it can never end its field or forge another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -203,6 +228,19 @@ impl std::str::FromStr for EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forbidden_class_names_exactly_the_forbidden_characters() {
+        let refused = regex::Regex::new(&format!("^{}$", forbidden_class())).unwrap();
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let code = u32::from(c);
+            assert_eq!(
+                refused.is_match(&c.to_string()),
+                forbidden_char(c),
+                "U+{code:04X}"
+            );
+        }
+    }
 
     #[test]
     fn event_ids_round_trip_and_order() {

@@ -30,7 +30,12 @@ use crate::http::{
         subscriptions::list, subscriptions::doc_selector, subscriptions::doc_pair,
         subscriptions::doc_single,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(
+        crate::error::ErrorBody,
+        stream::StreamMode,
+        stream::TopicPattern,
+        topics::AnyTopic,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "publish", description = "Native publishing"),

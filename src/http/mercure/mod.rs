@@ -162,7 +162,7 @@ pub(super) fn topic_name(text: &str) -> Result<TopicName, ApiError> {
         ("Last-Event-ID" = Option<String>, Header, description = "The cursor (wins over the query)"),
     ),
     responses(
-        (status = 200, description = "The event stream: each update as published (`id`, `event` unless `message`, `retry`, `data`)", body = String, content_type = "text/event-stream",
+        (status = 200, description = "The event stream: each update as published (`id`, `event` unless `message`, `retry`, `data`)", body = crate::sse::SseEvent, content_type = "text/event-stream",
             headers(
                 ("Link" = String, description = "`<hub URL>; rel=\"mercure\"`"),
                 ("Mercure-Last-Event-ID" = String, description = "With a cursor: the cursor, or `earliest` when it is unknown or gone"),

@@ -128,3 +128,16 @@ fn errors_refer_to_the_one_error_schema_and_bodies_are_declared() {
         assert!(publish[kind].is_object(), "{kind}");
     }
 }
+
+#[test]
+fn every_reference_resolves() {
+    let doc = doc();
+    let text = document();
+    let mut refs = 0;
+    for piece in text.split("\"$ref\":\"#/").skip(1) {
+        let pointer = format!("/{}", &piece[..piece.find('"').unwrap()]);
+        assert!(doc.pointer(&pointer).is_some(), "dangling $ref #{pointer}");
+        refs += 1;
+    }
+    assert!(refs > 50, "{refs}");
+}
