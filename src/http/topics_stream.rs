@@ -95,7 +95,7 @@ fn parse_limit(query: Option<&str>) -> Result<usize, ApiError> {
     params(("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
         description = "Topics per snapshot at most (default 100; the busiest when there are more)")),
     responses(
-        (status = 200, description = "`retry:`, then a `topics` event at once and once a second (`unavailable` while the broker cannot be read), until `close`", body = String, content_type = "text/event-stream",
+        (status = 200, description = "`retry:`, then a `topics` event at once and once a second (`unavailable` while the broker cannot be read), until `close`", body = crate::sse::SseEvent, content_type = "text/event-stream",
             headers(("Cache-Control" = String, description = "`no-cache`"))),
         (status = 400, description = "An invalid limit or a malformed `Authorization` header", body = ErrorBody),
         (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
@@ -228,6 +228,7 @@ struct Snapshot<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Topics<'a> {
     /// By name.
+    #[schema(value_type = Vec<TopicInfo>)]
     topics: &'a [TopicInfo],
     /// Topics the caller may know of, listed or not.
     total: usize,

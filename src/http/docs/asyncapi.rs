@@ -1,5 +1,6 @@
-//! The AsyncAPI 3.0 document of the event streams: native burst and live streams on `/stream`
-//! and Mercure subscriptions on `/.well-known/mercure`. No maintained crate generates AsyncAPI,
+//! The AsyncAPI 3.0 document of the event streams: native burst and live streams on `/stream`,
+//! the hub console's topic table on `/api/topics/stream`, and Mercure subscriptions on
+//! `/.well-known/mercure`. No maintained crate generates AsyncAPI,
 //! so it is built here with `serde_json` from the constants the streams use (paths, modes,
 //! event types, `close` statuses) and the very structs their events serialize (`event.rs`),
 //! so it cannot drift from them. `tests/api-fuzz/` validates it against the AsyncAPI 3.0 JSON
@@ -13,6 +14,7 @@ use utoipa::PartialSchema;
 use crate::auth::{COOKIE, HUB_PATH, LEGACY_COOKIE};
 use crate::event::{control, Burst, Live, Status};
 use crate::http::stream::{MODE_BURST, MODE_LIVE, STREAM_PATH};
+use crate::http::topics_stream::{Topics, TOPICS_EVENT, TOPICS_STREAM_PATH, UNAVAILABLE_EVENT};
 use crate::sse::fields::DEFAULT_EVENT;
 
 /// The document as JSON, made once.
@@ -114,6 +116,20 @@ fn build() -> Value {
         sse_fields(named(control::CLOSE), false),
         envelope(close_data),
     );
+    let topics = message(
+        TOPICS_EVENT,
+        "Topic table",
+        "The topics the caller may know of, with subscribers, newest id, history and events per second",
+        sse_fields(named(TOPICS_EVENT), false),
+        envelope(json!({"$ref": "#/components/schemas/TopicTable"})),
+    );
+    let unavailable = message(
+        UNAVAILABLE_EVENT,
+        "Broker unavailable",
+        "The topic table could not be read this second; the stream goes on and tries again",
+        sse_fields(named(UNAVAILABLE_EVENT), false),
+        envelope(json!({"$ref": "#/components/schemas/CloseData"})),
+    );
     let burst = message(
         "burst",
         "Burst copy",
@@ -191,6 +207,7 @@ fn build() -> Value {
         })
     };
     let burst_names = [control::KEEPALIVE, control::GAP, "burst", control::CLOSE];
+    let console_names = [TOPICS_EVENT, UNAVAILABLE_EVENT, control::CLOSE];
     let live_names = [control::KEEPALIVE, control::GAP, "live", control::CLOSE];
     let native_comments = "Comments (`: heartbeat` after `--heartbeat` of silence, `: lagged ...` before a slow stream ends) carry no event.";
     json!({
@@ -223,6 +240,13 @@ fn build() -> Value {
                 "servers": [{"$ref": "#/servers/hub"}],
                 "messages": channel_messages(&live_names),
             },
+            "topicTable": {
+                "address": TOPICS_STREAM_PATH,
+                "title": "Topic table (the hub console's feed)",
+                "description": format!("`GET {TOPICS_STREAM_PATH}?limit=N`: `retry:`, then `{TOPICS_EVENT}` at once and once a second (at most `limit` topics, the busiest when there are more), `{UNAVAILABLE_EVENT}` while the broker cannot be read; ends with `{}` (shutdown, token expiry, `--max-stream-lifetime`).", control::CLOSE),
+                "servers": [{"$ref": "#/servers/hub"}],
+                "messages": channel_messages(&console_names),
+            },
             "mercure": {
                 "address": HUB_PATH,
                 "title": "Mercure subscription",
@@ -234,6 +258,10 @@ fn build() -> Value {
         "operations": {
             "sendBurst": operation("nativeBurst", &burst_names, "The hub sends a burst", native_query(MODE_BURST)),
             "sendLive": operation("nativeLive", &live_names, "The hub sends live events", native_query(MODE_LIVE)),
+            "sendTopicTable": operation("topicTable", &console_names, "The hub sends the topic table", json!({
+                "type": "object",
+                "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            })),
             "sendMercureUpdates": operation("mercure", &["update"], "The hub sends Mercure updates", json!({
                 "type": "object",
                 "properties": {
@@ -250,6 +278,8 @@ fn build() -> Value {
                 "BurstData": schema_of::<Burst<'static>>(),
                 "LiveData": schema_of::<Live<'static>>(),
                 "CloseData": schema_of::<Status<'static>>(),
+                "TopicTable": schema_of::<Topics<'static>>(),
+                "TopicInfo": schema_of::<crate::hub::TopicInfo>(),
             },
             "messages": {
                 control::KEEPALIVE: with_bindings(keepalive, &native_bindings),
@@ -257,6 +287,8 @@ fn build() -> Value {
                 control::CLOSE: with_bindings(close, &native_bindings),
                 "burst": with_bindings(burst, &native_bindings),
                 "live": with_bindings(live, &native_bindings),
+                TOPICS_EVENT: with_bindings(topics, &native_bindings),
+                UNAVAILABLE_EVENT: with_bindings(unavailable, &native_bindings),
                 "update": with_bindings(update, &mercure_bindings),
             },
             "securitySchemes": {
