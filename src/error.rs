@@ -7,10 +7,28 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::broker::BrokerError;
+
+/// The body of every error response: `{"error": "..."}` (the API document's `ErrorBody`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    #[schema(example = "message is required")]
+    pub error: String,
+}
+
+impl ErrorBody {
+    /// An error body saying `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            error: message.into(),
+        }
+    }
+}
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +121,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(%detail, "broker unavailable");
         }
         let status = self.status();
-        let mut response = (status, Json(json!({"error": self.to_string()}))).into_response();
+        let mut response = (status, Json(ErrorBody::new(self.to_string()))).into_response();
         if let Self::Auth(err) = &self {
             let challenge = match err {
                 AuthError::Missing => Some("Bearer"),
@@ -166,7 +184,7 @@ impl ApiError {
     /// answer before hyper is involved (an oversized head, a client over its connection cap).
     pub(crate) fn http1_bytes(&self) -> Vec<u8> {
         let status = self.status();
-        let body = json!({"error": self.to_string()}).to_string();
+        let body = serde_json::to_string(&ErrorBody::new(self.to_string())).unwrap_or_default();
         let retry = if matches!(
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS

@@ -202,14 +202,37 @@ impl Event {
                 })
                 .collect();
             frames.push(control_frame(
-                "close",
+                control::CLOSE,
                 due(total),
-                "complete",
+                control::COMPLETE,
                 "stream complete",
             ));
             frames.into_boxed_slice()
         })
     }
+}
+
+/// The event types and `close` statuses that native streams send of their own, beside the
+/// publishers' events: the session writes them and the AsyncAPI document lists them from here.
+pub mod control {
+    /// The handshake every native stream opens with: `{"status": "connected"}`.
+    pub const KEEPALIVE: &str = "keepalive";
+    /// The events after the requested id are no longer all in history.
+    pub const GAP: &str = "gap";
+    /// The last event of a stream; its `status` says why.
+    pub const CLOSE: &str = "close";
+    /// `close` status: a burst sent all its copies.
+    pub const COMPLETE: &str = "complete";
+    /// `close` status: the server is shutting down.
+    pub const SHUTDOWN: &str = "shutdown";
+    /// `close` status: the stream's token expired.
+    pub const EXPIRED: &str = "expired";
+    /// `close` status: the stream reached `--max-stream-lifetime`.
+    pub const LIFETIME: &str = "lifetime";
+    /// `close` status: the stream fell behind (it resumes with `Last-Event-ID`).
+    pub const LAGGED: &str = "lagged";
+    /// Every `close` status.
+    pub const CLOSE_STATUSES: [&str; 5] = [COMPLETE, SHUTDOWN, EXPIRED, LIFETIME, LAGGED];
 }
 
 #[derive(Serialize)]
@@ -218,26 +241,40 @@ struct Envelope<D> {
     data: D,
 }
 
-#[derive(Serialize)]
-struct Live<'a> {
+/// The `data` of a live event (the AsyncAPI document's `LiveData`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Live<'a> {
+    /// The message text.
     message: &'a str,
+    /// Its topic.
     topic: &'a str,
+    /// Present (and `true`) on an event replayed from history on resume.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     replayed: bool,
 }
 
-#[derive(Serialize)]
-struct Burst<'a> {
+/// The `data` of one copy of a burst (the AsyncAPI document's `BurstData`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Burst<'a> {
+    /// The message text.
     message: &'a str,
+    /// Its topic.
     topic: &'a str,
+    /// This copy's number, from 1.
     sequence: u32,
+    /// Copies in the burst (`--repeats`).
     total: u32,
+    /// Copies still to come.
     remaining: u32,
 }
 
-#[derive(Serialize)]
-struct Status<'a> {
+/// The `data` of a `close` event (the AsyncAPI document's `CloseData`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Status<'a> {
+    /// Why the stream ends (see [`control::CLOSE_STATUSES`]).
     status: &'a str,
+    /// The same, for a person.
     message: &'a str,
 }
 

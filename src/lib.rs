@@ -15,7 +15,7 @@
 //!   stream, topics, health, assets; `topics_stream`, the hub console's feed), and `direct`,
 //!   the hand-written HTTP/1 path that serves most streams with a few KiB each.
 //!   `mercure` serves the Mercure protocol on `/.well-known/mercure`, `subscriptions` its
-//!   active-subscriptions API.
+//!   active-subscriptions API, `docs` the OpenAPI and AsyncAPI documents made from the code.
 //! - [`auth`]: who may publish and read: JWT keys, claims (legacy and draft-08), grants.
 //! - [`cli`]: the command line (`serve`, `token`) and the client commands (`publish`,
 //!   `subscribe`, `completions`), which talk to a hub over HTTP like any other client.

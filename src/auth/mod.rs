@@ -209,8 +209,15 @@ impl Auth {
         let expires = grants
             .and_then(|g| g.expires)
             .map(|exp| (exp as f64 - now).clamp(0.0, MAX_DEADLINE_SECS))
-            .map(|secs| (Duration::from_secs_f64(secs), "expired"));
-        let lifetime = self.max_lifetime.map(|d| (d, "lifetime"));
+            .map(|secs| {
+                (
+                    Duration::from_secs_f64(secs),
+                    crate::event::control::EXPIRED,
+                )
+            });
+        let lifetime = self
+            .max_lifetime
+            .map(|d| (d, crate::event::control::LIFETIME));
         match (expires, lifetime) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),

@@ -3,9 +3,8 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 
-use super::AppState;
+use super::Routes;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/app.js");
@@ -13,28 +12,48 @@ const STYLE: &str = include_str!("../../web/style.css");
 const CONSOLE_SCRIPT: &str = include_str!("../../web/console.js");
 const CONSOLE_STYLE: &str = include_str!("../../web/console.css");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
-        .route(
-            "/console.js",
-            get(|| async { asset("text/javascript; charset=utf-8", CONSOLE_SCRIPT) }),
-        )
-        .route(
-            "/console.css",
-            get(|| async { asset("text/css; charset=utf-8", CONSOLE_STYLE) }),
-        )
+pub(crate) fn router() -> Routes {
+    Routes::default()
+        .route("/", get(index))
+        .route("/app.js", get(script))
+        .route("/style.css", get(style))
+        .route("/console.js", get(console_script))
+        .route("/console.css", get(console_style))
+}
+
+/// The demo page.
+#[utoipa::path(get, path = "/", tag = "page",
+    responses((status = 200, description = "The demo page", body = String, content_type = "text/html")))]
+pub(super) async fn index() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", INDEX)
+}
+
+/// The demo page's script.
+#[utoipa::path(get, path = "/app.js", tag = "page",
+    responses((status = 200, description = "The page's script", body = String, content_type = "text/javascript")))]
+pub(super) async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The demo page's style sheet.
+#[utoipa::path(get, path = "/style.css", tag = "page",
+    responses((status = 200, description = "The page's style sheet", body = String, content_type = "text/css")))]
+pub(super) async fn style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+/// The hub console's script.
+#[utoipa::path(get, path = "/console.js", tag = "page",
+    responses((status = 200, description = "The console's script", body = String, content_type = "text/javascript")))]
+pub(super) async fn console_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", CONSOLE_SCRIPT)
+}
+
+/// The hub console's style sheet.
+#[utoipa::path(get, path = "/console.css", tag = "page",
+    responses((status = 200, description = "The console's style sheet", body = String, content_type = "text/css")))]
+pub(super) async fn console_style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", CONSOLE_STYLE)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

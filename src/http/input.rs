@@ -32,6 +32,52 @@ pub struct Limits {
     pub timeout: std::time::Duration,
 }
 
+/// The JSON body of a native publish, as the API document describes it (the reader below takes
+/// each field raw and checks it itself).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // named only in the API document
+pub(crate) struct PublishJson {
+    /// The text to deliver (not only white space, at most `--max-message` bytes).
+    #[schema(example = "Hello from curl", pattern = r"[^\s\u0085]")]
+    message: String,
+    /// The topic: 1 to 128 of `A-Z a-z 0-9 _ . : -` in `/`-separated segments.
+    #[schema(
+        example = "default",
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$"
+    )]
+    topic: Option<String>,
+    /// The SSE event type: 1 to 64 of `A-Z a-z 0-9 _ . : -`.
+    #[schema(example = "message", max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
+    event: Option<String>,
+    /// Deliver only to streams whose token grants `subscribe` on the topic.
+    private: Option<bool>,
+}
+
+/// The form body of `POST /publish`: the same fields; `private` is present and not
+/// `""`/`false`/`off`/`0` for a private event.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // named only in the API document
+pub(crate) struct PublishForm {
+    /// The text to deliver (not only white space).
+    #[schema(pattern = r"[^\s\u0085]")]
+    message: String,
+    /// The topic (default `default`).
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$")]
+    topic: Option<String>,
+    /// The SSE event type (default `message`).
+    #[schema(max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
+    event: Option<String>,
+    /// Private when present and not `""`, `false`, `off` or `0`.
+    private: Option<String>,
+}
+
+/// The plain-text body of `POST /publish`: the message itself, UTF-8, not only white space.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = r"[^\s\u0085]")]
+#[allow(dead_code)] // named only in the API document
+pub(crate) struct PublishText(String);
+
 /// Fields found in the body (or, for `/publish`, the query string).
 #[derive(Debug, Default)]
 struct Fields {

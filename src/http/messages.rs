@@ -1,26 +1,42 @@
 //! `POST /api/messages` (JSON, 201 `accepted`) and `POST /publish` (JSON, form or text, 202
 //! `queued`): the seed's two ways to publish.
 
+use super::Routes;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
-use super::input::{read_draft, refuse, Accept};
+use super::input::{read_draft, refuse, Accept, PublishForm, PublishJson, PublishText};
 use super::AppState;
 use crate::auth::Auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use utoipa::ToSchema;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub(crate) fn router() -> Routes {
+    Routes::default()
         .route("/api/messages", post(api_messages))
         .route("/publish", post(publish))
 }
 
-async fn api_messages(
+/// Publishes an event from a JSON body (the seed's endpoint).
+#[utoipa::path(post, path = "/api/messages", tag = "publish",
+    request_body(content = PublishJson, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Published", body = Accepted),
+        (status = 400, description = "Invalid JSON, a body that is not an object, a missing or empty message, an invalid topic or event type, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A publisher key is set and no valid token was presented", body = ErrorBody),
+        (status = 403, description = "The token does not grant publishing on the topic, or a cookie token from an origin not in `--publish-origins`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "The body is over `--body-limit` or the message over `--max-message`", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 503, description = "The topic cap is reached, the broker is unreachable or the server is shutting down", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn api_messages(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
@@ -39,7 +55,32 @@ async fn api_messages(
     .await
 }
 
-async fn publish(
+/// Publishes an event from JSON, a form or plain text (the seed's helper).
+#[utoipa::path(post, path = "/publish", tag = "publish",
+    params(
+        ("topic" = Option<String>, Query, max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$",
+            description = "The topic when the body does not name one"),
+        ("event" = Option<String>, Query, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$",
+            description = "The event type when the body does not name one"),
+        ("private" = Option<String>, Query, description = "Private when present and not `\"\"`, `false`, `off` or `0`"),
+    ),
+    request_body(content(
+        (PublishJson = "application/json"),
+        (PublishForm = "application/x-www-form-urlencoded"),
+        (PublishText = "text/plain"),
+    )),
+    responses(
+        (status = 202, description = "Published", body = Accepted),
+        (status = 400, description = "Invalid JSON or form, a missing or empty message, an invalid topic or event type, text that is not UTF-8, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A publisher key is set and no valid token was presented", body = ErrorBody),
+        (status = 403, description = "The token does not grant publishing on the topic, or a cookie token from an origin not in `--publish-origins`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "The body is over `--body-limit` or the message over `--max-message`", body = ErrorBody),
+        (status = 415, description = "Not JSON, a form or plain text", body = ErrorBody),
+        (status = 503, description = "The topic cap is reached, the broker is unreachable or the server is shutting down", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn publish(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
     uri: Uri,
@@ -61,20 +102,31 @@ async fn publish(
 }
 
 /// The answer to an accepted publish.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Accepted<'a> {
+    /// `accepted` (`/api/messages`) or `queued` (`/publish`).
+    #[schema(example = "accepted")]
     status: &'a str,
     data: AcceptedEvent<'a>,
 }
 
-#[derive(Serialize)]
-struct AcceptedEvent<'a> {
+/// The event as published.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AcceptedEvent<'a> {
+    /// The message text.
     message: &'a str,
+    /// Its topic.
     topic: &'a str,
+    /// Its event type.
     event: &'a str,
+    /// Present (and `true`) only for a private event.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     private: bool,
+    /// The event's id, for `Last-Event-ID`.
+    #[schema(example = "urn:ssehub:1795509003220-1")]
     id: String,
+    /// Streams on this node that matched its topic.
     subscribers: usize,
 }
 

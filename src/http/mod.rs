@@ -5,6 +5,7 @@
 mod assets;
 pub(crate) mod cors;
 pub(crate) mod direct;
+mod docs;
 mod health;
 pub(crate) mod input;
 mod mercure;
@@ -23,6 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::Router;
 
 use crate::error::ApiError;
@@ -34,15 +36,9 @@ pub fn router(state: AppState) -> Router {
         None => metrics::router(),
         Some(_) => Router::new(),
     };
-    Router::new()
-        .merge(assets::router())
-        .merge(health::router())
-        .merge(mercure::router())
-        .merge(messages::router())
-        .merge(stream::router())
-        .merge(subscriptions::router())
-        .merge(topics::router())
-        .merge(topics_stream::router())
+    routes()
+        .router
+        // Not in the API documents: the Prometheus text format is its own contract.
         .merge(metrics)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
@@ -60,6 +56,44 @@ pub fn metrics_router(state: AppState) -> Router {
     metrics::router()
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
+}
+
+/// Every route of the API, one router per resource.
+fn routes() -> Routes {
+    Routes::default()
+        .merge(assets::router())
+        .merge(docs::router())
+        .merge(health::router())
+        .merge(mercure::router())
+        .merge(messages::router())
+        .merge(stream::router())
+        .merge(subscriptions::router())
+        .merge(topics::router())
+        .merge(topics_stream::router())
+}
+
+/// A router that remembers the paths it serves: the API document is tested against this list
+/// (`docs::openapi` tests), so a route added without documentation fails a test.
+#[derive(Default)]
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    paths: Vec<String>,
+}
+
+impl Routes {
+    /// Serves `method_router` on `path` (axum's syntax: `{name}`, `{*rest}`).
+    pub(crate) fn route(mut self, path: &str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path.to_owned());
+        self
+    }
+
+    /// Adds every route of `other`.
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
 }
 
 /// Gives every error response our JSON shape, `{"error": "..."}`: the router's own bodiless
@@ -83,7 +117,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
             .to_ascii_lowercase(),
         text => text.to_owned(),
     };
-    let mut json = axum::Json(serde_json::json!({ "error": message })).into_response();
+    let mut json = axum::Json(crate::error::ErrorBody::new(message)).into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.extend(json.headers_mut().drain());
     Response::from_parts(parts, json.into_body())

@@ -4,27 +4,59 @@
 use axum::body::Body;
 use std::sync::Arc;
 
+use super::Routes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
-use axum::Router;
 use futures_util::stream;
 
 use super::request::{ClientAddr, RequestMeta};
 use super::AppState;
 use crate::auth::Grants;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Access, EventId, Pattern, ResumeFrom, TopicName};
 use crate::metrics::StreamKind;
 use crate::session::{Mode, Session, StreamGuard};
 
-/// The native stream route (also the route label of streams the direct path serves).
+/// Where native streams are served.
 pub(crate) const STREAM_PATH: &str = "/stream";
+/// The `mode` of the seed's streams: one event repeated, then `close`.
+pub(crate) const MODE_BURST: &str = "burst";
+/// The `mode` of long-lived streams: every event once, until shutdown.
+pub(crate) const MODE_LIVE: &str = "live";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(STREAM_PATH, get(open_stream))
+pub(crate) fn router() -> Routes {
+    Routes::default().route(STREAM_PATH, get(open_stream))
+}
+
+/// A topic of a stream: a topic, `prefix/*` or `*`, as the API document describes it.
+pub(crate) struct TopicPattern;
+
+impl utoipa::PartialSchema for TopicPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let longest = crate::topic::MAX_TOPIC_LEN + "/*".len();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(longest))
+            .pattern(Some(r"^(\*|[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*(/\*)?)$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TopicPattern {}
+
+/// A stream's `mode`, as the API document describes it.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // named only in the API document; the query is read by `parse_query`
+pub(crate) enum StreamMode {
+    /// `burst` (the default): the next matching event `--repeats` times, then `close`.
+    Burst,
+    /// `live`: every matching event once, until shutdown or the client leaves.
+    Live,
 }
 
 /// A parsed `GET /stream` query.
@@ -56,8 +88,8 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
             }
             "mode" => {
                 request.mode = match value.as_str() {
-                    "burst" => Mode::Burst,
-                    "live" => Mode::Live,
+                    MODE_BURST => Mode::Burst,
+                    MODE_LIVE => Mode::Live,
                     _ => return Err(ApiError::BadRequest("mode must be burst or live".into())),
                 }
             }
@@ -227,7 +259,30 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
     ("x-accel-buffering", "no"),
 ];
 
-async fn open_stream(
+/// Opens a native event stream (burst or live); see the AsyncAPI document for its events.
+#[utoipa::path(get, path = "/stream", tag = "stream",
+    params(
+        ("topic" = Option<Vec<TopicPattern>>, Query, style = Form, explode,
+            description = "Topics to receive (repeatable; `prefix/*` and `*` allowed; default `default`)"),
+        ("mode" = Option<StreamMode>, Query, description = "`burst` (default) or `live`"),
+        ("lastEventId" = Option<String>, Query,
+            description = "Resume after this id (the `Last-Event-ID` header wins)"),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "Resume after this id (what `EventSource` sends when it reconnects)"),
+    ),
+    responses(
+        (status = 200, description = "The event stream: `keepalive`, then events (`message` or the publisher's type), `gap`, `close`", body = crate::sse::SseEvent, content_type = "text/event-stream",
+            headers(("Cache-Control" = String, description = "`no-cache`"),
+                ("X-Accel-Buffering" = String, description = "`no`"))),
+        (status = 400, description = "An invalid topic or mode, too many topics, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
+        (status = 429, description = "Over `--max-streams-per-client` or `--max-streams-per-subject`", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+        (status = 503, description = "The stream or topic cap is reached, the broker is unreachable or the server is shutting down", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = []), ("queryToken" = [])))]
+pub(super) async fn open_stream(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientAddr>>,

@@ -12,16 +12,16 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::Routes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
 
 use super::AppState;
 use crate::auth::{AuthError, HUB_PATH};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::event::Draft;
 use crate::sse::EventName;
 use crate::topic::TopicName;
@@ -175,8 +175,8 @@ async fn announce(app: &AppState, id: &str, doc: &Value) -> Result<(), ApiError>
     Ok(())
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub(crate) fn router() -> Routes {
+    Routes::default()
         .route(PREFIX, get(list))
         .route(&format!("{PREFIX}/{{*rest}}"), get(list))
 }
@@ -200,7 +200,20 @@ fn decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn list(
+/// The subscriptions API (with `--subscriptions`): the collection, a matcher's collection or
+/// one subscription, by path.
+#[utoipa::path(get, path = "/.well-known/mercure/subscriptions", tag = "mercure",
+    responses(
+        (status = 200, description = "Every subscription on this node", body = Subscriptions,
+            headers(("Link" = String, description = "`<hub>; rel=\"mercure\"; last-event-id=\"...\"`"))),
+        (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "No token, or a refused one", body = ErrorBody),
+        (status = 403, description = "The token does not grant `subscribe` on this path", body = ErrorBody),
+        (status = 404, description = "`--subscriptions` is off", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn list(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
@@ -269,6 +282,71 @@ async fn list(
     }
     Ok(response)
 }
+
+/// A subscriptions document (draft-07 JSON-LD or draft-08 shape), or one subscription.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // named only in the API document; built with `json!` above
+pub(crate) struct Subscriptions {
+    /// This document's path.
+    id: String,
+    /// `subscriptions`, `Subscriptions` (draft-07), `subscription` or `Subscription`.
+    #[schema(rename = "type")]
+    kind: String,
+    /// The subscriptions (collections only).
+    subscriptions: Option<Vec<serde_json::Value>>,
+}
+
+/// One segment under the subscriptions path: a draft-07 topic, or a draft-08 match type.
+#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{selector}", tag = "mercure",
+    params(("selector" = String, Path, description = "A draft-07 topic, or `exact` / `urlpattern`")),
+    responses(
+        (status = 200, description = "The subscriptions of a topic or a match type", body = Subscriptions),
+        (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "No token, or a refused one", body = ErrorBody),
+        (status = 403, description = "The token does not grant `subscribe` on this path", body = ErrorBody),
+        (status = 404, description = "`--subscriptions` is off", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+#[allow(dead_code)] // served by `list`; documents the same route's deeper paths
+fn doc_selector() {}
+
+/// Two segments: one draft-07 subscription, or the subscriptions of one draft-08 matcher.
+#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{selector}/{key}", tag = "mercure",
+    params(
+        ("selector" = String, Path, description = "A draft-07 topic, or `exact` / `urlpattern`"),
+        ("key" = String, Path, description = "The draft-07 subscriber, or the draft-08 matcher"),
+    ),
+    responses(
+        (status = 200, description = "One subscription or a matcher's subscriptions", body = Subscriptions),
+        (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "No token, or a refused one", body = ErrorBody),
+        (status = 403, description = "The token does not grant `subscribe` on this path", body = ErrorBody),
+        (status = 404, description = "`--subscriptions` is off, or no such subscription", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+#[allow(dead_code)] // served by `list`
+fn doc_pair() {}
+
+/// Three segments: one draft-08 subscription.
+#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{match_type}/{matcher}/{subscriber}", tag = "mercure",
+    params(
+        ("match_type" = String, Path, description = "`exact` or `urlpattern`"),
+        ("matcher" = String, Path, description = "The matcher, percent-encoded"),
+        ("subscriber" = String, Path, description = "The subscriber, percent-encoded"),
+    ),
+    responses(
+        (status = 200, description = "One subscription", body = Subscriptions),
+        (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "No token, or a refused one", body = ErrorBody),
+        (status = 403, description = "The token does not grant `subscribe` on this path", body = ErrorBody),
+        (status = 404, description = "`--subscriptions` is off, or no such subscription", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+#[allow(dead_code)] // served by `list`
+fn doc_single() {}
 
 /// The registry's handle, for [`AppState`].
 pub(crate) type Shared = Arc<Registry>;

@@ -1,24 +1,25 @@
 //! `GET /api/topics` and `GET /api/topics/{topic}/events?after=ID&limit=N`.
 
+use super::Routes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::auth::Grants;
-use crate::error::ApiError;
-use crate::hub::TopicName;
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::{TopicInfo, TopicName};
 
 /// Largest page of `GET /api/topics/{topic}/events`.
 const MAX_LIMIT: usize = 1000;
 /// Default page size.
 const DEFAULT_LIMIT: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub(crate) fn router() -> Routes {
+    Routes::default()
         .route("/api/topics", get(list))
         .route("/api/topics/{*topic_events}", get(events))
 }
@@ -29,11 +30,20 @@ fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grant
     Ok(app.auth().subscriber(&meta.credentials(None))?)
 }
 
-async fn list(
+/// The topics that exist, with their subscribers, newest id and history count.
+#[utoipa::path(get, path = "/api/topics", tag = "topics",
+    responses(
+        (status = 200, description = "The topics (what the caller may see)", body = TopicList),
+        (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn list(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TopicList>, ApiError> {
     let grants = reader(&app, &uri, &headers)?;
     let topics = app
         .hub()
@@ -43,28 +53,97 @@ async fn list(
                 .is_some_and(|g| g.may_subscribe(topic.as_str()))
         })
         .await?;
-    Ok(Json(json!({ "topics": topics })))
+    Ok(Json(TopicList { topics }))
+}
+
+/// Any topic the hub may hold (native or Mercure), as the API document describes it: text
+/// without control or format characters, of a length that fits 2,048 bytes of UTF-8 however it
+/// is spelt.
+pub(crate) struct AnyTopic;
+
+impl utoipa::PartialSchema for AnyTopic {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let class = crate::sse::fields::forbidden_class();
+        let allowed = format!("^[^{}]+$", &class[1..class.len() - 1]);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::topic::MAX_MERCURE_TOPIC_LEN / 4))
+            .pattern(Some(allowed))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AnyTopic {}
+
+/// The answer of `GET /api/topics`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicList {
+    topics: Vec<TopicInfo>,
+}
+
+/// The answer of `GET /api/topics/{topic}/events`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HistoryPage {
+    /// The topic asked for.
+    topic: String,
+    /// Its events after `after`, oldest first.
+    events: Vec<HistoryEvent>,
+}
+
+/// One event of history.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HistoryEvent {
+    /// Its id.
+    #[schema(example = "urn:ssehub:1795509003220-1")]
+    id: String,
+    /// Its topic.
+    topic: String,
+    /// Its event type.
+    event: String,
+    /// Its text.
+    message: String,
+    /// Publish time, seconds since the Unix epoch.
+    timestamp: f64,
 }
 
 #[derive(Debug, Deserialize)]
-struct Page {
+pub(super) struct Page {
     after: Option<String>,
     limit: Option<String>,
 }
 
 /// Topic names may contain `/`, so the route is a catch-all ending in `/events`.
-async fn events(
+#[utoipa::path(get, path = "/api/topics/{topic}/events", tag = "topics",
+    params(
+        ("topic" = AnyTopic, Path,
+            description = "The topic, native or Mercure (1 to 2,048 bytes; its `/` may be sent as is or as `%2F`)"),
+        ("after" = Option<String>, Query, pattern = r"^(urn:ssehub:)?[0-9]{1,19}-[0-9]{1,19}$",
+            description = "Events after this id (default: from the oldest)"),
+        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000, description = "Events at most (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "History of the topic, oldest first (private events only with a granting token)", body = HistoryPage),
+        (status = 400, description = "An invalid topic, id or limit, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
+        (status = 404, description = "The path does not end in `/events`", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn events(
     State(app): State<AppState>,
     Path(topic_events): Path<String>,
     Query(page): Query<Page>,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistoryPage>, ApiError> {
     let grants = reader(&app, &uri, &headers)?;
     let topic = topic_events
         .strip_suffix("/events")
         .ok_or(ApiError::NotFound)?;
-    let topic = TopicName::new(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Any topic the hub may hold: the listing shows Mercure topics too (URLs, usually).
+    let topic = TopicName::any(topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let after = match page.after.as_deref() {
         None | Some("") => crate::hub::EventId::default(),
         Some(text) => text
@@ -83,17 +162,18 @@ async fn events(
         .as_ref()
         .is_some_and(|g| g.may_subscribe(topic.as_str()));
     let events = app.hub().history(&topic, after, limit, private).await?;
-    let events: Vec<Value> = events
+    let events = events
         .iter()
-        .map(|e| {
-            json!({
-                "id": e.id.to_string(),
-                "topic": e.topic.as_str(),
-                "event": e.name.as_str(),
-                "message": e.message,
-                "timestamp": e.timestamp,
-            })
+        .map(|e| HistoryEvent {
+            id: e.id.to_string(),
+            topic: e.topic.as_str().to_owned(),
+            event: e.name.as_str().to_owned(),
+            message: e.message.clone(),
+            timestamp: e.timestamp,
         })
         .collect();
-    Ok(Json(json!({ "topic": topic.as_str(), "events": events })))
+    Ok(Json(HistoryPage {
+        topic: topic.as_str().to_owned(),
+        events,
+    }))
 }

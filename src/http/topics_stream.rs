@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Serialize;
@@ -25,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::request::ClientAddr;
 use super::stream::{take_slot, STREAM_HEADERS};
-use super::AppState;
+use super::{AppState, Routes};
 use crate::auth::Grants;
-use crate::error::ApiError;
-use crate::event::{control_frame, unix_now};
+use crate::error::{ApiError, ErrorBody};
+use crate::event::{control, control_frame, unix_now};
 use crate::hub::{BrokerError, Hub, TopicInfo, TopicTable};
 use crate::session::StreamGuard;
 use crate::sse::{EventName, FrameBuilder};
@@ -40,8 +40,15 @@ pub(crate) const MAX_LIMIT: usize = 1000;
 /// Topics per snapshot when the query does not say.
 pub(crate) const DEFAULT_LIMIT: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/topics/stream", get(open))
+/// Where the console stream is served.
+pub(crate) const TOPICS_STREAM_PATH: &str = "/api/topics/stream";
+/// The event type of a snapshot of the topic table.
+pub(crate) const TOPICS_EVENT: &str = "topics";
+/// The event type sent when the broker cannot be read (the stream goes on).
+pub(crate) const UNAVAILABLE_EVENT: &str = "unavailable";
+
+pub(crate) fn router() -> Routes {
+    Routes::default().route(TOPICS_STREAM_PATH, get(open))
 }
 
 /// The hub's topic table, read from the broker at most once per [`EVERY`] and shared by every
@@ -82,7 +89,23 @@ fn parse_limit(query: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn open(
+/// The topic table as Server-Sent Events, once a second (the hub console's feed); see the
+/// AsyncAPI document for its events.
+#[utoipa::path(get, path = "/api/topics/stream", tag = "topics",
+    params(("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
+        description = "Topics per snapshot at most (default 100; the busiest when there are more)")),
+    responses(
+        (status = 200, description = "`retry:`, then a `topics` event at once and once a second (`unavailable` while the broker cannot be read), until `close`", body = crate::sse::SseEvent, content_type = "text/event-stream",
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 400, description = "An invalid limit or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
+        (status = 429, description = "Over `--max-streams-per-client` or `--max-streams-per-subject`", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+        (status = 503, description = "The stream cap is reached or the server is shutting down", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
+pub(super) async fn open(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientAddr>>,
@@ -148,12 +171,12 @@ impl Feed {
             return None;
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-        let (until, status) = self.deadline.unwrap_or((far, "lifetime"));
+        let (until, status) = self.deadline.unwrap_or((far, control::LIFETIME));
         tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => Some(self.finish("shutdown", "server shutting down")),
+            () = self.shutdown.cancelled() => Some(self.finish(control::SHUTDOWN, "server shutting down")),
             () = tokio::time::sleep_until(until) => Some(self.finish(status, match status {
-                "expired" => "the token expired: reconnect with a fresh one",
+                control::EXPIRED => "the token expired: reconnect with a fresh one",
                 _ => "the stream reached its longest lifetime: reconnect",
             })),
             _ = self.tick.tick() => Some(self.snapshot().await),
@@ -162,7 +185,7 @@ impl Feed {
 
     fn finish(&mut self, status: &str, message: &str) -> Bytes {
         self.done = true;
-        control_frame("close", unix_now(), status, message)
+        control_frame(control::CLOSE, unix_now(), status, message)
     }
 
     /// The next `topics` event (the first one after the `retry:` hint), or an `unavailable`
@@ -174,7 +197,7 @@ impl Feed {
             Err(err) => {
                 tracing::warn!(%err, "topic table unavailable");
                 control_frame(
-                    "unavailable",
+                    UNAVAILABLE_EVENT,
                     unix_now(),
                     "unavailable",
                     "broker unavailable, retrying",
@@ -201,9 +224,11 @@ struct Snapshot<'a> {
     data: Topics<'a>,
 }
 
-#[derive(Serialize)]
-struct Topics<'a> {
+/// The `data` of a `topics` event (the AsyncAPI document's `TopicTable`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Topics<'a> {
     /// By name.
+    #[schema(value_type = Vec<TopicInfo>)]
     topics: &'a [TopicInfo],
     /// Topics the caller may know of, listed or not.
     total: usize,
@@ -236,7 +261,7 @@ pub(crate) fn topics_frame(table: &TopicTable, grants: Option<&Grants>, limit: u
     };
     // Serialising these plain structs cannot fail.
     let json = serde_json::to_string(&snapshot).unwrap_or_default();
-    let name = EventName::new("topics").unwrap_or_else(|_| EventName::message());
+    let name = EventName::new(TOPICS_EVENT).unwrap_or_else(|_| EventName::message());
     FrameBuilder::new().event(&name).data(&json).finish()
 }
 

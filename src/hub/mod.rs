@@ -28,8 +28,9 @@ pub struct Published {
     pub subscribers: usize,
 }
 
-/// A topic for `GET /api/topics`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A topic for `GET /api/topics` (a schema of the API document, hence `ToSchema`: a schema
+/// type, not an HTTP one).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TopicInfo {
     /// Its name.
     pub topic: String,

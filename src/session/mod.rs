@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{control_frame, unix_now};
+use crate::event::{control, control_frame, unix_now};
 use crate::hub::{Event, Replay, Subscription};
 use crate::metrics::{End, StreamStats};
 use crate::sse::{EventName, FrameBuilder};
@@ -169,7 +169,7 @@ impl Session {
             }
             queued.push_back(
                 opening
-                    .event(&name("keepalive"))
+                    .event(&name(control::KEEPALIVE))
                     .data(
                         &json!({"timestamp": unix_now(), "data": {"status": "connected"}})
                             .to_string(),
@@ -258,8 +258,8 @@ impl Session {
         };
         debug_assert!(expired);
         let message = match status {
-            "expired" => "the token expired: reconnect with a fresh one",
-            "shutdown" => "server shutting down",
+            control::EXPIRED => "the token expired: reconnect with a fresh one",
+            control::SHUTDOWN => "server shutting down",
             _ => "the stream reached its longest lifetime: reconnect",
         };
         Some(self.finish(status, message))
@@ -282,12 +282,12 @@ impl Session {
             _ => false,
         };
         if close_now {
-            return self.finish("shutdown", "server shutting down");
+            return self.finish(control::SHUTDOWN, "server shutting down");
         }
         if self.mode != Mode::Burst {
             let at = now + settings.drain_spread.mul_f64(jitter());
             if self.deadline.is_none_or(|(current, _)| at < current) {
-                self.deadline = Some((at, "shutdown"));
+                self.deadline = Some((at, control::SHUTDOWN));
             }
         }
         let spread_ms = u64::try_from(settings.drain_spread.as_millis()).unwrap_or(u64::MAX);
@@ -406,7 +406,7 @@ impl Session {
                         }
                         // Unreachable in practice (the first event is taken at once); end
                         // cleanly so the client reconnects and resumes.
-                        Err(_) => Some(self.finish("lagged", "reconnect to resume")),
+                        Err(_) => Some(self.finish(control::LAGGED, "reconnect to resume")),
                     },
                     () = sleep_until(heartbeat) => Some(heartbeat_frame()),
                 }
@@ -457,7 +457,14 @@ impl Session {
         self.ending(End::Complete);
         self.state = State::Done;
         self.subscription = None;
-        frame.unwrap_or_else(|| control_frame("close", unix_now(), "complete", "stream complete"))
+        frame.unwrap_or_else(|| {
+            control_frame(
+                control::CLOSE,
+                unix_now(),
+                control::COMPLETE,
+                "stream complete",
+            )
+        })
     }
 
     /// The `close` frame; the response ends after it.
@@ -474,7 +481,7 @@ impl Session {
         if self.mode == Mode::Mercure {
             return FrameBuilder::new().comment(status).finish();
         }
-        control_frame("close", unix_now(), status, message)
+        control_frame(control::CLOSE, unix_now(), status, message)
     }
 }
 
@@ -489,10 +496,10 @@ fn heartbeat_frame() -> Bytes {
 /// The documented `gap` event: events after the requested id may have been missed.
 fn gap_frame(requested: &str) -> Bytes {
     FrameBuilder::new()
-        .event(&name("gap"))
+        .event(&name(control::GAP))
         .data(
             &json!({"timestamp": unix_now(), "data": {
-                "status": "gap",
+                "status": control::GAP,
                 "requested": requested,
                 "message": "events after the requested id are no longer all in history; continuing from the oldest held"
             }})

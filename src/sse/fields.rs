@@ -20,6 +20,9 @@ pub enum FieldError {
     BadText,
 }
 
+/// The event type of an event published without one (what `EventSource` calls `message`).
+pub const DEFAULT_EVENT: &str = "message";
+
 /// Longest [`LineText`] (Mercure ids, event types).
 pub const MAX_LINE_TEXT: usize = 1024;
 
@@ -52,6 +55,31 @@ pub fn forbidden_char(c: char) -> bool {
                 | 0xe0001
                 | 0xe0020..=0xe007f
         )
+}
+
+/// A regular-expression character class (`[...]`) of the characters [`forbidden_char`] refuses,
+/// spelt as the characters themselves (no escapes, which regular-expression dialects read
+/// differently): for the API document's patterns.
+pub fn forbidden_class() -> String {
+    let mut class = String::from("[");
+    let mut code = 0u32;
+    while code <= 0x10ffff {
+        let refused = |c: u32| char::from_u32(c).is_some_and(forbidden_char);
+        if refused(code) {
+            let start = code;
+            while code < 0x10ffff && refused(code + 1) {
+                code += 1;
+            }
+            class.extend(char::from_u32(start));
+            if code > start {
+                class.push('-');
+                class.extend(char::from_u32(code));
+            }
+        }
+        code += 1;
+    }
+    class.push(']');
+    class
 }
 
 /// Single-line text from outside (a publisher-chosen id): no control or format character, so
@@ -124,7 +152,7 @@ impl EventName {
 
     /// The default event type, `message`.
     pub fn message() -> Self {
-        Self("message".into())
+        Self(DEFAULT_EVENT.into())
     }
 
     /// The name as text.
@@ -200,6 +228,19 @@ impl std::str::FromStr for EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forbidden_class_names_exactly_the_forbidden_characters() {
+        let refused = regex::Regex::new(&format!("^{}$", forbidden_class())).unwrap();
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let code = u32::from(c);
+            assert_eq!(
+                refused.is_match(&c.to_string()),
+                forbidden_char(c),
+                "U+{code:04X}"
+            );
+        }
+    }
 
     #[test]
     fn event_ids_round_trip_and_order() {

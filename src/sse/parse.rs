@@ -5,8 +5,9 @@
 //! dispatches the event unless its data buffer is empty; an unfinished event at the end of the
 //! stream is discarded.
 
-/// One dispatched event, as a browser's `EventSource` would see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One dispatched event, as a browser's `EventSource` would see it (and, as a schema, what the
+/// API document says each event of a `text/event-stream` response is).
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SseEvent {
     /// The event type (`message` when the stream named none).
     pub event: String,

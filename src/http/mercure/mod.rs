@@ -11,21 +11,22 @@
 //!
 //! It is one hub with the native API: same topics, ids, history, resume and authorization.
 
+use crate::http::Routes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri, Version};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 
 mod form;
-mod publish;
+pub(super) mod publish;
 
 use super::request::{ClientAddr, RequestMeta};
 use super::stream::{start, stream_response, StreamSpec};
 use super::subscriptions::{Active, Matcher};
 use super::AppState;
 use crate::auth::HUB_PATH;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::session::{Mode, Session};
 use crate::sse::forbidden_char;
 use crate::topic::{selector, Pattern, Selector, TopicName};
@@ -36,8 +37,8 @@ pub(super) const MAX_UPDATE_TOPICS: usize = 64;
 /// Where the protected resource metadata of the hub URL lives (RFC 9728, section 3).
 const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub(crate) fn router() -> Routes {
+    Routes::default()
         .route(HUB_PATH, get(subscribe).post(publish::publish))
         .route(METADATA_PATH, get(metadata))
 }
@@ -51,12 +52,32 @@ fn link_value(meta: &RequestMeta) -> String {
     format!("<{}>; rel=\"mercure\"", hub_url(meta))
 }
 
+/// The protected resource metadata of the hub (RFC 9728).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ResourceMetadata {
+    /// The hub's resource identifier (what draft-08 tokens name in `aud`).
+    #[schema(example = "http://localhost:8000/.well-known/mercure")]
+    resource: String,
+    /// `https://mercure.rocks/authorization-detail`.
+    authorization_details_types_supported: Vec<&'static str>,
+    /// `header`.
+    bearer_methods_supported: Vec<&'static str>,
+    /// The cookie a browser's token is read from.
+    mercure_cookie: String,
+    /// `exact`, `urlpattern`.
+    mercure_matcher_types_supported: Vec<&'static str>,
+    /// The subscriptions API is served (`--subscriptions`).
+    mercure_subscriptions: bool,
+}
+
 /// The protected resource metadata (draft-08, section "Protected Resource Metadata").
-async fn metadata(
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/.well-known/mercure", tag = "mercure",
+    responses((status = 200, description = "The hub's protected resource metadata (RFC 9728)", body = ResourceMetadata)))]
+pub(super) async fn metadata(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-) -> axum::Json<serde_json::Value> {
+) -> axum::Json<ResourceMetadata> {
     let meta = app.request_meta(&headers, &uri, None);
     let resource = app
         .config()
@@ -70,14 +91,14 @@ async fn metadata(
         .cookie_name
         .clone()
         .unwrap_or_else(|| crate::auth::COOKIE.to_owned());
-    axum::Json(serde_json::json!({
-        "resource": resource,
-        "authorization_details_types_supported": [crate::auth::claims::DETAIL_TYPE],
-        "bearer_methods_supported": ["header"],
-        "mercure_cookie": cookie,
-        "mercure_matcher_types_supported": ["exact", "urlpattern"],
-        "mercure_subscriptions": app.config().subscriptions,
-    }))
+    axum::Json(ResourceMetadata {
+        resource,
+        authorization_details_types_supported: vec![crate::auth::claims::DETAIL_TYPE],
+        bearer_methods_supported: vec!["header"],
+        mercure_cookie: cookie,
+        mercure_matcher_types_supported: vec!["exact", "urlpattern"],
+        mercure_subscriptions: app.config().subscriptions,
+    })
 }
 
 /// The hub's URL for this request: what relative URL patterns resolve against and what the
@@ -127,7 +148,35 @@ pub(super) fn topic_name(text: &str) -> Result<TopicName, ApiError> {
     })
 }
 
-async fn subscribe(
+/// Subscribes to Mercure updates (both drafts); see the AsyncAPI document for the events.
+#[utoipa::path(get, path = "/.well-known/mercure", tag = "mercure",
+    params(
+        ("topic" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "draft-07 selectors: a topic, `*`, or an RFC 6570 URI template (repeatable)"),
+        ("match" = Option<Vec<String>>, Query, style = Form, explode, description = "draft-08: an exact topic or `*`"),
+        ("match_exact" = Option<Vec<String>>, Query, style = Form, explode, description = "draft-08: an exact topic or `*`"),
+        ("match_urlpattern" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "draft-08: a WHATWG URL pattern (relative ones resolve against the hub URL)"),
+        ("last_event_id" = Option<String>, Query, description = "draft-08 cursor: an id or `earliest`"),
+        ("lastEventID" = Option<String>, Query, description = "draft-07 cursor"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The cursor (wins over the query)"),
+    ),
+    responses(
+        (status = 200, description = "The event stream: each update as published (`id`, `event` unless `message`, `retry`, `data`)", body = crate::sse::SseEvent, content_type = "text/event-stream",
+            headers(
+                ("Link" = String, description = "`<hub URL>; rel=\"mercure\"`"),
+                ("Mercure-Last-Event-ID" = String, description = "With a cursor: the cursor, or `earliest` when it is unknown or gone"),
+                ("Cache-Control" = String, description = "`no-cache`"),
+            )),
+        (status = 400, description = "No selector, an invalid selector or cursor, an unsupported `match*` parameter, too many selectors, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A refused token, or no token with `--require-subscriber-token`", body = ErrorBody),
+        (status = 429, description = "Over `--max-streams-per-client` or `--max-streams-per-subject`", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+        (status = 503, description = "The stream or topic cap is reached, the broker is unreachable or the server is shutting down", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds"))),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = []), ("queryToken" = [])))]
+pub(super) async fn subscribe(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientAddr>>,

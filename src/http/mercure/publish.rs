@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::form::{pairs, reserved};
 use super::{bad, hub_url, link, topic_name, MAX_UPDATE_TOPICS};
 use crate::auth::Auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::event::Draft;
 use crate::http::input::{read_body, refuse};
 use crate::http::AppState;
@@ -24,6 +24,26 @@ struct Update {
     private: bool,
     id: Option<String>,
     kind: Option<String>,
+    retry: Option<String>,
+}
+
+/// The publish form, as the API document describes it (read by [`read_update`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // named only in the API document
+pub(crate) struct UpdateForm {
+    /// The update's topics, canonical first (repeatable, at most 64).
+    #[schema(example = json!(["https://example.com/books/1"]))]
+    topic: Vec<String>,
+    /// The content; one `data:` line per line.
+    data: Option<String>,
+    /// Present: a private update.
+    private: Option<String>,
+    /// The update's id (not `earliest`, not starting with `#`; default: the hub's).
+    id: Option<String>,
+    /// The SSE event type (not `mercure`).
+    #[schema(rename = "type")]
+    kind: Option<String>,
+    /// The `retry:` field, digits.
     retry: Option<String>,
 }
 
@@ -44,6 +64,21 @@ fn read_update(bytes: &[u8]) -> Result<Update, ApiError> {
     Ok(update)
 }
 
+/// Publishes a Mercure update from a form; answers the update's id as plain text.
+#[utoipa::path(post, path = "/.well-known/mercure", tag = "mercure",
+    request_body(content = UpdateForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Published: the update's id", body = String, content_type = "text/plain",
+            headers(("Link" = String, description = "`<hub URL>; rel=\"mercure\"`"))),
+        (status = 400, description = "No topic, a reserved topic, id or type, a non-digit retry, a control character, an invalid form, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 401, description = "A publisher key is set and no valid token was presented", body = ErrorBody),
+        (status = 403, description = "The token does not grant publishing on every topic, or a cookie token from an origin not in `--publish-origins`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "Over 64 topics, a topic, id or type too long, data over `--max-message` or a body over `--body-limit`", body = ErrorBody),
+        (status = 415, description = "Not a form", body = ErrorBody),
+        (status = 503, description = "The topic cap is reached, the broker is unreachable or the server is shutting down", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
 pub(super) async fn publish(
     State(app): State<AppState>,
     uri: Uri,
