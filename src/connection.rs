@@ -342,7 +342,10 @@ mod tests {
     use super::*;
 
     /// Every idle stream pays for its connection task's future, whole: keep it small (a
-    /// buffer or a large future held inline here once cost 4 KiB per stream).
+    /// buffer or a large future held inline here once cost 4 KiB per stream; the request's
+    /// locals, kept by the compiler for the stream's whole life until they moved into a boxed
+    /// future of their own, 880 bytes). Check with `RUSTC_BOOTSTRAP=1 cargo rustc --release
+    /// --lib -- -Zprint-type-sizes`.
     #[tokio::test]
     async fn the_connection_task_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -354,6 +357,6 @@ mod tests {
         let router = crate::http::router(app.clone());
         let task = serve(socket, peer, router, app);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 2304, "the connection future is {size} bytes");
+        assert!(size <= 1536, "the connection future is {size} bytes");
     }
 }

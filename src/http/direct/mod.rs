@@ -53,6 +53,34 @@ pub(crate) async fn serve(
     header_timeout: Duration,
     write_timeout: Duration,
 ) -> io::Result<Outcome> {
+    // Boxed, and in a function of its own: everything the request needed (its head, query,
+    // credentials, the session being opened) lives in that future, freed once the stream
+    // starts. What stays in this task while the stream waits, for as long as it lives, is
+    // only the session and what writing needs: about 1.2 KiB, not 2.2 (`-Zprint-type-sizes`).
+    let (session, head, chunked) = match Box::pin(open(socket, app, header_timeout)).await? {
+        Opened::Stream(session, head, chunked) => (session, head, chunked),
+        Opened::Not(outcome) => return Ok(outcome),
+    };
+    let result = write_stream(socket, session, head, chunked, write_timeout).await;
+    tracing::debug!(?result, "stream ended");
+    result.map(|()| Outcome::Served)
+}
+
+/// What [`open`] made of the first request.
+#[allow(clippy::large_enum_variant)] // made once per connection and taken apart at once
+enum Opened {
+    /// A stream to write: its session, the response head, whether chunked (HTTP/1.1).
+    Stream(Session, String, bool),
+    /// Not a stream served here.
+    Not(Outcome),
+}
+
+/// Reads the first request head and, for a stream request, opens its session.
+async fn open(
+    socket: &mut TcpStream,
+    app: &AppState,
+    header_timeout: Duration,
+) -> io::Result<Opened> {
     let stop = app.shutdown_token();
     // A connection that has not sent its request yet is simply closed on shutdown.
     let read = tokio::select! {
@@ -60,16 +88,16 @@ pub(crate) async fn serve(
         () = stop.cancelled() => None,
     };
     let Some((buf, head)) = read else {
-        return Ok(Outcome::Served);
+        return Ok(Opened::Not(Outcome::Served));
     };
     let mut stream = match head {
-        Head::Other => return Ok(Outcome::Fallback(buf)),
+        Head::Other => return Ok(Opened::Not(Outcome::Fallback(buf))),
         Head::TooLarge => {
             let response = ApiError::HeadTooLarge.http1_bytes();
             crate::io::answer_and_close(socket, &response, LINGER).await;
-            return Ok(Outcome::Served);
+            return Ok(Opened::Not(Outcome::Served));
         }
-        Head::Partial => return Ok(Outcome::Served),
+        Head::Partial => return Ok(Opened::Not(Outcome::Served)),
         Head::Stream(stream) => stream,
     };
     let started = std::time::Instant::now();
@@ -88,18 +116,19 @@ pub(crate) async fn serve(
     let (session, mut extra) = match opened {
         Ok(opened) => opened,
         // The ordinary route gives the same error its JSON response.
-        Err(_) => return Ok(Outcome::Fallback(buf)),
+        Err(_) => return Ok(Opened::Not(Outcome::Fallback(buf))),
     };
     drop(buf);
     let took = started.elapsed();
     super::log_request(app, "GET", stream.route.path(), 200, took);
     app.metrics().request(stream.route.path(), "GET", 200, took);
     extra.extend(app.cors().headers(stream.meta.origin.as_deref()));
-    drop(stream.meta);
-    let head = response_head(!stream.http10, &extra);
-    let result = write_stream(socket, session, head, !stream.http10, write_timeout).await;
-    tracing::debug!(?result, "stream ended");
-    result.map(|()| Outcome::Served)
+    let chunked = !stream.http10;
+    Ok(Opened::Stream(
+        session,
+        response_head(chunked, &extra),
+        chunked,
+    ))
 }
 
 /// Writes the response: the head, then the session's frames, then the end.
