@@ -23,7 +23,10 @@ use crate::event::Event;
 use crate::topic::{Pattern, Selector, TopicName};
 
 mod index;
+mod members;
 mod subscription;
+
+use members::Members;
 
 use subscription::Slot;
 pub use subscription::{Access, Lagged, Subscription};
@@ -44,11 +47,11 @@ const MATCH_CACHE: usize = 16_384;
 
 #[derive(Debug, Default)]
 struct Table {
-    exact: HashMap<TopicName, Vec<Arc<Slot>>>,
-    prefix: HashMap<Arc<str>, Vec<Arc<Slot>>>,
+    exact: HashMap<TopicName, Members>,
+    prefix: HashMap<Arc<str>, Members>,
     /// URI templates and URL patterns: evaluated per topic, not looked up. Subscriptions of the
     /// same text share this key's compiled selector.
-    matchers: HashMap<Selector, Vec<Arc<Slot>>>,
+    matchers: HashMap<Selector, Members>,
     /// The matchers above by the literal text they require, so a topic runs only those that
     /// can match it.
     index: index::MatcherIndex,
@@ -59,7 +62,7 @@ struct Table {
 }
 
 impl Table {
-    fn list(&mut self, pattern: &Pattern) -> Option<&mut Vec<Arc<Slot>>> {
+    fn list(&mut self, pattern: &Pattern) -> Option<&mut Members> {
         match pattern {
             Pattern::Exact(name) => self.exact.get_mut(name),
             Pattern::Prefix(prefix) => self.prefix.get_mut(prefix),
@@ -155,11 +158,11 @@ impl Fanout {
                         .matchers
                         .entry(shared)
                         .or_default()
-                        .push(Arc::clone(&slot));
+                        .insert(Arc::clone(&slot));
                     continue;
                 }
             };
-            list.push(Arc::clone(&slot));
+            list.insert(Arc::clone(&slot));
             kept.push(pattern.clone());
         }
         Ok(Subscription {
@@ -180,16 +183,16 @@ impl Fanout {
             matching
                 .iter()
                 .filter_map(|m| table.matchers.get(m))
-                .map(Vec::len)
+                .map(Members::len)
                 .sum()
         };
-        let exact = table.exact.get(topic).map_or(0, Vec::len);
+        let exact = table.exact.get(topic).map_or(0, Members::len);
         matched
             + exact
             + topic
                 .prefixes()
                 .filter_map(|prefix| table.prefix.get(prefix))
-                .map(Vec::len)
+                .map(Members::len)
                 .sum::<usize>()
     }
 
@@ -214,9 +217,7 @@ impl Fanout {
             let Some(list) = table.list(pattern) else {
                 continue;
             };
-            if let Some(at) = list.iter().position(|s| Arc::ptr_eq(s, slot)) {
-                list.swap_remove(at);
-            }
+            list.remove(slot);
             if list.is_empty() {
                 match pattern {
                     Pattern::Exact(name) => {
@@ -243,10 +244,8 @@ impl Delivery for Fanout {
         // A subscriber matched by several topics or patterns is offered the event several
         // times in a row and keeps it once (its queue refuses ids it already has).
         for topic in event.topics() {
-            let mut offer = |list: &Vec<Arc<Slot>>| {
-                for slot in list {
-                    reached += usize::from(slot.offer(event, self.queue));
-                }
+            let mut offer = |list: &Members| {
+                list.for_each(|slot| reached += usize::from(slot.offer(event, self.queue)));
             };
             if let Some(list) = table.exact.get(topic) {
                 offer(list);

@@ -151,3 +151,27 @@ fn identical_patterns_share_one_compiled_selector() {
     let topic = TopicName::any("https://e.test/1").unwrap();
     assert_eq!(fanout.subscribers(&topic), 2);
 }
+
+/// Subscribers leave in any order (here: every other one, newest first, then the first) and
+/// exactly the others stay, each still receiving, each once.
+#[test]
+fn subscribers_leave_in_any_order() {
+    let fanout = Arc::new(Fanout::new(16, 16));
+    let mut subs: Vec<Option<Subscription>> = (0..1000)
+        .map(|_| Some(fanout.subscribe(&patterns(&["t", "*"]), None).unwrap()))
+        .collect();
+    for i in (1..1000).rev().step_by(2) {
+        subs[i] = None;
+    }
+    subs[0] = None;
+    let topic = TopicName::new("t").unwrap();
+    assert_eq!(fanout.subscribers(&topic), 2 * 499, "two patterns each");
+    assert_eq!(fanout.deliver(&event(1, "t")), 499);
+    for (i, sub) in subs.iter_mut().enumerate() {
+        if let Some(sub) = sub {
+            assert_eq!(drain(sub), [1], "subscriber {i}");
+        }
+    }
+    subs.clear();
+    assert_eq!(fanout.pattern_count(), 0);
+}
