@@ -20,7 +20,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::{Fanout, Hub};
 use crate::metrics::Metrics;
 use crate::quota::Quota;
-use crate::session::Settings;
+use crate::session::{Pacer, Settings};
 
 /// Most events one resume replays.
 const MAX_REPLAY_EVENTS: usize = 10_000;
@@ -147,6 +147,7 @@ impl AppState {
             // The spread must end well within the grace period, whatever was configured.
             drain_spread: config.drain_spread.min(config.shutdown_grace / 2),
             shutdown_grace: config.shutdown_grace,
+            pacer: Pacer::new(config.burst_pace),
         });
         let auth = Auth::from_config(&config.auth)?;
         Ok(Self {

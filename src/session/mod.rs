@@ -15,9 +15,12 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
+
+mod pace;
 use crate::hub::{Event, Replay, Subscription};
 use crate::metrics::{End, StreamStats};
 use crate::sse::{EventName, FrameBuilder};
+pub use pace::Pacer;
 
 /// How a stream behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub struct Settings {
     pub drain_spread: Duration,
     /// How long shutdown waits: a burst that ends within it is finished.
     pub shutdown_grace: Duration,
+    /// First copies of bursts go out at most one per `--burst-pace` (see [`pace`]).
+    pub pacer: Pacer,
 }
 
 /// Time a burst must leave before the grace period runs out to be finished on shutdown.
@@ -117,11 +122,13 @@ impl Drop for StreamGuard {
 enum State {
     /// Waiting for an event (burst: the one to repeat; live: the next one).
     Waiting,
-    /// Burst: `sent` repeats of `event` are out, the first at `started`.
+    /// Burst: `sent` repeats of `event` are out and the next is due at `due`. Each copy is due
+    /// one interval after the one before it actually went out, so a copy that was late
+    /// (thousands of other streams due in the same instant) does not make the next gap short.
     Repeating {
         event: Arc<Event>,
         sent: u32,
-        started: Instant,
+        due: Instant,
     },
     Done,
 }
@@ -193,7 +200,7 @@ impl Session {
                     State::Repeating {
                         event,
                         sent: 0,
-                        started: Instant::now(),
+                        due: Instant::now(),
                     }
                 }
                 None => State::Waiting,
@@ -274,9 +281,10 @@ impl Session {
         let now = Instant::now();
         let settings = Arc::clone(&self.settings);
         let close_now = match (&self.state, self.mode) {
-            (State::Repeating { started, .. }, Mode::Burst) => {
-                let last = *started + settings.interval * settings.repeats.saturating_sub(1);
-                last + DRAIN_MARGIN > now + settings.shutdown_grace
+            (State::Repeating { sent, due, .. }, Mode::Burst) => {
+                let after_next = settings.repeats.saturating_sub(*sent + 1);
+                let final_copy = *due + settings.interval * after_next;
+                final_copy + DRAIN_MARGIN > now + settings.shutdown_grace
             }
             (_, Mode::Burst) => true,
             _ => false,
@@ -389,60 +397,52 @@ impl Session {
 
     async fn next_burst(&mut self) -> Option<Bytes> {
         let (repeats, interval) = (self.settings.repeats, self.settings.interval);
-        match &mut self.state {
-            State::Waiting => {
-                let heartbeat = Instant::now() + self.settings.heartbeat;
-                let subscription = self.subscription.as_mut()?;
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled(), if !self.draining => Some(self.begin_drain()),
-                    received = subscription.recv() => match received {
-                        Ok(event) => {
-                            self.subscription = None;
-                            self.sent();
-                            let frame = event.burst_frames(repeats, interval)[0].clone();
-                            self.state = State::Repeating { event, sent: 1, started: Instant::now() };
-                            Some(frame)
-                        }
-                        // Unreachable in practice (the first event is taken at once); end
-                        // cleanly so the client reconnects and resumes.
-                        Err(_) => Some(self.finish(control::LAGGED, "reconnect to resume")),
-                    },
-                    () = sleep_until(heartbeat) => Some(heartbeat_frame()),
-                }
-            }
-            State::Repeating { sent, started, .. } => {
-                let (sent, started) = (*sent, *started);
-                if sent >= repeats {
-                    return Some(self.complete());
-                }
-                if sent > 0 {
-                    // Nothing changes before this wait, so dropping the future here (the
-                    // connection went away) loses no frame.
-                    tokio::select! {
-                        biased;
-                        () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                        () = sleep_until(started + interval * sent) => {}
-                    }
-                }
-                let State::Repeating {
-                    event,
-                    sent,
-                    started,
-                } = &mut self.state
-                else {
-                    return None;
-                };
-                if *sent == 0 {
-                    *started = Instant::now();
-                }
-                let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
-                *sent += 1;
-                self.sent();
-                Some(frame)
-            }
-            State::Done => None,
+        if let State::Waiting = self.state {
+            let heartbeat = Instant::now() + self.settings.heartbeat;
+            let subscription = self.subscription.as_mut()?;
+            let event = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
+                received = subscription.recv() => match received {
+                    Ok(event) => event,
+                    // Unreachable in practice (the first event is taken at once); end cleanly
+                    // so the client reconnects and resumes.
+                    Err(_) => return Some(self.finish(control::LAGGED, "reconnect to resume")),
+                },
+                () = sleep_until(heartbeat) => return Some(heartbeat_frame()),
+            };
+            self.subscription = None;
+            let due = self.settings.pacer.slot(Instant::now());
+            self.state = State::Repeating {
+                event,
+                sent: 0,
+                due,
+            };
         }
+        let State::Repeating { sent, due, .. } = &self.state else {
+            return None;
+        };
+        let (sent, due) = (*sent, *due);
+        if sent >= repeats {
+            return Some(self.complete());
+        }
+        if due > Instant::now() {
+            // Nothing changes before this wait, so dropping the future here (the connection
+            // went away) loses no frame.
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
+                () = sleep_until(due) => {}
+            }
+        }
+        let State::Repeating { event, sent, due } = &mut self.state else {
+            return None;
+        };
+        *due = Instant::now() + interval;
+        let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
+        *sent += 1;
+        self.sent();
+        Some(frame)
     }
 
     /// The shared `close` frame that ends a burst.

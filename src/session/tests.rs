@@ -31,10 +31,15 @@ fn settings() -> Arc<Settings> {
         retry_ms: 2000,
         drain_spread: Duration::from_secs(2),
         shutdown_grace: Duration::from_secs(5),
+        pacer: super::Pacer::new(Duration::ZERO),
     })
 }
 
 fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
+    fixture_with(mode, queue, replay, settings())
+}
+
+fn fixture_with(mode: Mode, queue: usize, replay: Replay, settings: Arc<Settings>) -> Fixture {
     let fanout = Arc::new(Fanout::new(queue, 16));
     let subscription = fanout
         .subscribe(&[Pattern::parse("t").unwrap()], None)
@@ -51,7 +56,7 @@ fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
     let shutdown = CancellationToken::new();
     let session = Session::new(
         mode,
-        settings(),
+        settings,
         subscription,
         replay,
         None,
@@ -122,6 +127,67 @@ async fn burst_copies_are_one_interval_apart_then_close() {
     assert!(f.session.is_finished());
     assert_eq!(f.session.next_chunk().await, None);
     assert_eq!(start.elapsed(), Duration::from_millis(2300));
+}
+
+/// A copy that goes out late (the server was busy with thousands of other streams due in the
+/// same instant) moves the next one with it: the client sees one long gap, not a long gap and
+/// then a short one.
+#[tokio::test(start_paused = true)]
+async fn a_late_copy_moves_the_next_one_with_it() {
+    let mut f = fixture(Mode::Burst, 8, Replay::default());
+    f.session.next_chunk().await.unwrap(); // the handshake
+    let start = Instant::now();
+    f.fanout.deliver(&event(1));
+    f.session.next_chunk().await.unwrap();
+    // The connection gets to the second copy 30 ms after it was due.
+    tokio::time::advance(Duration::from_millis(1030)).await;
+    f.session.next_chunk().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(1030));
+    f.session.next_chunk().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(2030),
+        "the third copy is due one interval after the second went out"
+    );
+}
+
+/// Two bursts taking an event at the same instant: the pacer gives the second first copy a
+/// later slot, and each stream's rhythm then follows its own first copy.
+#[tokio::test(start_paused = true)]
+async fn paced_first_copies_keep_each_streams_rhythm() {
+    let shared = Arc::new(Settings {
+        pacer: super::Pacer::new(Duration::from_millis(100)),
+        ..(*settings()).clone()
+    });
+    let mut a = fixture_with(Mode::Burst, 8, Replay::default(), Arc::clone(&shared));
+    let mut b = fixture_with(Mode::Burst, 8, Replay::default(), shared);
+    a.session.next_chunk().await.unwrap();
+    b.session.next_chunk().await.unwrap();
+    let start = Instant::now();
+    a.fanout.deliver(&event(1));
+    b.fanout.deliver(&event(1));
+    let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
+    // Both streams are polled all along, as their connections would.
+    while times_a.len() < 3 || times_b.len() < 3 {
+        tokio::select! {
+            frame = a.session.next_chunk(), if times_a.len() < 3 => {
+                frame.unwrap();
+                times_a.push(start.elapsed());
+            }
+            frame = b.session.next_chunk(), if times_b.len() < 3 => {
+                frame.unwrap();
+                times_b.push(start.elapsed());
+            }
+        }
+    }
+    let ms = |list: [u64; 3]| list.map(Duration::from_millis).to_vec();
+    let (first, second) = if times_a[0] < times_b[0] {
+        (times_a, times_b)
+    } else {
+        (times_b, times_a)
+    };
+    assert_eq!(first, ms([0, 1000, 2000]));
+    assert_eq!(second, ms([100, 1100, 2100]));
 }
 
 #[tokio::test(start_paused = true)]
