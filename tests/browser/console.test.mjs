@@ -26,9 +26,9 @@ const BIN = process.env.SSEHUB_BIN
   : resolve(HERE, '../../target/debug/ssehub');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-const TEST_TIMEOUT = 40_000;
+const TEST_TIMEOUT = 60_000;
 /** Longest a single wait for the page may take. */
-const WAIT = 10_000;
+const WAIT = 20_000;
 const PUB_KEY = 'console-publisher-key-long-enough-for-hs256';
 const SUB_KEY = 'console-subscriber-key-long-enough-for-hs256';
 
