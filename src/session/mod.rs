@@ -5,7 +5,6 @@
 //! frames below, so no input reaches the wire except through the encoder.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
 
+mod burst;
+mod guard;
 mod pace;
 use crate::hub::{Event, Replay, Subscription};
-use crate::metrics::{End, StreamStats};
+use crate::metrics::End;
 use crate::sse::{EventName, FrameBuilder};
+pub use guard::StreamGuard;
 pub use pace::Pacer;
 
 /// How a stream behaves.
@@ -62,61 +64,6 @@ fn jitter() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0);
     (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
-}
-
-/// Something a stream holds until it ends (a quota slot, an announcement).
-type Held = Box<dyn std::any::Any + Send + Sync>;
-
-/// Counts open streams; the count drops when the session ends (the guard is dropped).
-/// It also holds whatever else the stream counts against (per-client and per-subject quotas).
-pub struct StreamGuard {
-    count: Arc<AtomicUsize>,
-    /// Boxed: most streams hold nothing (no quota is on by default), and every idle stream
-    /// pays for this field, in places more than once (the connection future's size).
-    #[allow(clippy::box_collection)] // a thin pointer is the point: 8 bytes, not a Vec's 24
-    held: Option<Box<Vec<Held>>>,
-    /// The stream's metrics, once it opened: events sent, and why it ended.
-    stats: Option<StreamStats>,
-}
-
-impl std::fmt::Debug for StreamGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamGuard")
-            .field("held", &self.held.as_ref().map_or(0, |h| h.len()))
-            .finish()
-    }
-}
-
-impl StreamGuard {
-    /// Takes a slot if fewer than `max` are taken.
-    pub fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self {
-                count: Arc::clone(count),
-                held: None,
-                stats: None,
-            })
-    }
-
-    /// Counts the stream in `stats` from now until it ends.
-    pub fn observe(&mut self, stats: StreamStats) {
-        self.stats = Some(stats);
-    }
-
-    /// Keeps `slot` until the stream ends.
-    pub fn hold(&mut self, slot: impl std::any::Any + Send + Sync) {
-        self.held.get_or_insert_default().push(Box::new(slot));
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 enum State {
@@ -393,78 +340,6 @@ impl Session {
             },
             () = sleep_until(heartbeat) => Some(heartbeat_frame()),
         }
-    }
-
-    async fn next_burst(&mut self) -> Option<Bytes> {
-        let (repeats, interval) = (self.settings.repeats, self.settings.interval);
-        if let State::Waiting = self.state {
-            let heartbeat = Instant::now() + self.settings.heartbeat;
-            let subscription = self.subscription.as_mut()?;
-            let event = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                received = subscription.recv() => match received {
-                    Ok(event) => event,
-                    // Unreachable in practice (the first event is taken at once); end cleanly
-                    // so the client reconnects and resumes.
-                    Err(_) => return Some(self.finish(control::LAGGED, "reconnect to resume")),
-                },
-                () = sleep_until(heartbeat) => return Some(heartbeat_frame()),
-            };
-            self.subscription = None;
-            let due = self.settings.pacer.slot(Instant::now());
-            self.state = State::Repeating {
-                event,
-                sent: 0,
-                due,
-            };
-        }
-        let State::Repeating { sent, due, .. } = &self.state else {
-            return None;
-        };
-        let (sent, due) = (*sent, *due);
-        if sent >= repeats {
-            return Some(self.complete());
-        }
-        if due > Instant::now() {
-            // Nothing changes before this wait, so dropping the future here (the connection
-            // went away) loses no frame.
-            tokio::select! {
-                biased;
-                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                () = sleep_until(due) => {}
-            }
-        }
-        let State::Repeating { event, sent, due } = &mut self.state else {
-            return None;
-        };
-        *due = Instant::now() + interval;
-        let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
-        *sent += 1;
-        self.sent();
-        Some(frame)
-    }
-
-    /// The shared `close` frame that ends a burst.
-    fn complete(&mut self) -> Bytes {
-        let frame = match &self.state {
-            State::Repeating { event, .. } => event
-                .burst_frames(self.settings.repeats, self.settings.interval)
-                .last()
-                .cloned(),
-            _ => None,
-        };
-        self.ending(End::Complete);
-        self.state = State::Done;
-        self.subscription = None;
-        frame.unwrap_or_else(|| {
-            control_frame(
-                control::CLOSE,
-                unix_now(),
-                control::COMPLETE,
-                "stream complete",
-            )
-        })
     }
 
     /// The `close` frame; the response ends after it.

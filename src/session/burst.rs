@@ -1,0 +1,84 @@
+//! The seed's mode: one event, sent `--repeats` times `--interval` apart (each copy one interval
+//! after the previous one went out, the first when the [`Pacer`](super::Pacer) gives it a
+//! slot), then `close` and the end of the response.
+
+use bytes::Bytes;
+use tokio::time::{sleep_until, Instant};
+
+use super::{heartbeat_frame, Session, State};
+use crate::event::{control, control_frame, unix_now};
+use crate::metrics::End;
+
+impl Session {
+    pub(super) async fn next_burst(&mut self) -> Option<Bytes> {
+        let (repeats, interval) = (self.settings.repeats, self.settings.interval);
+        if let State::Waiting = self.state {
+            let heartbeat = Instant::now() + self.settings.heartbeat;
+            let subscription = self.subscription.as_mut()?;
+            let event = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
+                received = subscription.recv() => match received {
+                    Ok(event) => event,
+                    // Unreachable in practice (the first event is taken at once); end cleanly
+                    // so the client reconnects and resumes.
+                    Err(_) => return Some(self.finish(control::LAGGED, "reconnect to resume")),
+                },
+                () = sleep_until(heartbeat) => return Some(heartbeat_frame()),
+            };
+            self.subscription = None;
+            let due = self.settings.pacer.slot(Instant::now());
+            self.state = State::Repeating {
+                event,
+                sent: 0,
+                due,
+            };
+        }
+        let State::Repeating { sent, due, .. } = &self.state else {
+            return None;
+        };
+        let (sent, due) = (*sent, *due);
+        if sent >= repeats {
+            return Some(self.complete());
+        }
+        if due > Instant::now() {
+            // Nothing changes before this wait, so dropping the future here (the connection
+            // went away) loses no frame.
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
+                () = sleep_until(due) => {}
+            }
+        }
+        let State::Repeating { event, sent, due } = &mut self.state else {
+            return None;
+        };
+        *due = Instant::now() + interval;
+        let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
+        *sent += 1;
+        self.sent();
+        Some(frame)
+    }
+
+    /// The shared `close` frame that ends a burst.
+    pub(super) fn complete(&mut self) -> Bytes {
+        let frame = match &self.state {
+            State::Repeating { event, .. } => event
+                .burst_frames(self.settings.repeats, self.settings.interval)
+                .last()
+                .cloned(),
+            _ => None,
+        };
+        self.ending(End::Complete);
+        self.state = State::Done;
+        self.subscription = None;
+        frame.unwrap_or_else(|| {
+            control_frame(
+                control::CLOSE,
+                unix_now(),
+                control::COMPLETE,
+                "stream complete",
+            )
+        })
+    }
+}
