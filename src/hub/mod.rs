@@ -262,8 +262,9 @@ impl Hub {
         Ok(self.topic_table().await?.view(private))
     }
 
-    /// Every topic with history, subscribers or events in the last seconds, for callers to
-    /// [`view`](TopicTable::view). Costs one read of the broker's topics and one look-up per
+    /// Every topic with history or subscribers, with its events per second, for callers to
+    /// [`view`](TopicTable::view). A topic the broker forgot (at the topic cap) is gone from
+    /// the table at once, even if it still had events in the rate window. Costs one read of the broker's topics and one look-up per
     /// topic in the local fan-out.
     ///
     /// # Errors
@@ -284,7 +285,9 @@ impl Hub {
             rows.entry(name.clone()).or_insert_with(|| row(&name));
         }
         for (name, rate) in self.fanout.activity().rates() {
-            rows.entry(name.clone()).or_insert_with(|| row(&name)).rate = rate;
+            if let Some(row) = rows.get_mut(&name) {
+                row.rate = rate;
+            }
         }
         let rows = rows
             .into_values()
