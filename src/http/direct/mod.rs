@@ -47,23 +47,26 @@ pub(crate) enum Outcome {
 ///
 /// # Errors
 /// I/O errors of the socket (the connection is then dropped).
-pub(crate) async fn serve(
-    socket: &mut TcpStream,
-    app: &AppState,
+#[allow(clippy::manual_async_fn)] // on purpose: see `connection::serve`
+pub(crate) fn serve<'a>(
+    socket: &'a mut TcpStream,
+    app: &'a AppState,
     header_timeout: Duration,
     write_timeout: Duration,
-) -> io::Result<Outcome> {
-    // Boxed, and in a function of its own: everything the request needed (its head, query,
-    // credentials, the session being opened) lives in that future, freed once the stream
-    // starts. What stays in this task while the stream waits, for as long as it lives, is
-    // only the session and what writing needs: about 1.2 KiB, not 2.2 (`-Zprint-type-sizes`).
-    let (session, head, chunked) = match Box::pin(open(socket, app, header_timeout)).await? {
-        Opened::Stream(session, head, chunked) => (session, head, chunked),
-        Opened::Not(outcome) => return Ok(outcome),
-    };
-    let result = write_stream(socket, session, head, chunked, write_timeout).await;
-    tracing::debug!(?result, "stream ended");
-    result.map(|()| Outcome::Served)
+) -> impl std::future::Future<Output = io::Result<Outcome>> + 'a {
+    async move {
+        // Boxed, and in a function of its own: everything the request needed (its head, query,
+        // credentials, the session being opened) lives in that future, freed once the stream
+        // starts. What stays in this task while the stream waits, for as long as it lives, is
+        // only the session and what writing needs: about 1.2 KiB, not 2.2 (`-Zprint-type-sizes`).
+        let (session, head, chunked) = match Box::pin(open(socket, app, header_timeout)).await? {
+            Opened::Stream(session, head, chunked) => (session, head, chunked),
+            Opened::Not(outcome) => return Ok(outcome),
+        };
+        let result = write_stream(socket, session, head, chunked, write_timeout).await;
+        tracing::debug!(?result, "stream ended");
+        result.map(|()| Outcome::Served)
+    }
 }
 
 /// What [`open`] made of the first request.
@@ -137,72 +140,79 @@ async fn open(
 /// has room, so the frames go out straight from the shared event bytes, and nothing is held
 /// across an `.await` but the session. Only a client whose socket is full makes the rest wait,
 /// copied into one buffer, for at most `write_timeout`.
-async fn write_stream(
+///
+/// A plain `fn` returning an `async move` block, not an `async fn`: an `async fn` keeps its
+/// arguments twice in its future (as passed, and moved into locals), which cost every idle
+/// stream ~280 bytes (the 224-byte session twice).
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+fn write_stream(
     socket: &TcpStream,
     mut session: Session,
     head: String,
     chunked: bool,
     write_timeout: Duration,
-) -> io::Result<()> {
-    write(socket, &[Bytes::from(head)], false, write_timeout).await?;
-    let mut scratch = [0u8; 16];
-    loop {
-        let frame = tokio::select! {
-            biased;
-            frame = session.next_chunk() => frame,
-            // A stream request has no body: anything readable here is the peer closing, or
-            // bytes it had no business sending (a pipelined request), which end the stream.
-            ready = socket.readable() => {
-                ready?;
-                match socket.try_read(&mut scratch) {
-                    Ok(0) => return Ok(()),
-                    // End the response properly, then wait for the client to close.
-                    Ok(_) => {
-                        drop(session);
-                        if let Some(rest) = try_write(socket, &[], chunked, true)? {
-                            Box::pin(write_rest(socket, rest, write_timeout)).await?;
+) -> impl std::future::Future<Output = io::Result<()>> + '_ {
+    async move {
+        write(socket, &[Bytes::from(head)], false, write_timeout).await?;
+        let mut scratch = [0u8; 16];
+        loop {
+            let frame = tokio::select! {
+                biased;
+                frame = session.next_chunk() => frame,
+                // A stream request has no body: anything readable here is the peer closing, or
+                // bytes it had no business sending (a pipelined request), which end the stream.
+                ready = socket.readable() => {
+                    ready?;
+                    match socket.try_read(&mut scratch) {
+                        Ok(0) => return Ok(()),
+                        // End the response properly, then wait for the client to close.
+                        Ok(_) => {
+                            drop(session);
+                            if let Some(rest) = try_write(socket, &[], chunked, true)? {
+                                Box::pin(write_rest(socket, rest, write_timeout)).await?;
+                            }
+                            return linger(socket, chunked).await;
                         }
-                        return linger(socket, chunked).await;
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(err) => return Err(err),
                     }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(err) => return Err(err),
                 }
-            }
-        };
-        let Some(first) = frame else { break };
-        let last;
-        let rest = {
-            let mut batch: [Bytes; BATCH] = Default::default();
-            batch[0] = first;
-            let mut count = 1;
-            while count < BATCH {
-                match session.ready_frame() {
-                    Some(frame) => {
-                        batch[count] = frame;
-                        count += 1;
+            };
+            let Some(first) = frame else { break };
+            let last;
+            let rest = {
+                let mut batch: [Bytes; BATCH] = Default::default();
+                batch[0] = first;
+                let mut count = 1;
+                while count < BATCH {
+                    match session.ready_frame() {
+                        Some(frame) => {
+                            batch[count] = frame;
+                            count += 1;
+                        }
+                        None => break,
                     }
-                    None => break,
                 }
+                // The end of the response goes in the same write as the last frames (the last
+                // copy of a burst, `close` and the terminating chunk: one syscall, not three).
+                last = session.is_finished();
+                try_write(socket, &batch[..count], chunked, last)?
+            };
+            if let Some(rest) = rest {
+                Box::pin(write_rest(socket, rest, write_timeout)).await?;
             }
-            // The end of the response goes in the same write as the last frames (the last
-            // copy of a burst, `close` and the terminating chunk: one syscall, not three).
-            last = session.is_finished();
-            try_write(socket, &batch[..count], chunked, last)?
-        };
-        if let Some(rest) = rest {
+            if last {
+                // The stream is over (and counted so) while the client takes its time to close.
+                drop(session);
+                return linger(socket, chunked).await;
+            }
+        }
+        drop(session);
+        if let Some(rest) = try_write(socket, &[], chunked, true)? {
             Box::pin(write_rest(socket, rest, write_timeout)).await?;
         }
-        if last {
-            // The stream is over (and counted so) while the client takes its time to close.
-            drop(session);
-            return linger(socket, chunked).await;
-        }
+        linger(socket, chunked).await
     }
-    drop(session);
-    if let Some(rest) = try_write(socket, &[], chunked, true)? {
-        Box::pin(write_rest(socket, rest, write_timeout)).await?;
-    }
-    linger(socket, chunked).await
 }
 
 /// After the response: give the client a moment to close first (it knows the response ended),
