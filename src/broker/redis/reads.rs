@@ -71,11 +71,16 @@ impl RedisBroker {
 
     /// Every topic with a stream in Redis.
     pub(super) async fn known_topics(&self) -> Result<Vec<TopicName>, BrokerError> {
+        self.topic_set("topics").await
+    }
+
+    /// The topic names held in the sorted set `set` (under the key prefix).
+    async fn topic_set(&self, set: &str) -> Result<Vec<TopicName>, BrokerError> {
         let mut con = self.commands.clone();
         let names: Vec<String> = self
             .timed(
                 redis::cmd("ZRANGE")
-                    .arg(self.key("topics"))
+                    .arg(self.key(set))
                     .arg(0)
                     .arg(-1)
                     .query_async(&mut con),
@@ -109,16 +114,7 @@ impl RedisBroker {
         // Topics whose events have an alternate topic that matches: read them too (replay
         // then keeps only the events that match by one of their topics).
         let mut con = self.commands.clone();
-        let alternates: Vec<String> = self
-            .timed(
-                redis::cmd("ZRANGE")
-                    .arg(self.key("alternates"))
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut con),
-            )
-            .await?;
-        for alternate in alternates.iter().filter_map(|a| TopicName::any(a).ok()) {
+        for alternate in self.topic_set("alternates").await? {
             if !patterns.iter().any(|p| p.matches(&alternate)) {
                 continue;
             }
