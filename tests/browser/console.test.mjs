@@ -349,6 +349,8 @@ describe('hub console in Chromium', { timeout: 180_000 }, () => {
 
         // Back to the demo: the console's streams stop, the demo is as it was.
         await page.click('#to-demo');
+        // The view switches on the hash change, a task after the click: wait for it.
+        await page.locator('#console-view').waitFor({ state: 'hidden', timeout: WAIT });
         assert.equal(await page.locator('#console-view').isHidden(), true);
         assert.equal(await page.locator('#demo-view').isVisible(), true);
         assert.equal(await page.locator('#state').textContent(), 'idle');
