@@ -115,42 +115,51 @@ impl From<BrokerError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Self::Unavailable(detail) = &self {
+impl ApiError {
+    /// The headers this error's response carries beyond its JSON body: the auth challenge, a
+    /// `Retry-After` on 503 and 429, `Connection: close` after a late body. Both the hyper
+    /// response and the raw HTTP/1 bytes are made from this list.
+    fn extra_headers(&self) -> impl Iterator<Item = (header::HeaderName, &'static str)> {
+        let challenge = match self {
+            Self::Auth(AuthError::Missing) => Some("Bearer"),
+            Self::Auth(AuthError::Invalid) => Some(r#"Bearer error="invalid_token""#),
+            Self::Auth(AuthError::Malformed) => Some(r#"Bearer error="invalid_request""#),
+            Self::Auth(AuthError::Forbidden) => Some(r#"Bearer error="insufficient_scope""#),
+            _ => None,
+        };
+        // The rest of a late body would be read as the next request: close instead.
+        let close = matches!(self, Self::BodyTimeout).then_some("close");
+        let retry = matches!(
+            self.status(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        )
+        .then_some(RETRY_AFTER_SECS);
+        [
+            (header::WWW_AUTHENTICATE, challenge),
+            (header::CONNECTION, close),
+            (header::RETRY_AFTER, retry),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// Logs what only the operator should see (a broker's failure in full).
+    fn log(&self) {
+        if let Self::Unavailable(detail) = self {
             tracing::warn!(%detail, "broker unavailable");
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
         let status = self.status();
         let mut response = (status, Json(ErrorBody::new(self.to_string()))).into_response();
-        if let Self::Auth(err) = &self {
-            let challenge = match err {
-                AuthError::Missing => Some("Bearer"),
-                AuthError::Invalid => Some(r#"Bearer error="invalid_token""#),
-                AuthError::Malformed => Some(r#"Bearer error="invalid_request""#),
-                AuthError::Forbidden => Some(r#"Bearer error="insufficient_scope""#),
-                AuthError::Origin => None,
-            };
-            if let Some(challenge) = challenge {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
-            }
-        }
-        if matches!(self, Self::BodyTimeout) {
-            // The rest of a late body would be read as the next request: close instead.
+        for (name, value) in self.extra_headers() {
             response
                 .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if matches!(
-            status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-        ) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+                .insert(name, HeaderValue::from_static(value));
         }
         if let Some(reason) = self.refusal() {
             response.extensions_mut().insert(Refusal(reason));
@@ -183,22 +192,25 @@ impl ApiError {
     /// The same response as raw HTTP/1.1 bytes, closing the connection: for the paths that
     /// answer before hyper is involved (an oversized head, a client over its connection cap).
     pub(crate) fn http1_bytes(&self) -> Vec<u8> {
-        let status = self.status();
-        let body = serde_json::to_string(&ErrorBody::new(self.to_string())).unwrap_or_default();
-        let retry = if matches!(
-            status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-        ) {
-            format!("retry-after: {RETRY_AFTER_SECS}\r\n")
-        } else {
-            String::new()
-        };
-        format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            body.len()
-        )
-        .into_bytes()
+        self.http1_response(&[], true)
+    }
+
+    /// The same response as raw HTTP/1.1 bytes, with `extra` headers (CORS), and closing the
+    /// connection when `close`: for the direct path (`http::direct`).
+    pub(crate) fn http1_response(&self, extra: &[(&str, String)], close: bool) -> Vec<u8> {
+        self.log();
+        let body = serde_json::to_vec(&ErrorBody::new(self.to_string())).unwrap_or_default();
+        let mut headers: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let own: Vec<_> = self.extra_headers().collect();
+        headers.extend(
+            own.iter()
+                .filter(|(name, _)| *name != header::CONNECTION)
+                .map(|(name, value)| (name.as_str(), *value)),
+        );
+        let close = close || own.iter().any(|(name, _)| *name == header::CONNECTION);
+        crate::http::direct::json_response(self.status(), &body, &headers, close)
     }
 }

@@ -98,18 +98,35 @@ pub async fn read_draft(
     accept: Accept,
     limits: Limits,
 ) -> Result<Draft, ApiError> {
-    let kind = match content_kind(headers, accept) {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    let kind = match content_kind(content_type, accept) {
         Ok(kind) => kind,
         Err(err) => return Err(refuse(err, body, limits).await),
     };
     let bytes = read_body(headers, body, limits).await?;
+    draft(kind, &bytes, query, accept, limits)
+}
+
+/// Validates a publish whose body has been read whole: the hyper route above and the direct
+/// HTTP/1 path (`http::direct::publish`) share it, so both say the same of the same request.
+///
+/// # Errors
+/// 400 or 413 as the README lists them.
+pub(crate) fn draft(
+    kind: Kind,
+    bytes: &[u8],
+    query: Option<&str>,
+    accept: Accept,
+    limits: Limits,
+) -> Result<Draft, ApiError> {
     let mut fields = match kind {
-        Kind::Json => json_fields(&bytes)?,
-        Kind::Form => form_fields(&bytes)?,
+        Kind::Json => json_fields(bytes)?,
+        Kind::Form => form_fields(bytes)?,
         Kind::Text => Fields {
             message: Some(
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?,
+                std::str::from_utf8(bytes)
+                    .map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?
+                    .to_owned(),
             ),
             ..Fields::default()
         },
@@ -150,21 +167,25 @@ pub async fn read_draft(
     })
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
+/// How a publish body is read, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
     Json,
     Form,
     Text,
 }
 
-fn content_kind(headers: &HeaderMap, accept: Accept) -> Result<Kind, ApiError> {
+/// The body form a `Content-Type` value names, if `accept` takes it.
+///
+/// # Errors
+/// 415 for anything else.
+pub(crate) fn content_kind(content_type: Option<&[u8]>, accept: Accept) -> Result<Kind, ApiError> {
     let expected = match accept {
         Accept::Json => "application/json",
         Accept::Any => "application/json, application/x-www-form-urlencoded or text/plain",
     };
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let mime = content_type
+        .and_then(|v| std::str::from_utf8(v).ok())
         .map(|v| {
             v.split(';')
                 .next()

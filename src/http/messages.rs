@@ -4,16 +4,16 @@
 use super::Routes;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Json;
 use serde::Serialize;
 
 use super::input::{read_draft, refuse, Accept, PublishForm, PublishJson, PublishText};
 use super::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorBody};
+use crate::hub::Published;
 use utoipa::ToSchema;
 
 pub(crate) fn router() -> Routes {
@@ -149,6 +149,13 @@ async fn accept(
     let draft = read_draft(headers, query, body, forms, app.input_limits()).await?;
     Auth::may_publish(grants.as_ref(), draft.topic.as_str())?;
     let published = app.hub().publish(draft).await?;
+    let body = accepted_json(word, &published);
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The JSON answer to an accepted publish, `{"status": word, "data": {...}}`: the hyper route
+/// and the direct path (`http::direct::publish`) both send it.
+pub(crate) fn accepted_json(word: &str, published: &Published) -> Vec<u8> {
     let event = &published.event;
     let answer = Accepted {
         status: word,
@@ -161,5 +168,5 @@ async fn accept(
             subscribers: published.subscribers,
         },
     };
-    Ok((status, Json(answer)).into_response())
+    serde_json::to_vec(&answer).unwrap_or_default()
 }

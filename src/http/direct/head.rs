@@ -1,6 +1,7 @@
-//! Reading and classifying the first request head of a connection: a plain `GET /stream` is
-//! served by the direct path, anything else (other requests, HTTP/2, garbage) goes to hyper,
-//! and every case must be decided within the header deadline.
+//! Reading and classifying request heads: a plain `GET /stream` (or Mercure subscription) and a
+//! plain publish (`POST /publish`, `POST /api/messages` with a `Content-Length` body) are served
+//! by the direct path; anything else (other requests, HTTP/2, garbage) goes to hyper, and every
+//! case must be decided within the header deadline.
 
 use std::io;
 use std::time::Duration;
@@ -44,6 +45,41 @@ pub(super) struct StreamRequest {
     pub(super) http10: bool,
 }
 
+/// Which publish endpoint a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PublishRoute {
+    /// `POST /api/messages`: JSON, 201 `accepted`.
+    Messages,
+    /// `POST /publish`: JSON, form or text, 202 `queued`.
+    Publish,
+}
+
+impl PublishRoute {
+    /// The path, for the access log and the metrics.
+    pub(super) fn path(self) -> &'static str {
+        match self {
+            Self::Messages => "/api/messages",
+            Self::Publish => "/publish",
+        }
+    }
+}
+
+/// A publish this path serves: HTTP/1.1, one `Content-Length`, no `Transfer-Encoding`,
+/// `Expect`, `Upgrade` or `Connection` other than `keep-alive`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct PublishRequest {
+    pub(super) route: PublishRoute,
+    pub(super) query: Option<String>,
+    /// Credentials, origin, host (the peer is added by the caller).
+    pub(super) meta: RequestMeta,
+    /// The `Content-Type` value, if any.
+    pub(super) content_type: Option<Vec<u8>>,
+    /// Bytes of the head; the body follows.
+    pub(super) head_len: usize,
+    /// Bytes of the body (`Content-Length`).
+    pub(super) body_len: usize,
+}
+
 /// What the bytes read so far are.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Head {
@@ -51,6 +87,8 @@ pub(super) enum Head {
     Partial,
     /// A plain stream request with nothing after its head: served here.
     Stream(StreamRequest),
+    /// A plain publish (its body may still be on its way): served here.
+    Publish(PublishRequest),
     /// A complete head (or HTTP/2 preface, or bytes that are not HTTP) for hyper.
     Other,
     /// Longer than [`MAX_HEAD`] without ending.
@@ -83,6 +121,9 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
         Some((path, query)) => (path, Some(query.to_owned())),
         None => (request.path.unwrap_or(""), None),
     };
+    if request.method == Some("POST") {
+        return publish(path, query, &request, len);
+    }
     let route = match path {
         "/stream" => Route::Native,
         crate::auth::HUB_PATH => Route::Mercure,
@@ -106,26 +147,92 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
     })
 }
 
-/// Reads until the head is complete. `None` when the peer left, or was too slow, before.
+/// A `POST` head: a plain publish, or hyper's.
+fn publish(
+    path: &str,
+    query: Option<String>,
+    request: &httparse::Request<'_, '_>,
+    head_len: usize,
+) -> Head {
+    let route = match path {
+        "/api/messages" => PublishRoute::Messages,
+        "/publish" => PublishRoute::Publish,
+        _ => return Head::Other,
+    };
+    if request.version != Some(1) {
+        return Head::Other;
+    }
+    let mut body_len = None;
+    let mut content_type = None;
+    for h in request.headers.iter() {
+        let name = h.name;
+        let once = if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(h.value).ok();
+            let digits = value.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+            body_len
+                .replace(digits.and_then(|v| v.parse::<usize>().ok()))
+                .is_none()
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type.replace(h.value.to_vec()).is_none()
+        } else if name.eq_ignore_ascii_case("connection") {
+            h.value.eq_ignore_ascii_case(b"keep-alive")
+        } else {
+            !(name.eq_ignore_ascii_case("transfer-encoding")
+                || name.eq_ignore_ascii_case("expect")
+                || name.eq_ignore_ascii_case("upgrade"))
+        };
+        if !once {
+            return Head::Other;
+        }
+    }
+    let Some(Some(body_len)) = body_len else {
+        return Head::Other;
+    };
+    Head::Publish(PublishRequest {
+        route,
+        query,
+        meta: RequestMeta::from_raw(request.headers, None),
+        content_type,
+        head_len,
+        body_len,
+    })
+}
+
+/// Reads until `buf` holds a complete head, which it may already (a pipelined request). `None`
+/// when the peer left, or was too slow, before. With `idle`, the first byte may take that long
+/// (a kept-alive connection between requests); the rest of the head gets `header_timeout`.
 pub(super) async fn read_head(
     socket: &mut TcpStream,
+    buf: &mut Vec<u8>,
     header_timeout: Duration,
-) -> io::Result<Option<(Vec<u8>, Head)>> {
-    let mut buf = Vec::with_capacity(512);
+    idle: Option<Duration>,
+) -> io::Result<Option<Head>> {
+    if !buf.is_empty() {
+        match parse_head(buf) {
+            Head::Partial => {}
+            head => return Ok(Some(head)),
+        }
+    }
+    if let (Some(idle), true) = (idle, buf.is_empty()) {
+        match tokio::time::timeout(idle, socket.readable()).await {
+            Err(_) => return Ok(None),
+            Ok(ready) => ready?,
+        }
+    }
     let deadline = tokio::time::Instant::now() + header_timeout;
     loop {
         if buf.len() == buf.capacity() {
-            buf.reserve(buf.len().min(MAX_HEAD));
+            buf.reserve(buf.len().clamp(512, MAX_HEAD));
         }
-        let read = tokio::time::timeout_at(deadline, socket.read_buf(&mut buf)).await;
+        let read = tokio::time::timeout_at(deadline, socket.read_buf(buf)).await;
         match read {
             Err(_) | Ok(Ok(0)) => return Ok(None),
             Ok(Err(err)) => return Err(err),
             Ok(Ok(_)) => {}
         }
-        match parse_head(&buf) {
+        match parse_head(buf) {
             Head::Partial => {}
-            head => return Ok(Some((buf, head))),
+            head => return Ok(Some(head)),
         }
     }
 }
@@ -206,6 +313,51 @@ mod tests {
     }
 
     #[test]
+    fn plain_publishes_are_served_here_and_unusual_ones_by_hyper() {
+        let publish = |raw: &[u8]| match parse_head(raw) {
+            Head::Publish(request) => Some((request.route, request.body_len, request.head_len)),
+            _ => None,
+        };
+        let head = b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n";
+        let mut with_body = head.to_vec();
+        with_body.extend_from_slice(b"{\"a\":");
+        // The body (even part of it, or more than it) may follow the head.
+        assert_eq!(publish(head), Some((PublishRoute::Messages, 5, head.len())));
+        assert_eq!(
+            publish(&with_body),
+            Some((PublishRoute::Messages, 5, head.len()))
+        );
+        assert_eq!(
+            publish(b"POST /publish?topic=a HTTP/1.1\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\n\r\n"),
+            Some((PublishRoute::Publish, 0, 77))
+        );
+        let Head::Publish(request) = parse_head(
+            b"POST /publish?topic=a HTTP/1.1\r\nContent-Type: text/plain\r\nOrigin: o\r\nContent-Length: 1\r\n\r\n",
+        ) else {
+            panic!()
+        };
+        assert_eq!(request.query.as_deref(), Some("topic=a"));
+        assert_eq!(request.content_type.as_deref(), Some(&b"text/plain"[..]));
+        assert_eq!(request.meta.origin.as_deref(), Some(&b"o"[..]));
+        for other in [
+            &b"POST /api/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST /api/messages HTTP/1.1\r\n\r\n",
+            b"POST /api/messages HTTP/1.0\r\nContent-Length: 1\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+            b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n",
+            b"POST /api/messages/x HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            b"PUT /api/messages HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+        ] {
+            assert_eq!(parse_head(other), Head::Other, "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    #[test]
     fn mercure_subscriptions_are_streams_too() {
         let head = parse_head(b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
         let Head::Stream(request) = head else {
@@ -223,8 +375,11 @@ mod tests {
             .await
             .unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        let reader =
-            tokio::spawn(async move { read_head(&mut server, Duration::from_secs(5)).await });
+        let reader = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let head = read_head(&mut server, &mut buf, Duration::from_secs(5), None).await;
+            head.map(|head| head.map(|head| (buf, head)))
+        });
         for piece in [
             &b"GET /stream?topic=a HT"[..],
             b"TP/1.1\r\nHost: x\r",
@@ -271,7 +426,13 @@ mod tests {
             .await
             .unwrap();
         let started = std::time::Instant::now();
-        let read = read_head(&mut server, Duration::from_millis(200)).await;
+        let read = read_head(
+            &mut server,
+            &mut Vec::new(),
+            Duration::from_millis(200),
+            None,
+        )
+        .await;
         assert!(read.unwrap().is_none());
         assert!(started.elapsed() < Duration::from_secs(2));
     }

@@ -13,7 +13,11 @@
 //! that fails) goes to hyper with the bytes already read, and gets the ordinary route.
 
 mod head;
+mod publish;
+mod response;
 mod write;
+
+pub(crate) use self::response::json_response;
 
 use std::io;
 use std::time::Duration;
@@ -22,6 +26,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 
 use self::head::{read_head, Head, Route};
+use self::publish::Step;
 use self::write::{try_write, write, write_rest};
 use super::mercure;
 use super::stream::{open_session, STREAM_HEADERS};
@@ -85,23 +90,38 @@ async fn open(
     header_timeout: Duration,
 ) -> io::Result<Opened> {
     let stop = app.shutdown_token();
-    // A connection that has not sent its request yet is simply closed on shutdown.
-    let read = tokio::select! {
-        read = read_head(socket, header_timeout) => read?,
-        () = stop.cancelled() => None,
-    };
-    let Some((buf, head)) = read else {
-        return Ok(Opened::Not(Outcome::Served));
-    };
-    let mut stream = match head {
-        Head::Other => return Ok(Opened::Not(Outcome::Fallback(buf))),
-        Head::TooLarge => {
-            let response = ApiError::HeadTooLarge.http1_bytes();
-            crate::io::answer_and_close(socket, &response, LINGER).await;
+    let mut buf = Vec::new();
+    // The first request's head gets `header_timeout`; between publishes on a kept-alive
+    // connection, the next one may take `--idle-timeout` to start.
+    let mut idle = None;
+    let mut stream = loop {
+        // A connection that has not sent its (next) request yet is simply closed on shutdown.
+        let read = tokio::select! {
+            read = read_head(socket, &mut buf, header_timeout, idle) => read?,
+            () = stop.cancelled() => None,
+        };
+        let Some(head) = read else {
             return Ok(Opened::Not(Outcome::Served));
+        };
+        idle = Some(app.config().idle_timeout);
+        match head {
+            Head::Other => return Ok(Opened::Not(Outcome::Fallback(buf))),
+            Head::TooLarge => {
+                let response = ApiError::HeadTooLarge.http1_bytes();
+                crate::io::answer_and_close(socket, &response, LINGER).await;
+                return Ok(Opened::Not(Outcome::Served));
+            }
+            Head::Partial => return Ok(Opened::Not(Outcome::Served)),
+            Head::Publish(mut request) => {
+                request.meta.secure = app.config().tls_cert.is_some();
+                match publish::serve_one(socket, app, &mut buf, request).await? {
+                    Step::Next => continue,
+                    Step::Closed => return Ok(Opened::Not(Outcome::Served)),
+                    Step::Fallback => return Ok(Opened::Not(Outcome::Fallback(buf))),
+                }
+            }
+            Head::Stream(stream) => break stream,
         }
-        Head::Partial => return Ok(Opened::Not(Outcome::Served)),
-        Head::Stream(stream) => stream,
     };
     let started = std::time::Instant::now();
     stream.meta.peer = socket.peer_addr().ok().map(|a| a.ip());

@@ -1,0 +1,159 @@
+//! `POST /publish` and `POST /api/messages` over HTTP/1.1 without hyper: the publish hot path.
+//!
+//! Through hyper, axum and four middleware layers a publish cost about twice the CPU of the
+//! work itself (`perf`: ~35k of ~58k instructions per publish were routing, header maps,
+//! boxed bodies and the layers). Here a plain publish (one `Content-Length` body, nothing
+//! unusual in its head) is read, validated and answered by the same functions the hyper route
+//! calls (`input::draft`, `Auth`, `Hub::publish`, `messages::accepted_json`), with the same
+//! headers, CORS, metrics and access log, and in the same order, so a request refused on one path
+//! is refused with the same error on the other (`tests/paths.rs` sends the same requests both
+//! ways). The body is in hand before anything is checked, so a refusal leaves the connection
+//! usable as hyper's does after draining it.
+
+use std::io;
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::head::{PublishRequest, PublishRoute};
+use super::response::json_response;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::http::input::{self, Accept};
+use crate::http::messages::accepted_json;
+use crate::http::AppState;
+
+/// The response to a publish: written, then the connection goes on unless `close` was asked.
+pub(super) struct Answer(pub(super) Vec<u8>);
+
+impl PublishRoute {
+    fn accept(self) -> Accept {
+        match self {
+            Self::Messages => Accept::Json,
+            Self::Publish => Accept::Any,
+        }
+    }
+
+    fn status(self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Messages => (StatusCode::CREATED, "accepted"),
+            Self::Publish => (StatusCode::ACCEPTED, "queued"),
+        }
+    }
+}
+
+/// Publishes `request` with `body` (all of it). `close` adds `connection: close` to the
+/// response (the server is shutting down).
+pub(super) async fn answer(
+    app: &AppState,
+    request: &PublishRequest,
+    body: &[u8],
+    close: bool,
+) -> Answer {
+    let started = std::time::Instant::now();
+    let route = request.route;
+    let cors = app.cors().headers(request.meta.origin.as_deref());
+    let published = match checked(app, request, body) {
+        Ok(draft) => app.hub().publish(draft).await.map_err(ApiError::from),
+        Err(err) => Err(err),
+    };
+    let (status, bytes) = match published {
+        Ok(published) => {
+            let (status, word) = route.status();
+            let json = accepted_json(word, &published);
+            let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            (status, json_response(status, &json, &cors, close))
+        }
+        Err(err) => (err.status(), err.http1_response(&cors, close)),
+    };
+    let took = started.elapsed();
+    let path = route.path();
+    crate::http::log_request(app, "POST", path, status.as_u16(), took);
+    app.metrics().request(path, "POST", status.as_u16(), took);
+    app.metrics().publish(path, status.as_u16());
+    Answer(bytes)
+}
+
+/// The checks of the hyper route (`messages::accept`, `input::read_draft`), in its order: the
+/// publisher's token, the content type, the body, the grant for the topic.
+fn checked(
+    app: &AppState,
+    request: &PublishRequest,
+    body: &[u8],
+) -> Result<crate::hub::Draft, ApiError> {
+    let grants = app.auth().publisher(&request.meta.credentials(None))?;
+    let accept = request.route.accept();
+    let kind = input::content_kind(request.content_type.as_deref(), accept)?;
+    let query = match accept {
+        Accept::Any => request.query.as_deref(),
+        Accept::Json => None,
+    };
+    let draft = input::draft(kind, body, query, accept, app.input_limits())?;
+    Auth::may_publish(grants.as_ref(), draft.topic.as_str())?;
+    Ok(draft)
+}
+
+/// What the connection does after a publish.
+pub(super) enum Step {
+    /// Read the next request.
+    Next,
+    /// Done: the connection was answered and closed, or the peer left.
+    Closed,
+    /// Hyper answers this request (its body is over the limit), from `buf`'s first byte.
+    Fallback,
+}
+
+/// A buffer kept between requests is shrunk back to this when a large body made it grow.
+const KEEP: usize = 4096;
+
+/// Reads the body of the publish at the start of `buf`, answers it and drops it from `buf`
+/// (what follows, a pipelined request, stays).
+pub(super) async fn serve_one(
+    socket: &mut TcpStream,
+    app: &AppState,
+    buf: &mut Vec<u8>,
+    request: PublishRequest,
+) -> io::Result<Step> {
+    let limits = app.input_limits();
+    if request.body_len > limits.body {
+        return Ok(Step::Fallback);
+    }
+    let total = request.head_len + request.body_len;
+    let body = tokio::time::timeout(limits.timeout, async {
+        while buf.len() < total {
+            buf.reserve(total - buf.len());
+            if socket.read_buf(buf).await? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok::<_, io::Error>(true)
+    });
+    match body.await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ok(Step::Closed),
+        Ok(Err(err)) => return Err(err),
+        Err(_) => {
+            let cors = app.cors().headers(request.meta.origin.as_deref());
+            let response = ApiError::BodyTimeout.http1_response(&cors, true);
+            crate::http::log_request(app, "POST", request.route.path(), 408, limits.timeout);
+            crate::io::answer_and_close(socket, &response, super::LINGER).await;
+            return Ok(Step::Closed);
+        }
+    }
+    let closing = app.shutdown_token().is_cancelled();
+    let Answer(response) = answer(app, &request, &buf[request.head_len..total], closing).await;
+    buf.drain(..total);
+    if buf.capacity() > KEEP && buf.len() <= KEEP {
+        buf.shrink_to(KEEP);
+    }
+    if closing {
+        crate::io::answer_and_close(socket, &response, super::LINGER).await;
+        return Ok(Step::Closed);
+    }
+    let write_timeout = app.config().write_timeout;
+    match tokio::time::timeout(write_timeout, socket.write_all(&response)).await {
+        Ok(written) => written.map(|()| Step::Next),
+        Err(_) => Ok(Step::Closed),
+    }
+}

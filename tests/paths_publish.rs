@@ -1,0 +1,280 @@
+//! Publishes are served by two paths too: the direct HTTP/1 path (a plain `Content-Length`
+//! publish) and the axum route (chunked bodies, HTTP/2, anything unusual). Both must say the
+//! same, byte for byte but the date and the event id, and the direct path must keep the
+//! connection as hyper would: pipelined requests, bodies in pieces, late bodies, idle clients.
+
+mod common;
+
+use std::time::Duration;
+
+use common::auth::{bearer, hs256, legacy, SECRET};
+use common::{spawn_app, TestApp, PATIENCE};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw HTTP/1.1 request; `chunked` sends the body with `Transfer-Encoding: chunked`, which
+/// the direct path leaves to hyper.
+fn request(target: &str, headers: &[(&str, &str)], body: &str, chunked: bool) -> String {
+    let mut text = format!("POST {target} HTTP/1.1\r\nHost: x\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if chunked {
+        let size = if body.is_empty() {
+            String::new()
+        } else {
+            format!("{:x}\r\n{body}\r\n", body.len())
+        };
+        text.push_str(&format!(
+            "Transfer-Encoding: chunked\r\n\r\n{size}0\r\n\r\n"
+        ));
+    } else {
+        text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    }
+    text
+}
+
+/// One response: its head's lines (without the date, sorted) and its body.
+#[derive(Debug, PartialEq)]
+struct Response {
+    status: String,
+    headers: Vec<String>,
+    body: Value,
+}
+
+/// Reads one `Content-Length` response from `socket` (leaving anything after it unread).
+async fn read_response(socket: &mut TcpStream) -> Response {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(PATIENCE, async {
+        while !seen.ends_with(b"\r\n\r\n") {
+            let n = socket.read(&mut byte).await.unwrap();
+            assert_eq!(n, 1, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.push(byte[0]);
+        }
+    })
+    .await
+    .expect("no response head");
+    let head = String::from_utf8(seen).unwrap();
+    let mut lines = head.trim_end().split("\r\n");
+    let status = lines.next().unwrap().to_owned();
+    let mut headers: Vec<String> = lines
+        .filter(|l| !l.starts_with("date: "))
+        .map(str::to_owned)
+        .collect();
+    headers.sort();
+    let length: usize = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length: "))
+        .expect("content-length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(PATIENCE, socket.read_exact(&mut body))
+        .await
+        .expect("no body")
+        .unwrap();
+    // The id's length varies with its counter, and so the body's.
+    headers.retain(|h| !h.starts_with("content-length: "));
+    let mut body: Value = serde_json::from_slice(&body).unwrap();
+    if let Some(id) = body.pointer_mut("/data/id") {
+        *id = Value::from("<id>");
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A request target, its headers, its body and the status both paths must answer.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, u16);
+
+async fn send(app: &TestApp, raw: &str) -> Response {
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(raw.as_bytes()).await.unwrap();
+    read_response(&mut socket).await
+}
+
+#[tokio::test]
+async fn publishes_say_the_same_on_both_paths() {
+    let app = spawn_app(|c| {
+        c.auth.keys.publisher_jwt_key = Some(SECRET.into());
+        c.auth.cors_origins = vec!["http://allowed.example".into()];
+        c.max_message = 64;
+    })
+    .await;
+    let granted = bearer(&hs256(SECRET, &legacy(&["news", "default"], &[])));
+    let other = bearer(&hs256(SECRET, &legacy(&["elsewhere"], &[])));
+    let wrong = bearer(&hs256(
+        "another-secret-that-is-long-enough-for-hs256",
+        &legacy(&["*"], &[]),
+    ));
+    let json = ("Content-Type", "application/json");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let text = ("Content-Type", "text/plain; charset=utf-8");
+    let auth = |token: &str| ("Authorization", token.to_owned());
+    let long = format!(r#"{{"message": "{}"}}"#, "x".repeat(65));
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "hi", "topic": "news"}"#, 201),
+        ("/api/messages", vec![], r#"{"message": "hi"}"#, 401),
+        ("/api/messages", vec![auth(&wrong)], r#"{"message": "hi"}"#, 401),
+        ("/api/messages", vec![("Authorization", "Basic abc".into())], r#"{"message": "hi"}"#, 400),
+        ("/api/messages", vec![auth(&other)], r#"{"message": "hi", "topic": "news"}"#, 403),
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "hi", "private": true}"#, 201),
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "hi", "#, 400),
+        ("/api/messages", vec![auth(&granted)], r#"["hi"]"#, 400),
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "  "}"#, 400),
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "hi", "topic": "a b"}"#, 400),
+        ("/api/messages", vec![auth(&granted)], r#"{"message": "hi", "event": "a\nb"}"#, 400),
+        ("/api/messages", vec![auth(&granted)], &long, 413),
+        ("/publish?topic=news", vec![auth(&granted)], "message=by+form&private=on", 202),
+        ("/publish?topic=news&event=note", vec![auth(&granted)], "plain text", 202),
+        ("/publish", vec![auth(&granted)], "", 400),
+        ("/api/messages", vec![auth(&granted), ("Origin", "http://allowed.example".into())], r#"{"message": "cors"}"#, 201),
+        ("/api/messages", vec![auth(&granted), ("Origin", "http://other.example".into())], r#"{"message": "cors"}"#, 201),
+        ("/api/messages", vec![("Origin", "http://allowed.example".into())], r#"{"message": "cors"}"#, 401),
+    ];
+    let kinds = [
+        json, json, json, json, json, json, json, json, json, json, json, json, form, text, text,
+        json, json, json,
+    ];
+    assert_eq!(kinds.len(), cases.len());
+    let mut wrong_type = 0;
+    for ((target, headers, body, status), kind) in cases.into_iter().zip(kinds) {
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        headers.push(kind);
+        let direct = send(&app, &request(target, &headers, body, false)).await;
+        let hyper = send(&app, &request(target, &headers, body, true)).await;
+        assert_eq!(direct, hyper, "{target} {body}");
+        assert!(
+            direct.status.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{direct:?}"
+        );
+        // The same request with a type its endpoint does not read.
+        if target == "/api/messages" && status == 201 {
+            headers.pop();
+            headers.push(text);
+            let direct = send(&app, &request(target, &headers, body, false)).await;
+            let hyper = send(&app, &request(target, &headers, body, true)).await;
+            assert_eq!(direct, hyper);
+            assert!(direct.status.starts_with("HTTP/1.1 415 "), "{direct:?}");
+            wrong_type += 1;
+        }
+    }
+    assert_eq!(wrong_type, 4);
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_hub_says_the_same_on_both_paths() {
+    let app = spawn_app(|c| c.max_topics = 1).await;
+    // The only topic slot is taken and watched, so a new topic cannot be made room for.
+    app.publish("watched", "first").await;
+    let _watcher = app.stream("/stream?mode=live&topic=watched").await;
+    let json = [("Content-Type", "application/json")];
+    let body = r#"{"message": "no room", "topic": "new"}"#;
+    let direct = send(&app, &request("/api/messages", &json, body, false)).await;
+    let hyper = send(&app, &request("/api/messages", &json, body, true)).await;
+    assert_eq!(direct, hyper);
+    assert!(direct.status.starts_with("HTTP/1.1 503 "), "{direct:?}");
+    assert!(direct.headers.contains(&"retry-after: 1".to_owned()));
+}
+
+#[tokio::test]
+async fn pipelined_and_split_publishes_are_answered_in_order() {
+    let app = spawn_app(|_| {}).await;
+    let json = [("Content-Type", "application/json")];
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    // Three requests in one write: the direct path answers each in turn.
+    let three: String = (1..=3)
+        .map(|i| {
+            request(
+                "/api/messages",
+                &json,
+                &format!(r#"{{"message": "p{i}"}}"#),
+                false,
+            )
+        })
+        .collect();
+    socket.write_all(three.as_bytes()).await.unwrap();
+    for i in 1..=3 {
+        let response = read_response(&mut socket).await;
+        assert_eq!(response.body["data"]["message"], format!("p{i}"));
+    }
+    // A head, then its body in two pieces a moment apart, on the same connection.
+    let raw = request("/api/messages", &json, r#"{"message": "split"}"#, false);
+    let (head, body) = raw.split_at(raw.len() - 10);
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket.write_all(&body.as_bytes()[..4]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket.write_all(&body.as_bytes()[4..]).await.unwrap();
+    assert_eq!(
+        read_response(&mut socket).await.body["data"]["message"],
+        "split"
+    );
+    // Then a request the direct path hands to hyper, on the same connection still.
+    socket
+        .write_all(b"GET /api/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("200 OK") {
+        let n = tokio::time::timeout(PATIENCE, socket.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_late_body_gets_408_and_a_closed_connection() {
+    let app = spawn_app(|c| c.body_timeout = Duration::from_millis(300)).await;
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"mess";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let response = read_response(&mut socket).await;
+    assert!(response.status.starts_with("HTTP/1.1 408 "), "{response:?}");
+    assert!(response.headers.contains(&"connection: close".to_owned()));
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = spawn_app(|c| c.idle_timeout = Duration::from_millis(300)).await;
+    let json = [("Content-Type", "application/json")];
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    let raw = request("/api/messages", &json, r#"{"message": "once"}"#, false);
+    socket.write_all(raw.as_bytes()).await.unwrap();
+    read_response(&mut socket).await;
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection stayed open")
+        .unwrap();
+    assert!(rest.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_hypers_413() {
+    let app = spawn_app(|c| {
+        c.body_limit = 1024;
+        c.max_message = 1024;
+    })
+    .await;
+    let json = [("Content-Type", "application/json")];
+    let body = format!(r#"{{"message": "{}"}}"#, "x".repeat(2000));
+    let response = send(&app, &request("/api/messages", &json, &body, false)).await;
+    assert!(response.status.starts_with("HTTP/1.1 413 "), "{response:?}");
+    assert_eq!(response.body["error"], "body is larger than 1024 bytes");
+}
