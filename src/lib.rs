@@ -57,6 +57,7 @@ pub mod event;
 mod http;
 pub mod hub;
 pub mod io;
+mod json;
 pub mod metrics;
 pub mod quota;
 pub mod session;

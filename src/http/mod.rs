@@ -150,6 +150,9 @@ pub(crate) fn log_request(
     status: u16,
     took: std::time::Duration,
 ) {
+    if !app.config().access_log && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let path: String = path.chars().take(200).collect();
     let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     if app.config().access_log {

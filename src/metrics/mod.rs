@@ -115,6 +115,10 @@ struct Inner {
     mercure_connected: Gauge,
     mercure_subscribers: Counter,
     mercure_updates: Counter,
+    /// The series of an accepted native publish (`/api/messages` 201, `/publish` 202),
+    /// registered on first use: the publish hot path records into them without building and
+    /// hashing a key each time.
+    accepted: [std::sync::OnceLock<(Histogram, Counter)>; 2],
 }
 
 /// Where the recorder's registrations say they come from (it ignores it).
@@ -184,6 +188,7 @@ impl Metrics {
             mercure_connected: gauge(MERCURE_CONNECTED, Vec::new()),
             mercure_subscribers: counter(MERCURE_SUBSCRIBERS, Vec::new()),
             mercure_updates: counter(MERCURE_UPDATES, Vec::new()),
+            accepted: Default::default(),
             handle,
             recorder,
         };
@@ -233,6 +238,44 @@ impl Metrics {
             .recorder
             .register_histogram(&key, &METADATA)
             .record(took.as_secs_f64());
+    }
+
+    /// Records a native publish request answered with `status` after `took`: what
+    /// [`Self::request`] and [`Self::publish`] record together, from cached handles when it was
+    /// accepted.
+    pub fn native_publish(&self, endpoint: &'static str, status: u16, took: Duration) {
+        let slot = match (endpoint, status) {
+            ("/api/messages", 201) => 0,
+            ("/publish", 202) => 1,
+            _ => {
+                self.request(endpoint, "POST", status, took);
+                self.publish(endpoint, status);
+                return;
+            }
+        };
+        let (histogram, counter) = self.inner.accepted[slot].get_or_init(|| {
+            let labels = |name: &'static str| {
+                vec![
+                    Label::new(name, endpoint),
+                    Label::new("method", "POST"),
+                    Label::new("status", status_label(status)),
+                ]
+            };
+            let mut publish = labels("endpoint");
+            publish.remove(1);
+            (
+                self.inner.recorder.register_histogram(
+                    &Key::from_parts(REQUEST_DURATION, labels("route")),
+                    &METADATA,
+                ),
+                self.inner
+                    .recorder
+                    .register_counter(&Key::from_parts(PUBLISHES, publish), &METADATA),
+            )
+        });
+        histogram.record(took.as_secs_f64());
+        counter.increment(1);
+        self.inner.mercure_updates.increment(1);
     }
 
     /// Records a publish request on `endpoint` (a route template) answered with `status`.

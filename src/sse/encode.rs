@@ -33,6 +33,13 @@ impl FrameBuilder {
         }
     }
 
+    /// An empty frame with room for `bytes` (one allocation for a frame of that size).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(bytes),
+        }
+    }
+
     /// Adds `event: NAME`.
     pub fn event(mut self, name: &EventName) -> Self {
         self.line(b"event: ", name.as_str().as_bytes());

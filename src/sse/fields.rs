@@ -108,7 +108,7 @@ impl LineText {
 impl From<EventId> for LineText {
     /// `urn:ssehub:` and two numbers: always single-line text.
     fn from(id: EventId) -> Self {
-        Self(id.to_string().into())
+        Self(id.wire().into())
     }
 }
 
@@ -195,6 +195,20 @@ impl fmt::Display for EventId {
 }
 
 impl EventId {
+    /// `urn:ssehub:MS-SEQ`, as `to_string` gives it without the formatting machinery (every
+    /// publish makes one).
+    pub fn wire(&self) -> String {
+        let mut ms = itoa::Buffer::new();
+        let mut seq = itoa::Buffer::new();
+        let (ms, seq) = (ms.format(self.ms), seq.format(self.seq));
+        let mut text = String::with_capacity(ID_PREFIX.len() + ms.len() + 1 + seq.len());
+        text.push_str(ID_PREFIX);
+        text.push_str(ms);
+        text.push('-');
+        text.push_str(seq);
+        text
+    }
+
     /// The bare `MS-SEQ` form (a Redis stream id).
     pub fn raw(&self) -> String {
         format!("{}-{}", self.ms, self.seq)
@@ -247,6 +261,11 @@ mod tests {
         let id: EventId = "1700000000000-42".parse().unwrap();
         assert_eq!(id, EventId::new(1_700_000_000_000, 42));
         assert_eq!(id.to_string(), "urn:ssehub:1700000000000-42");
+        assert_eq!(id.wire(), id.to_string());
+        assert_eq!(
+            EventId::new(0, u64::MAX).wire(),
+            EventId::new(0, u64::MAX).to_string()
+        );
         assert_eq!(id.raw(), "1700000000000-42");
         assert_eq!("urn:ssehub:1700000000000-42".parse::<EventId>(), Ok(id));
         assert!(LineText::new("id-[\"x\"]", 64).is_ok());

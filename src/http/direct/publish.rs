@@ -70,8 +70,7 @@ pub(super) async fn answer(
     let took = started.elapsed();
     let path = route.path();
     crate::http::log_request(app, "POST", path, status.as_u16(), took);
-    app.metrics().request(path, "POST", status.as_u16(), took);
-    app.metrics().publish(path, status.as_u16());
+    app.metrics().native_publish(path, status.as_u16(), took);
     Answer(bytes)
 }
 
