@@ -186,18 +186,21 @@ pub(crate) fn content_kind(content_type: Option<&[u8]>, accept: Accept) -> Resul
     };
     let mime = content_type
         .and_then(|v| std::str::from_utf8(v).ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let kind = match mime.as_deref() {
-        Some("application/json") => Kind::Json,
-        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Kind::Json,
-        Some("application/x-www-form-urlencoded") => Kind::Form,
-        Some("text/plain") => Kind::Text,
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    let is = |m: &str, name: &str| m.eq_ignore_ascii_case(name);
+    let kind = match mime {
+        Some(m) if is(m, "application/json") => Kind::Json,
+        Some(m)
+            if m.len() >= 17
+                && m.is_char_boundary(12)
+                && m.is_char_boundary(m.len() - 5)
+                && is(&m[..12], "application/")
+                && is(&m[m.len() - 5..], "+json") =>
+        {
+            Kind::Json
+        }
+        Some(m) if is(m, "application/x-www-form-urlencoded") => Kind::Form,
+        Some(m) if is(m, "text/plain") => Kind::Text,
         _ => return Err(ApiError::UnsupportedMediaType(expected)),
     };
     match (accept, kind) {
@@ -297,4 +300,34 @@ pub(crate) async fn refuse(error: ApiError, body: Body, limits: Limits) -> ApiEr
     let drain = Limited::new(body, limits.body).collect();
     let _ = tokio::time::timeout(limits.timeout, drain).await;
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_read_case_insensitively_with_parameters() {
+        let kind = |value: &str, accept| content_kind(Some(value.as_bytes()), accept).ok();
+        for (value, expected) in [
+            ("application/json", Some(Kind::Json)),
+            ("Application/JSON; charset=utf-8", Some(Kind::Json)),
+            ("application/ld+json", Some(Kind::Json)),
+            ("APPLICATION/MERGE-PATCH+JSON", Some(Kind::Json)),
+            ("application/+json", Some(Kind::Json)),
+            ("application/json5", None),
+            ("application/x-www-form-urlencoded", Some(Kind::Form)),
+            ("Text/Plain ; charset=utf-8", Some(Kind::Text)),
+            ("text/html", None),
+            ("é+json", None),
+            ("applicationé/+json", None),
+            ("", None),
+        ] {
+            assert_eq!(kind(value, Accept::Any), expected, "{value}");
+        }
+        assert_eq!(kind("text/plain", Accept::Json), None);
+        assert_eq!(kind("application/ld+json", Accept::Json), Some(Kind::Json));
+        assert!(content_kind(None, Accept::Any).is_err());
+        assert!(content_kind(Some(b"\xff"), Accept::Any).is_err());
+    }
 }

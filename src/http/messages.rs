@@ -172,7 +172,11 @@ pub(crate) fn accepted_json(word: &str, published: &Published) -> Vec<u8> {
         json::raw(&mut out, r#","private":true"#);
     }
     json::raw(&mut out, r#","id":"#);
-    json::string(&mut out, &event.id.wire());
+    // The hub's id: the wire id unless the publisher chose one (never on these endpoints).
+    match event.custom_id {
+        None => json::string(&mut out, event.wire_id()),
+        Some(_) => json::string(&mut out, &event.id.wire()),
+    }
     json::raw(&mut out, r#","subscribers":"#);
     json::number(&mut out, published.subscribers);
     json::raw(&mut out, "}}");
