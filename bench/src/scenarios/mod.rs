@@ -6,6 +6,7 @@
 //! - [`idle`]: memory per open stream at 10,000 and 19,000 streams.
 //! - [`burst`]: 19,000 seed-contract streams (ssehub only).
 //! - [`publish`]: closed-loop publish requests/s without and with 1,000 subscribers.
+//! - [`publish_ab`]: publish requests/s from `wrk`, ssehub and nchan in alternating rounds.
 //! - [`cluster`]: two ssehub nodes on Redis, publish on one, subscribers on both (ssehub only).
 //! - [`mercure_fanout`]: the 10,000-subscriber fan-out through ssehub's Mercure endpoint
 //!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
@@ -24,6 +25,7 @@ mod live;
 pub mod mercure_fanout;
 pub mod mercure_patterns;
 pub mod publish;
+pub mod publish_ab;
 pub mod shutdown;
 pub mod store;
 pub mod tls;
@@ -48,13 +50,14 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     "fanout-1k",
     "fanout-10k",
     "cluster",
     "idle",
     "burst",
     "publish",
+    "publish-ab",
     "mercure-fanout",
     "mercure-patterns",
     "shutdown",
@@ -145,6 +148,7 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "idle" => idle::run(ctx, kind, &mut outcome).await,
             "burst" => burst::run(ctx, kind, &mut outcome).await,
             "publish" => publish::run(ctx, kind, &mut outcome).await,
+            "publish-ab" => publish_ab::run(ctx, &mut outcome).await,
             "cluster" => cluster::run(ctx, kind, &mut outcome).await,
             "mercure-fanout" => mercure_fanout::run(ctx, kind, &mut outcome).await,
             "mercure-patterns" => mercure_patterns::run(ctx, kind, &mut outcome).await,

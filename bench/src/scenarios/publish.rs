@@ -187,6 +187,25 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
     live.close().await
 }
 
+/// Each server's own publish request with a `ctx.size`-byte message, for `wrk`: path, content
+/// type, body.
+pub(super) fn wrk_request(ctx: &Ctx, kind: ServerKind) -> (String, &'static str, String) {
+    let text = "x".repeat(ctx.size);
+    match kind {
+        ServerKind::Nchan => (format!("/pub?id={}", super::TOPIC), "text/plain", text),
+        ServerKind::Pushpin => (
+            "/publish/".to_owned(),
+            "application/json",
+            crate::pushpin::publish_body(super::TOPIC, &text),
+        ),
+        _ => (
+            "/api/messages".to_owned(),
+            "application/json",
+            serde_json::json!({"message": text, "topic": super::TOPIC}).to_string(),
+        ),
+    }
+}
+
 /// The same publishes without subscribers from `wrk` (the neutral generator issue 13 asks
 /// for): `wrk -t1 -c<connections> -d<seconds>s`, each server's own publish request with a
 /// 100-byte message. A missing `wrk` or a failed run is a note, not a failure.
@@ -202,20 +221,7 @@ async fn neutral(
             .push("wrk is not installed: no neutral-generator figure (apt-get install wrk)".into());
         return None;
     }
-    let text = "x".repeat(ctx.size);
-    let (path, content_type, body) = match server.kind {
-        ServerKind::Nchan => (format!("/pub?id={}", super::TOPIC), "text/plain", text),
-        ServerKind::Pushpin => (
-            "/publish/".to_owned(),
-            "application/json",
-            crate::pushpin::publish_body(super::TOPIC, &text),
-        ),
-        _ => (
-            "/api/messages".to_owned(),
-            "application/json",
-            serde_json::json!({"message": text, "topic": super::TOPIC}).to_string(),
-        ),
-    };
+    let (path, content_type, body) = wrk_request(ctx, server.kind);
     let pids = server.pids();
     let window = CpuWindow::start(&pids);
     let result = wrk::post(
