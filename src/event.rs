@@ -85,11 +85,13 @@ impl Event {
     pub fn new(id: EventId, draft: Draft, timestamp: f64) -> Self {
         let wire_id = draft.custom_id.clone().unwrap_or_else(|| generated(id));
         let json = live_json(timestamp, &draft.message, draft.topic.as_str());
-        let live = FrameBuilder::with_capacity(json.len() + 32 + wire_id.as_str().len())
-            .event(&draft.name)
-            .id_text(&wire_id)
-            .data(&json)
-            .finish();
+        let live = FrameBuilder::with_capacity(
+            json.len() + 32 + draft.name.as_str().len() + wire_id.as_str().len(),
+        )
+        .event(&draft.name)
+        .id_text(&wire_id)
+        .data(&json)
+        .finish();
         Self {
             id,
             topic: draft.topic,
@@ -302,7 +304,7 @@ fn encode(id: Option<&LineText>, name: &EventName, data: &impl Serialize) -> Byt
 /// serialising `Envelope<Live>` gives (tested), written by hand because every publish makes one
 /// (`crate::json` says why).
 fn live_json(timestamp: f64, message: &str, topic: &str) -> String {
-    let mut out = Vec::with_capacity(48 + message.len() + topic.len());
+    let mut out = Vec::with_capacity(96 + message.len() + topic.len());
     json::raw(&mut out, r#"{"timestamp":"#);
     json::number(&mut out, timestamp);
     json::raw(&mut out, r#","data":{"message":"#);

@@ -244,10 +244,32 @@ struct JsonBody<'a> {
     private: Option<bool>,
 }
 
+/// The JSON body as most publishers send it: every field of the right type. Read in one pass;
+/// a body that does not fit is read again by [`JsonBody`], which tells what is wrong with it.
+#[derive(Deserialize)]
+struct PlainBody<'a> {
+    #[serde(borrow, default)]
+    message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    topic: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    private: Option<bool>,
+}
+
 fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{') {
         return Err(ApiError::BadRequest("expected a JSON object".into()));
+    }
+    if let Ok(body) = serde_json::from_slice::<PlainBody<'_>>(bytes) {
+        return Ok(Fields {
+            message: body.message.map(std::borrow::Cow::into_owned),
+            topic: body.topic.map(std::borrow::Cow::into_owned),
+            event: body.event.map(std::borrow::Cow::into_owned),
+            private: body.private.unwrap_or(false),
+        });
     }
     let body: JsonBody<'_> = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
@@ -329,5 +351,28 @@ mod tests {
         assert_eq!(kind("application/ld+json", Accept::Json), Some(Kind::Json));
         assert!(content_kind(None, Accept::Any).is_err());
         assert!(content_kind(Some(b"\xff"), Accept::Any).is_err());
+    }
+
+    #[test]
+    fn json_bodies_read_in_one_pass_or_two_say_the_same() {
+        let read = |body: &str| match json_fields(body.as_bytes()) {
+            Ok(f) => format!("{:?} {:?} {:?} {}", f.message, f.topic, f.event, f.private),
+            Err(err) => format!("error {}: {err}", err.status()),
+        };
+        for (body, expected) in [
+            (r#"{"message": "hi"}"#, r#"Some("hi") None None false"#),
+            (r#"{"message": "a\"b\u00e9", "topic": "t", "event": "e", "private": true}"#, r#"Some("a\"bé") Some("t") Some("e") true"#),
+            (r#"{"message": null, "topic": null}"#, "None None None false"),
+            (r#"{"message": "x", "extra": [1, {"a": 2}]}"#, r#"Some("x") None None false"#),
+            (r#"{"message": 5}"#, "error 400 Bad Request: message is required"),
+            (r#"{"message": "x", "topic": 5}"#, "error 400 Bad Request: topic must be a string"),
+            (r#"{"message": "x", "event": {}}"#, "error 400 Bad Request: event must be a string"),
+            (r#"{"message": "x", "message": "y"}"#, "error 400 Bad Request: invalid JSON: duplicate field `message` at line 1 column 26"),
+            (r#"{"message": "x", "private": "yes"}"#, "error 400 Bad Request: invalid JSON: invalid type: string \"yes\", expected a boolean at line 1 column 33"),
+            (r#"{"message": "x""#, "error 400 Bad Request: invalid JSON: EOF while parsing an object at line 1 column 15"),
+            ("[1]", "error 400 Bad Request: expected a JSON object"),
+        ] {
+            assert_eq!(read(body), expected, "{body}");
+        }
     }
 }

@@ -159,7 +159,7 @@ async fn accept(
 /// makes one; `crate::json` says why): the bytes serialising [`Accepted`] gives (tested).
 pub(crate) fn accepted_json(word: &str, published: &Published) -> Vec<u8> {
     let event = &published.event;
-    let mut out = Vec::with_capacity(112 + event.message.len() + event.topic.as_str().len());
+    let mut out = Vec::with_capacity(192 + event.message.len() + event.topic.as_str().len());
     json::raw(&mut out, r#"{"status":"#);
     json::string(&mut out, word);
     json::raw(&mut out, r#","data":{"message":"#);
