@@ -278,3 +278,39 @@ async fn a_body_over_the_limit_gets_hypers_413() {
     assert!(response.status.starts_with("HTTP/1.1 413 "), "{response:?}");
     assert_eq!(response.body["error"], "body is larger than 1024 bytes");
 }
+
+#[tokio::test]
+async fn a_connection_that_keeps_publishing_is_not_idle() {
+    let app = spawn_app(|c| {
+        c.idle_timeout = Duration::from_millis(400);
+        c.header_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let json = [("Content-Type", "application/json")];
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    // Five publishes 200 ms apart: a second in all, each gap under the idle limit.
+    for i in 0..5 {
+        let raw = request(
+            "/api/messages",
+            &json,
+            &format!(r#"{{"message": "n{i}"}}"#),
+            false,
+        );
+        socket.write_all(raw.as_bytes()).await.unwrap();
+        assert_eq!(
+            read_response(&mut socket).await.body["data"]["message"],
+            format!("n{i}")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A head begun and never finished is cut at the header deadline, not the idle one.
+    socket
+        .write_all(b"POST /api/messages HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest))
+        .await
+        .expect("a half-sent head kept the connection open")
+        .unwrap();
+}

@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use self::head::{read_head, Head, Route};
+use self::head::{read_head, Head, IdleTimer, Route};
 use self::publish::Step;
 use self::write::{try_write, write, write_rest};
 use super::mercure;
@@ -93,17 +93,16 @@ async fn open(
     let mut buf = Vec::new();
     // The first request's head gets `header_timeout`; between publishes on a kept-alive
     // connection, the next one may take `--idle-timeout` to start.
-    let mut idle = None;
+    let mut idle: Option<IdleTimer> = None;
     let mut stream = loop {
         // A connection that has not sent its (next) request yet is simply closed on shutdown.
         let read = tokio::select! {
-            read = read_head(socket, &mut buf, header_timeout, idle) => read?,
+            read = read_head(socket, &mut buf, header_timeout, idle.as_mut()) => read?,
             () = stop.cancelled() => None,
         };
         let Some(head) = read else {
             return Ok(Opened::Not(Outcome::Served));
         };
-        idle = Some(app.config().idle_timeout);
         match head {
             Head::Other => return Ok(Opened::Not(Outcome::Fallback(buf))),
             Head::TooLarge => {
@@ -115,7 +114,13 @@ async fn open(
             Head::Publish(mut request) => {
                 request.meta.secure = app.config().tls_cert.is_some();
                 match publish::serve_one(socket, app, &mut buf, request).await? {
-                    Step::Next => continue,
+                    Step::Next => {
+                        match &mut idle {
+                            Some(idle) => idle.touch(),
+                            None => idle = Some(IdleTimer::new(app.config().idle_timeout)),
+                        }
+                        continue;
+                    }
                     Step::Closed => return Ok(Opened::Not(Outcome::Served)),
                     Step::Fallback => return Ok(Opened::Not(Outcome::Fallback(buf))),
                 }

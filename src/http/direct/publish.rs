@@ -119,16 +119,22 @@ pub(super) async fn serve_one(
         return Ok(Step::Fallback);
     }
     let total = request.head_len + request.body_len;
-    let body = tokio::time::timeout(limits.timeout, async {
-        while buf.len() < total {
-            buf.reserve(total - buf.len());
-            if socket.read_buf(buf).await? == 0 {
-                return Ok(false);
+    // A body that came with its head (the usual case) is not waited for, nor timed.
+    let arrived = if buf.len() >= total {
+        Ok(Ok(true))
+    } else {
+        let body = async {
+            while buf.len() < total {
+                buf.reserve(total - buf.len());
+                if socket.read_buf(buf).await? == 0 {
+                    return Ok(false);
+                }
             }
-        }
-        Ok::<_, io::Error>(true)
-    });
-    match body.await {
+            Ok::<_, io::Error>(true)
+        };
+        tokio::time::timeout(limits.timeout, body).await
+    };
+    match arrived {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return Ok(Step::Closed),
         Ok(Err(err)) => return Err(err),
@@ -150,8 +156,17 @@ pub(super) async fn serve_one(
         crate::io::answer_and_close(socket, &response, super::LINGER).await;
         return Ok(Step::Closed);
     }
+    // A healthy client's socket takes the answer at once: no timer unless it does not.
+    let sent = match socket.try_write(&response) {
+        Ok(n) => n,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err(err),
+    };
+    if sent == response.len() {
+        return Ok(Step::Next);
+    }
     let write_timeout = app.config().write_timeout;
-    match tokio::time::timeout(write_timeout, socket.write_all(&response)).await {
+    match tokio::time::timeout(write_timeout, socket.write_all(&response[sent..])).await {
         Ok(written) => written.map(|()| Step::Next),
         Err(_) => Ok(Step::Closed),
     }
