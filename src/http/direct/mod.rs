@@ -14,6 +14,7 @@
 
 mod head;
 mod publish;
+mod read;
 mod response;
 mod write;
 
@@ -25,8 +26,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use self::head::{read_head, Head, IdleTimer, Route};
+use self::head::{Head, Route};
 use self::publish::Step;
+use self::read::{read_head, IdleTimer};
 use self::write::{try_write, write, write_rest};
 use super::mercure;
 use super::stream::{open_session, STREAM_HEADERS};
