@@ -128,15 +128,14 @@ pub async fn serve(
         let router = router.clone();
         let state = state.clone();
         let acceptor = tls.as_ref().map(|t| t.acceptor().clone());
-        connections.spawn(async move {
-            match acceptor {
-                Some(acceptor) => {
-                    crate::connection::serve_tls(socket, peer, router, state, acceptor).await;
-                }
-                None => crate::connection::serve(socket, peer, router, state).await,
-            }
-            drop((permit, client));
-        });
+        connections.spawn(crate::connection::serve(
+            socket,
+            peer,
+            router,
+            state,
+            acceptor,
+            (permit, client),
+        ));
     }
     drop(listener);
     tracing::info!(

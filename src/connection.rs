@@ -43,19 +43,31 @@ const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a connection being closed (idle, or shutdown) may take to finish.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes, over TLS when `tls` is set; `held` (the
+/// connection's permits) is kept until then.
 ///
-/// A `fn` returning an `async move` block rather than an `async fn`, here and in the direct
-/// path: an `async fn` keeps its arguments twice in its future (as passed, and moved into
-/// locals), and this future lives as long as the stream, in every idle stream's memory.
+/// One future for the whole connection, everything in it once: a `fn` returning an `async
+/// move` block rather than an `async fn` (which keeps its arguments twice in its future, as
+/// passed and moved into locals), and no nested by-value calls on the cleartext path (each
+/// would keep its own copy of the socket, the address and the handles). This future lives as
+/// long as the stream, in every idle stream's memory.
 #[allow(clippy::manual_async_fn)] // on purpose, see above
-pub(crate) fn serve(
+pub(crate) fn serve<H: Send + 'static>(
     mut socket: TcpStream,
     peer: SocketAddr,
     router: Router,
     app: AppState,
-) -> impl std::future::Future<Output = ()> {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    held: H,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
+        if let Some(acceptor) = tls {
+            // Boxed: a TLS handshake's future is large, and every cleartext stream would pay
+            // for it too.
+            Box::pin(serve_tls(socket, peer, router, app, acceptor)).await;
+            drop(held);
+            return;
+        }
         // Events are small and latency matters more than packet count.
         let _ = socket.set_nodelay(true);
         let config = app.config();
@@ -66,23 +78,21 @@ pub(crate) fn serve(
             config.write_timeout,
         )
         .await;
-        let prefix = match served {
-            Ok(Outcome::Fallback(prefix)) => prefix,
-            Ok(Outcome::Served) => return,
-            Err(err) => {
-                tracing::debug!(%peer, %err, "stream connection ended with an error");
-                return;
+        match served {
+            Ok(Outcome::Fallback(prefix)) => {
+                // Boxed: the hyper connection is large.
+                Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
             }
-        };
-        // Boxed: the hyper connection is large, and this task's size is what every idle stream
-        // (served above) pays for too.
-        Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
+            Ok(Outcome::Served) => {}
+            Err(err) => tracing::debug!(%peer, %err, "stream connection ended with an error"),
+        }
+        drop(held);
     }
 }
 
-/// Serves one accepted connection over TLS: the handshake within `--header-timeout`, then
+/// Serves one accepted TLS connection: the handshake within `--header-timeout`, then
 /// hyper (HTTP/2 or HTTP/1.1 as ALPN chose; the direct path is for cleartext HTTP/1 only).
-pub(crate) async fn serve_tls(
+async fn serve_tls(
     socket: TcpStream,
     peer: SocketAddr,
     router: Router,
@@ -356,8 +366,11 @@ mod tests {
     /// Every idle stream pays for its connection task's future, whole: keep it small (a
     /// buffer or a large future held inline here once cost 4 KiB per stream; the request's
     /// locals, kept by the compiler for the stream's whole life until they moved into a boxed
-    /// future of their own, 880 bytes; `async fn` arguments kept twice, 360 bytes). Check with
-    /// `RUSTC_BOOTSTRAP=1 cargo rustc --release --lib -- -Zprint-type-sizes`.
+    /// future of their own, 880 bytes; `async fn` arguments kept twice, 360 bytes; an unboxed
+    /// TLS handshake, 512 bytes; a `readable()` future beside the session's, 150 bytes). Tokio
+    /// adds ~104 bytes of task header and rounds the whole up to 128: at 1,024 bytes the task
+    /// takes 1,152 (valgrind's massif over `bench/run`'s idle streams shows each allocation).
+    /// Check with `RUSTC_BOOTSTRAP=1 cargo rustc --release --lib -- -Zprint-type-sizes`.
     #[tokio::test]
     async fn the_connection_task_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -367,8 +380,13 @@ mod tests {
         let config = crate::Config::with_bind(addr);
         let app = AppState::new(config).unwrap();
         let router = crate::http::router(app.clone());
-        let task = serve(socket, peer, router, app);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .acquire_owned()
+            .await
+            .unwrap();
+        let client = crate::quota::Quota::new(1).enter(peer.ip());
+        let task = serve(socket, peer, router, app, None, (permit, client));
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1152, "the connection future is {size} bytes");
+        assert!(size <= 1024, "the connection future is {size} bytes");
     }
 }

@@ -282,12 +282,19 @@ impl Session {
         matches!(self.state, State::Done) && self.queued.is_empty() && self.replaying.is_empty()
     }
 
-    /// The handshake and notices first, then replayed events.
+    /// The handshake and notices first, then replayed events. A queue is freed once empty: a
+    /// stream lives on long after its first frames, and a resume's list of events can be long.
     fn pending_frame(&mut self) -> Option<Bytes> {
         if let Some(frame) = self.queued.pop_front() {
+            if self.queued.is_empty() {
+                self.queued = VecDeque::new();
+            }
             return Some(frame);
         }
         let event = self.replaying.pop_front()?;
+        if self.replaying.is_empty() {
+            self.replaying = VecDeque::new();
+        }
         self.sent();
         Some(match self.mode {
             Mode::Mercure => event.mercure_frame().clone(),
