@@ -282,22 +282,12 @@ async fn redis_node(redis: &RedisServer) -> TestApp {
     .await
 }
 
-/// Waits until the node's Redis subscription is up (`/api/ready`), so a stream opened on it
-/// gets exactly what is published after it opened.
-async fn wait_ready(app: &TestApp) {
-    let deadline = std::time::Instant::now() + common::PATIENCE;
-    while get_with(app, "/api/ready", &[]).await.status != 200 {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn private_events_stay_private_across_redis_nodes() {
     let redis = RedisServer::start();
     let (a, b) = (redis_node(&redis).await, redis_node(&redis).await);
-    wait_ready(&a).await;
-    wait_ready(&b).await;
+    a.wait_ready().await;
+    b.wait_ready().await;
     let live = "/stream?mode=live&topic=secret";
     // Delivery to the other node is asynchronous: streams opened on b once "before" reached
     // it get only what follows.
@@ -354,7 +344,7 @@ async fn private_events_stay_private_across_redis_nodes() {
 async fn the_topic_listing_hides_what_is_only_private_on_redis() {
     let redis = RedisServer::start();
     let app = redis_node(&redis).await;
-    wait_ready(&app).await;
+    app.wait_ready().await;
     publish(&app, "hidden", "private-only", true).await;
     let public_id = publish(&app, "mixed", "public", false).await;
     let private_id = publish(&app, "mixed", "private", true).await;

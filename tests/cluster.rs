@@ -23,21 +23,6 @@ async fn node(redis: &RedisServer) -> TestApp {
     .await
 }
 
-async fn wait_ready(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let response = app.client.get(app.url("/api/ready")).send().await.unwrap();
-        if response.status() == 200 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_publish_on_one_node_reaches_streams_on_every_node() {
     let redis = RedisServer::start();
@@ -146,8 +131,8 @@ async fn redis_killed_and_restarted_loses_nothing_accepted() {
     assert_eq!(ready.status(), 503);
 
     redis.restart();
-    wait_ready(&a).await;
-    wait_ready(&b).await;
+    a.wait_ready().await;
+    b.wait_ready().await;
     // Everything accepted before the kill is still in history (append-only file, fsync always).
     let page: serde_json::Value = a.get_json("/api/topics/k/events").await;
     let held: Vec<String> = page["events"]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::mercure::*;
 use common::redis::RedisServer;
-use common::{spawn_app, TestApp, PATIENCE};
+use common::{spawn_app, TestApp};
 
 async fn node(redis: &RedisServer) -> TestApp {
     let url = redis.url();
@@ -17,19 +17,7 @@ async fn node(redis: &RedisServer) -> TestApp {
         c.broker_timeout = Duration::from_millis(500);
     })
     .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while app
-        .client
-        .get(app.url("/api/ready"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(tokio::time::Instant::now() < deadline, "node never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_ready().await;
     app
 }
 

@@ -101,19 +101,7 @@ async fn redis_node(redis: &RedisServer) -> TestApp {
         c.broker = Some(url);
     })
     .await;
-    let deadline = Instant::now() + PATIENCE;
-    while app
-        .client
-        .get(app.url("/api/ready"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "node never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_ready().await;
     app
 }
 

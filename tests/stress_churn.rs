@@ -16,7 +16,6 @@ use serde_json::json;
 use ssehub::sse::EventId;
 use ssehub::Config;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 const TOPIC: &str = "churn/a";
 /// Streams that stay for the whole test: more than the 64 of a plain subscriber list.
@@ -48,19 +47,7 @@ async fn redis_churn_past_the_subscriber_index_loses_nothing() {
         c.broker = Some(url);
     })
     .await;
-    let deadline = Instant::now() + PATIENCE;
-    while app
-        .client
-        .get(app.url("/api/ready"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "node never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_ready().await;
     churn("redis", &app).await;
 }
 

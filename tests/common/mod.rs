@@ -55,6 +55,27 @@ pub async fn spawn_app(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// Waits until the node is ready (`/api/ready` answers 200: its broker is connected and
+    /// subscribed), failing after [`PATIENCE`].
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self
+            .client
+            .get(self.url("/api/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            != 200
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
