@@ -127,15 +127,18 @@ pub async fn serve(
         };
         let router = router.clone();
         let state = state.clone();
-        let acceptor = tls.as_ref().map(|t| t.acceptor().clone());
-        connections.spawn(crate::connection::serve(
-            socket,
-            peer,
-            router,
-            state,
-            acceptor,
-            (permit, client),
-        ));
+        let held = (permit, client);
+        match &tls {
+            Some(tls) => {
+                let acceptor = tls.acceptor().clone();
+                let serve =
+                    crate::connection::serve_tls(socket, peer, router, state, acceptor, held);
+                connections.spawn(serve);
+            }
+            None => {
+                connections.spawn(crate::connection::serve(socket, router, state, held));
+            }
+        }
     }
     drop(listener);
     tracing::info!(

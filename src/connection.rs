@@ -43,48 +43,34 @@ const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a connection being closed (idle, or shutdown) may take to finish.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Serves one accepted connection until it closes, over TLS when `tls` is set; `held` (the
-/// connection's permits) is kept until then.
+/// Serves one accepted cleartext connection until it closes; `held` (the connection's
+/// permits) is kept until then.
 ///
 /// One future for the whole connection, everything in it once: a `fn` returning an `async
 /// move` block rather than an `async fn` (which keeps its arguments twice in its future, as
-/// passed and moved into locals), and no nested by-value calls on the cleartext path (each
-/// would keep its own copy of the socket, the address and the handles). This future lives as
-/// long as the stream, in every idle stream's memory.
+/// passed and moved into locals), no nested by-value calls (each would keep its own copy of the
+/// socket and the handles), and the peer's address asked of the socket when needed rather than
+/// kept. This future lives as long as the stream, in every idle stream's memory.
 #[allow(clippy::manual_async_fn)] // on purpose, see above
 pub(crate) fn serve<H: Send + 'static>(
     mut socket: TcpStream,
-    peer: SocketAddr,
     router: Router,
     app: AppState,
-    tls: Option<tokio_rustls::TlsAcceptor>,
     held: H,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
-        if let Some(acceptor) = tls {
-            // Boxed: a TLS handshake's future is large, and every cleartext stream would pay
-            // for it too.
-            Box::pin(serve_tls(socket, peer, router, app, acceptor)).await;
-            drop(held);
-            return;
-        }
         // Events are small and latency matters more than packet count.
         let _ = socket.set_nodelay(true);
-        let config = app.config();
-        let served = direct::serve(
-            &mut socket,
-            &app,
-            config.header_timeout,
-            config.write_timeout,
-        )
-        .await;
-        match served {
+        match direct::serve(&mut socket, &app).await {
             Ok(Outcome::Fallback(prefix)) => {
-                // Boxed: the hyper connection is large.
-                Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
+                // A peer that is gone already has nothing more to be served.
+                if let Ok(peer) = socket.peer_addr() {
+                    // Boxed: the hyper connection is large.
+                    Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
+                }
             }
             Ok(Outcome::Served) => {}
-            Err(err) => tracing::debug!(%peer, %err, "stream connection ended with an error"),
+            Err(err) => tracing::debug!(%err, "stream connection ended with an error"),
         }
         drop(held);
     }
@@ -92,13 +78,16 @@ pub(crate) fn serve<H: Send + 'static>(
 
 /// Serves one accepted TLS connection: the handshake within `--header-timeout`, then
 /// hyper (HTTP/2 or HTTP/1.1 as ALPN chose; the direct path is for cleartext HTTP/1 only).
-async fn serve_tls(
+/// `held` (the connection's permits) is kept until it closes.
+pub(crate) async fn serve_tls<H: Send + 'static>(
     socket: TcpStream,
     peer: SocketAddr,
     router: Router,
     app: AppState,
     acceptor: tokio_rustls::TlsAcceptor,
+    held: H,
 ) {
+    let _held = held;
     let _ = socket.set_nodelay(true);
     let stop = app.shutdown_token();
     let handshake = tokio::time::timeout(app.config().header_timeout, acceptor.accept(socket));
@@ -367,9 +356,10 @@ mod tests {
     /// buffer or a large future held inline here once cost 4 KiB per stream; the request's
     /// locals, kept by the compiler for the stream's whole life until they moved into a boxed
     /// future of their own, 880 bytes; `async fn` arguments kept twice, 360 bytes; an unboxed
-    /// TLS handshake, 512 bytes; a `readable()` future beside the session's, 150 bytes). Tokio
-    /// adds ~104 bytes of task header and rounds the whole up to 128: at 1,024 bytes the task
-    /// takes 1,152 (valgrind's massif over `bench/run`'s idle streams shows each allocation).
+    /// TLS handshake, 512 bytes; a `readable()` future beside the session's, 150 bytes; a wait
+    /// on the shutdown token beside the wait for events, 80 bytes). Tokio adds ~104 bytes of
+    /// task header and rounds the whole up to 128: at 920 bytes or less the task takes 1,024
+    /// (valgrind's massif over idle streams shows each allocation).
     /// Check with `RUSTC_BOOTSTRAP=1 cargo rustc --release --lib -- -Zprint-type-sizes`.
     #[tokio::test]
     async fn the_connection_task_stays_small() {
@@ -385,8 +375,8 @@ mod tests {
             .await
             .unwrap();
         let client = crate::quota::Quota::new(1).enter(peer.ip());
-        let task = serve(socket, peer, router, app, None, (permit, client));
+        let task = serve(socket, router, app, (permit, client));
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1024, "the connection future is {size} bytes");
+        assert!(size <= 920, "the connection future is {size} bytes");
     }
 }

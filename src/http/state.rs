@@ -246,6 +246,8 @@ impl AppState {
     /// Starts shutdown: every stream sends `close` and ends.
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.cancel();
+        // Streams waiting for events check the token when woken (no wait of their own on it).
+        self.inner.hub.wake_all();
     }
 
     pub(crate) fn stream_count(&self) -> &Arc<AtomicUsize> {

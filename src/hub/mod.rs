@@ -146,6 +146,12 @@ impl Hub {
         Self { fanout, broker }
     }
 
+    /// Wakes every waiting stream once (see [`Fanout::wake_all`]): shutdown cancels its token,
+    /// then calls this.
+    pub fn wake_all(&self) {
+        self.fanout.wake_all();
+    }
+
     /// The backend.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker

@@ -3,7 +3,7 @@
 //! slot), then `close` and the end of the response.
 
 use bytes::Bytes;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 
 use super::{heartbeat_frame, Session, State};
 use crate::event::{control, control_frame, unix_now};
@@ -13,18 +13,25 @@ impl Session {
     pub(super) async fn next_burst(&mut self) -> Option<Bytes> {
         let (repeats, interval) = (self.settings.repeats, self.settings.interval);
         if let State::Waiting = self.state {
-            let heartbeat = Instant::now() + self.settings.heartbeat;
-            let subscription = self.subscription.as_mut()?;
-            let event = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                received = subscription.recv() => match received {
-                    Ok(event) => event,
+            let heartbeat = sleep(self.settings.heartbeat);
+            tokio::pin!(heartbeat);
+            let event = loop {
+                if let Some(frame) = self.shutdown_seen() {
+                    return Some(frame);
+                }
+                let subscription = self.subscription.as_mut()?;
+                match subscription.try_recv() {
+                    Ok(Some(event)) => break event,
+                    Ok(None) => {}
                     // Unreachable in practice (the first event is taken at once); end cleanly
                     // so the client reconnects and resumes.
                     Err(_) => return Some(self.finish(control::LAGGED, "reconnect to resume")),
-                },
-                () = sleep_until(heartbeat) => return Some(heartbeat_frame()),
+                }
+                tokio::select! {
+                    biased;
+                    () = subscription.changed() => {}
+                    () = &mut heartbeat => return Some(heartbeat_frame()),
+                }
             };
             self.subscription = None;
             let due = self.settings.pacer.slot(Instant::now());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
@@ -196,7 +196,11 @@ impl Session {
             stats.flush();
         }
         match self.deadline {
-            None => self.next_frame().await,
+            // The mode's own wait, not `next_frame`: one async layer less in every stream.
+            None => match self.mode {
+                Mode::Live | Mode::Mercure => self.next_live().await,
+                Mode::Burst => self.next_burst().await,
+            },
             // Boxed: only streams with a deadline pay for the extra timer, per frame.
             Some((at, status)) => Box::pin(self.next_before(at, status)).await,
         }
@@ -335,18 +339,33 @@ impl Session {
             .finish()
     }
 
+    /// The next live event, a heartbeat after `--heartbeat` of silence, or the drain's start.
     async fn next_live(&mut self) -> Option<Bytes> {
-        let heartbeat = Instant::now() + self.settings.heartbeat;
-        let subscription = self.subscription.as_mut()?;
-        tokio::select! {
-            biased;
-            () = self.shutdown.cancelled(), if !self.draining => Some(self.begin_drain()),
-            received = subscription.recv() => match received {
-                Ok(event) => Some(self.frame_of(&event)),
-                Err(lagged) => Some(self.lagged(lagged)),
-            },
-            () = sleep_until(heartbeat) => Some(heartbeat_frame()),
+        let heartbeat = sleep(self.settings.heartbeat);
+        tokio::pin!(heartbeat);
+        loop {
+            if let Some(frame) = self.shutdown_seen() {
+                return Some(frame);
+            }
+            let subscription = self.subscription.as_mut()?;
+            match subscription.try_recv() {
+                Ok(Some(event)) => return Some(self.frame_of(&event)),
+                Ok(None) => {}
+                Err(lagged) => return Some(self.lagged(lagged)),
+            }
+            tokio::select! {
+                biased;
+                () = subscription.changed() => {}
+                () = &mut heartbeat => return Some(heartbeat_frame()),
+            }
         }
+    }
+
+    /// The start of the drain, when shutdown has begun and this stream has not planned its end
+    /// yet. Checked before each wait for an event; shutdown wakes those waits
+    /// ([`crate::hub::Hub::wake_all`]), so they need no wait of their own on the token.
+    fn shutdown_seen(&mut self) -> Option<Bytes> {
+        (!self.draining && self.shutdown.is_cancelled()).then(|| self.begin_drain())
     }
 
     /// The `close` frame; the response ends after it.

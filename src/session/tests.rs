@@ -260,6 +260,49 @@ async fn a_burst_waiting_for_its_event_closes_at_once_on_shutdown() {
     );
 }
 
+/// Shutdown while a stream already waits for an event (live, or a burst's first): the wait has
+/// no future of its own on the token; waking every subscription is what ends it, at once.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_stream_sees_shutdown_when_the_hub_wakes_it() {
+    for mode in [Mode::Live, Mode::Burst] {
+        let mut f = fixture(mode, 8, Replay::default());
+        f.session.next_chunk().await.unwrap();
+        let (stop, fanout) = (f.shutdown.clone(), Arc::clone(&f.fanout));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            stop.cancel();
+            fanout.wake_all();
+        });
+        let start = Instant::now();
+        let frame = f.session.next_chunk().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(700), "{mode:?}");
+        let text = String::from_utf8_lossy(&frame).into_owned();
+        match mode {
+            Mode::Burst => assert_eq!(status(&parse(&frame)), "shutdown", "{text}"),
+            _ => assert!(text.starts_with("retry: "), "{text}"),
+        }
+    }
+}
+
+/// A wake-up with nothing new (no event, no shutdown) sends nothing: the stream waits on.
+#[tokio::test(start_paused = true)]
+async fn a_wake_with_nothing_new_sends_nothing() {
+    let mut f = fixture(Mode::Live, 8, Replay::default());
+    f.session.next_chunk().await.unwrap();
+    f.fanout.wake_all();
+    let fanout = Arc::clone(&f.fanout);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fanout.wake_all();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fanout.deliver(&event(1));
+    });
+    let start = Instant::now();
+    let frame = f.session.next_chunk().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(600));
+    assert!(parse(&frame).data.contains("m1"), "{frame:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn live_streams_end_spread_over_the_drain_window_with_a_retry_hint() {
     let mut ends = Vec::new();

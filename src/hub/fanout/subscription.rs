@@ -128,6 +128,13 @@ impl Subscription {
         }
     }
 
+    /// Waits until an event may be ready, or [`Fanout::wake_all`] woke every subscription
+    /// (shutdown). A wake-up that came while nobody waited is kept for the next wait, so a
+    /// check then this wait misses nothing; a wake-up may find nothing new.
+    pub async fn changed(&self) {
+        self.slot.ready.notified().await;
+    }
+
     /// The next event in id order if one is ready now.
     ///
     /// # Errors
