@@ -215,7 +215,12 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
     }
     let ready_after = match ready_conn.request(&ready_request).await {
         Ok(status) => format!("{status}"),
-        Err(err) => format!("no answer ({err})"),
+        // Graceful shutdown closes idle kept-alive connections: a load balancer then finds the
+        // node gone, which tells it as much as a 503.
+        Err(err) if format!("{err:#}").contains("Connection refused") => {
+            "the kept-alive connection was closed and new ones refused".to_owned()
+        }
+        Err(err) => format!("no answer ({err:#})"),
     };
     let ready_at_ms = since(ctx.clock.now_us());
 
