@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
 
 mod burst;
+mod drain;
 mod guard;
+mod live;
 mod pace;
 use crate::hub::{Event, Replay, Subscription};
 use crate::metrics::End;
@@ -53,17 +55,6 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// First copies of bursts go out at most one per `--burst-pace` (see [`pace`]).
     pub pacer: Pacer,
-}
-
-/// Time a burst must leave before the grace period runs out to be finished on shutdown.
-const DRAIN_MARGIN: Duration = Duration::from_millis(500);
-
-/// A number in `[0, 1)`, different for every call (spreads drains and reconnects).
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
 }
 
 enum State {
@@ -206,54 +197,6 @@ impl Session {
         }
     }
 
-    /// The next frame, or the `close` that ends the stream at `at`.
-    async fn next_before(&mut self, at: Instant, status: &'static str) -> Option<Bytes> {
-        // Both waits below are cancel-safe: dropping one loses no frame.
-        let expired = tokio::select! {
-            biased;
-            () = sleep_until(at) => true,
-            frame = self.next_frame() => return frame,
-        };
-        debug_assert!(expired);
-        let message = match status {
-            control::EXPIRED => "the token expired: reconnect with a fresh one",
-            control::SHUTDOWN => "server shutting down",
-            _ => "the stream reached its longest lifetime: reconnect",
-        };
-        Some(self.finish(status, message))
-    }
-
-    /// Plans this stream's end when shutdown begins. A live stream ends at a random point of
-    /// `--drain-spread` (delivering events until then) and gets a `retry:` hint now, spread as
-    /// well, so its client's reconnect does not land with every other one; a burst that ends
-    /// within the grace period is finished; anything else ends at once.
-    fn begin_drain(&mut self) -> Bytes {
-        self.draining = true;
-        let now = Instant::now();
-        let settings = Arc::clone(&self.settings);
-        let close_now = match (&self.state, self.mode) {
-            (State::Repeating { sent, due, .. }, Mode::Burst) => {
-                let after_next = settings.repeats.saturating_sub(*sent + 1);
-                let final_copy = *due + settings.interval * after_next;
-                final_copy + DRAIN_MARGIN > now + settings.shutdown_grace
-            }
-            (_, Mode::Burst) => true,
-            _ => false,
-        };
-        if close_now {
-            return self.finish(control::SHUTDOWN, "server shutting down");
-        }
-        if self.mode != Mode::Burst {
-            let at = now + settings.drain_spread.mul_f64(jitter());
-            if self.deadline.is_none_or(|(current, _)| at < current) {
-                self.deadline = Some((at, control::SHUTDOWN));
-            }
-        }
-        let spread_ms = u64::try_from(settings.drain_spread.as_millis()).unwrap_or(u64::MAX);
-        let retry = settings.retry_ms + (spread_ms as f64 * jitter()) as u64;
-        FrameBuilder::new().retry(retry).finish()
-    }
-
     async fn next_frame(&mut self) -> Option<Bytes> {
         match self.mode {
             Mode::Live | Mode::Mercure => self.next_live().await,
@@ -318,54 +261,6 @@ impl Session {
         if let Some(stats) = &mut self.guard.stats {
             stats.end(end);
         }
-    }
-
-    /// The live frame of an event in this stream's format.
-    fn frame_of(&mut self, event: &Event) -> Bytes {
-        self.sent();
-        match self.mode {
-            Mode::Mercure => event.mercure_frame().clone(),
-            _ => event.live_frame().clone(),
-        }
-    }
-
-    fn lagged(&mut self, lagged: crate::hub::Lagged) -> Bytes {
-        tracing::debug!(%lagged, "disconnecting a slow subscriber");
-        self.ending(End::Lagged);
-        self.state = State::Done;
-        self.subscription = None;
-        FrameBuilder::new()
-            .comment("lagged behind: reconnect with Last-Event-ID to resume from history")
-            .finish()
-    }
-
-    /// The next live event, a heartbeat after `--heartbeat` of silence, or the drain's start.
-    async fn next_live(&mut self) -> Option<Bytes> {
-        let heartbeat = sleep(self.settings.heartbeat);
-        tokio::pin!(heartbeat);
-        loop {
-            if let Some(frame) = self.shutdown_seen() {
-                return Some(frame);
-            }
-            let subscription = self.subscription.as_mut()?;
-            match subscription.try_recv() {
-                Ok(Some(event)) => return Some(self.frame_of(&event)),
-                Ok(None) => {}
-                Err(lagged) => return Some(self.lagged(lagged)),
-            }
-            tokio::select! {
-                biased;
-                () = subscription.changed() => {}
-                () = &mut heartbeat => return Some(heartbeat_frame()),
-            }
-        }
-    }
-
-    /// The start of the drain, when shutdown has begun and this stream has not planned its end
-    /// yet. Checked before each wait for an event; shutdown wakes those waits
-    /// ([`crate::hub::Hub::wake_all`]), so they need no wait of their own on the token.
-    fn shutdown_seen(&mut self) -> Option<Bytes> {
-        (!self.draining && self.shutdown.is_cancelled()).then(|| self.begin_drain())
     }
 
     /// The `close` frame; the response ends after it.
