@@ -11,10 +11,12 @@ use clap::{Args, Parser};
 
 mod auth;
 mod parse;
+mod validate;
 
 pub use auth::{mercure_env_twins, AuthConfig, KeyFlags, DEFAULT_TRUSTED_ISSUER, MERCURE_ENV};
 pub use parse::open_file_limit;
 use parse::{parse_bytes, parse_duration};
+pub use validate::ConfigError;
 
 /// Default listen address: every interface, port 8000 (the seed's port).
 pub const DEFAULT_BIND: &str = "0.0.0.0:8000";
@@ -236,11 +238,6 @@ pub struct Config {
     pub broker_timeout: Duration,
 }
 
-/// A configuration value that cannot work.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
-
 impl Config {
     /// The defaults (what `ssehub` uses with no flags and no environment), bound to `bind`.
     pub fn with_bind(bind: SocketAddr) -> Self {
@@ -305,92 +302,6 @@ impl Config {
         Only::try_parse_from(args).map(|only| only.config)
     }
 
-    /// Checks values that parse but cannot work together.
-    ///
-    /// # Errors
-    /// Names the first value that cannot work.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |what: &str| Err(ConfigError(what.to_owned()));
-        if self.interval > Duration::from_secs(3600) {
-            return fail("--interval must be at most 1h");
-        }
-        if self.heartbeat < Duration::from_millis(10) {
-            return fail("--heartbeat must be at least 10ms");
-        }
-        if self.queue == 0 {
-            return fail("--queue must be at least 1");
-        }
-        if self.max_message == 0 || self.max_message > self.body_limit {
-            return fail("--max-message must be between 1 and --body-limit");
-        }
-        if self.max_topics_per_stream == 0 {
-            return fail("--max-topics-per-stream must be at least 1");
-        }
-        if self.max_connections == Some(0) {
-            return fail("--max-connections must be at least 1");
-        }
-        if self.max_streams == Some(0) {
-            return fail("--max-streams must be at least 1");
-        }
-        if self.max_connections_per_client == Some(0) {
-            return fail("--max-connections-per-client must be at least 1");
-        }
-        if self.repeats == 0 || self.repeats > 100 {
-            return fail("--repeats must be between 1 and 100");
-        }
-        if self.interval.is_zero() {
-            return fail("--interval must be more than 0");
-        }
-        if self.max_topics == 0 {
-            return fail("--max-topics must be at least 1");
-        }
-        if self.history_bytes < 64 * 1024 {
-            return fail("--history-bytes must be at least 64KiB");
-        }
-        for (value, name) in [
-            (self.header_timeout, "--header-timeout"),
-            (self.body_timeout, "--body-timeout"),
-            (self.idle_timeout, "--idle-timeout"),
-            (self.write_timeout, "--write-timeout"),
-            (self.broker_timeout, "--broker-timeout"),
-        ] {
-            if value < Duration::from_millis(10) {
-                return Err(ConfigError(format!("{name} must be at least 10ms")));
-            }
-        }
-        if self.auth.max_streams_per_client == Some(0)
-            || self.auth.max_streams_per_subject == Some(0)
-        {
-            return fail(
-                "--max-streams-per-client and --max-streams-per-subject must be at least 1",
-            );
-        }
-        if self.auth.cors_origins.len() > 1 && self.auth.cors_origins.iter().any(|o| o == "*") {
-            return fail("--cors-origins is either '*' or a list of exact origins");
-        }
-        if self.data_dir.is_some() && self.broker.is_some() {
-            return fail("--data-dir is for the memory broker; Redis keeps history itself");
-        }
-        if self.redirect_http.is_some() && self.tls_cert.is_none() {
-            return fail("--redirect-http needs --tls-cert and --tls-key");
-        }
-        if self
-            .metrics_bind
-            .is_some_and(|m| m.port() != 0 && m.port() == self.bind.port())
-        {
-            return fail("--metrics-bind needs a port other than --bind's");
-        }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return fail("--tls-cert and --tls-key go together");
-        }
-        if let Some(url) = &self.broker {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return fail("--broker must be a redis:// or rediss:// URL");
-            }
-        }
-        Ok(())
-    }
-
     /// The connection cap: `--max-connections`, else the open-file limit minus
     /// [`FILE_RESERVE`].
     pub fn connection_cap(&self) -> usize {
@@ -415,25 +326,6 @@ mod tests {
         assert_eq!(parse_bytes("1000"), Ok(1000));
         assert!(parse_bytes("12 parsecs").is_err());
         assert!(parse_bytes("99999999999999999999GiB").is_err());
-    }
-
-    #[test]
-    fn unworkable_values_are_refused() {
-        let base = Config::with_bind("127.0.0.1:0".parse().unwrap());
-        assert!(base.validate().is_ok());
-        let cases: [fn(&mut Config); 6] = [
-            |c| c.repeats = 0,
-            |c| c.max_connections = Some(0),
-            |c| c.max_streams = Some(0),
-            |c| c.queue = 0,
-            |c| c.interval = Duration::ZERO,
-            |c| c.header_timeout = Duration::ZERO,
-        ];
-        for case in cases {
-            let mut config = base.clone();
-            case(&mut config);
-            assert!(config.validate().is_err(), "{config:?}");
-        }
     }
 
     #[test]
