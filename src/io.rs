@@ -199,3 +199,14 @@ pub async fn answer_and_close(
     })
     .await;
 }
+
+/// A connected loopback pair for tests: (the connecting side, the accepted side).
+#[cfg(test)]
+pub(crate) async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}

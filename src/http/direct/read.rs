@@ -119,11 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_head_in_pieces_is_read_whole_within_the_deadline() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
+        let (mut client, mut server) = crate::io::socket_pair().await;
         let reader = tokio::spawn(async move {
             let mut buf = Vec::new();
             let head = read_head(&mut server, &mut buf, Duration::from_secs(5), None).await;
@@ -159,11 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_head_is_dropped_at_the_deadline() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
+        let (mut client, mut server) = crate::io::socket_pair().await;
         tokio::io::AsyncWriteExt::write_all(&mut client, b"P")
             .await
             .unwrap();

@@ -135,11 +135,7 @@ mod tests {
     /// reader finally gets is every chunk whole, in order.
     #[tokio::test]
     async fn partial_writes_keep_the_rest_in_order() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut reader = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (writer, _) = listener.accept().await.unwrap();
+        let (mut reader, writer) = crate::io::socket_pair().await;
         let frame = Bytes::from(vec![b'x'; 1000]);
         let mut sent = 0usize;
         let rest = loop {
@@ -176,11 +172,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_reads_nothing_times_out() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _reader = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (writer, _) = listener.accept().await.unwrap();
+        let (_reader, writer) = crate::io::socket_pair().await;
         let frame = Bytes::from(vec![b'x'; 64 * 1024]);
         let rest = loop {
             if let Some(rest) =

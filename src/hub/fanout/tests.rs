@@ -5,15 +5,11 @@ use crate::event::Draft;
 use crate::sse::{EventId, EventName};
 
 fn event(seq: u64, topic: &str) -> Arc<Event> {
-    let draft = Draft {
-        topic: TopicName::new(topic).unwrap(),
-        name: EventName::message(),
-        message: format!("m{seq}"),
-        private: false,
-        alternates: Vec::new(),
-        custom_id: None,
-        retry: None,
-    };
+    let draft = Draft::new(
+        TopicName::new(topic).unwrap(),
+        EventName::message(),
+        format!("m{seq}"),
+    );
     Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
 }
 

@@ -73,15 +73,11 @@ fn fixture_with(mode: Mode, queue: usize, replay: Replay, settings: Arc<Settings
 }
 
 pub(super) fn event(seq: u64) -> Arc<Event> {
-    let draft = Draft {
-        topic: TopicName::new("t").unwrap(),
-        name: EventName::message(),
-        message: format!("m{seq}"),
-        private: false,
-        alternates: Vec::new(),
-        custom_id: None,
-        retry: None,
-    };
+    let draft = Draft::new(
+        TopicName::new("t").unwrap(),
+        EventName::message(),
+        format!("m{seq}"),
+    );
     Arc::new(Event::new(EventId::new(1, seq), draft, 0.0))
 }
 
