@@ -77,10 +77,23 @@ async fn read_response(socket: &mut TcpStream) -> Response {
         .unwrap();
     // The id's length varies with its counter, and so the body's.
     headers.retain(|h| !h.starts_with("content-length: "));
-    let mut body: Value = serde_json::from_slice(&body).unwrap();
-    if let Some(id) = body.pointer_mut("/data/id") {
-        *id = Value::from("<id>");
-    }
+    let text = headers
+        .iter()
+        .any(|h| h.starts_with("content-type: text/plain"));
+    let body = if text {
+        // A Mercure publish answers the update's id: the hub's, or the publisher's own.
+        let id = String::from_utf8(body).unwrap();
+        match id.strip_prefix("urn:ssehub:") {
+            Some(_) => Value::from("<id>"),
+            None => Value::from(id),
+        }
+    } else {
+        let mut body: Value = serde_json::from_slice(&body).unwrap();
+        if let Some(id) = body.pointer_mut("/data/id") {
+            *id = Value::from("<id>");
+        }
+        body
+    };
     Response {
         status,
         headers,
@@ -166,6 +179,70 @@ async fn publishes_say_the_same_on_both_paths() {
         }
     }
     assert_eq!(wrong_type, 4);
+}
+
+#[tokio::test]
+async fn mercure_publishes_say_the_same_on_both_paths() {
+    let app = spawn_app(|c| {
+        c.auth.keys.publisher_jwt_key = Some(SECRET.into());
+        c.auth.cors_origins = vec!["http://allowed.example".into()];
+        c.auth.publish_origins = vec!["http://allowed.example".into()];
+        c.max_message = 64;
+    })
+    .await;
+    let granted = bearer(&hs256(SECRET, &legacy(&["https://e.x/{id}", "news"], &[])));
+    let other = bearer(&hs256(SECRET, &legacy(&["elsewhere"], &[])));
+    let cookie = format!(
+        "mercureAuthorization={}",
+        hs256(SECRET, &legacy(&["*"], &[]))
+    );
+    let form = (
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_owned(),
+    );
+    let auth = |token: &str| ("Authorization", token.to_owned());
+    let origin = |o: &str| ("Origin", o.to_owned());
+    let long = format!("topic=news&data={}", "x".repeat(65));
+    let many: String = (0..65).map(|i| format!("topic=t{i}&")).collect();
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=https%3A%2F%2Fe.x%2F1&data=hi", 200),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&topic=https://e.x/2&data=a&private=on&id=my-id&type=note&retry=5", 200),
+        ("/.well-known/mercure", vec![auth(&granted), ("Content-Type", "Application/X-WWW-Form-Urlencoded; charset=UTF-8".into())], "topic=news", 200),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone(), origin("http://allowed.example")], "topic=news", 200),
+        ("/.well-known/mercure", vec![("Cookie", cookie.clone()), form.clone(), origin("http://allowed.example")], "topic=news", 200),
+        ("/.well-known/mercure", vec![("Cookie", cookie.clone()), form.clone(), origin("http://other.example")], "topic=news", 403),
+        ("/.well-known/mercure", vec![form.clone()], "topic=news", 401),
+        ("/.well-known/mercure", vec![auth(&other), form.clone()], "topic=news", 403),
+        ("/.well-known/mercure", vec![("Authorization", "Basic abc".into()), form.clone()], "topic=news", 400),
+        ("/.well-known/mercure", vec![auth(&granted), ("Content-Type", "application/json".into())], "topic=news", 415),
+        ("/.well-known/mercure", vec![auth(&granted), ("Content-Type", "application/x-www-form-urlencodedx".into())], "topic=news", 415),
+        ("/.well-known/mercure", vec![auth(&granted)], "topic=news", 415),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "data=no+topic", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=*", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=http://x/.well-known/mercure/subscriptions", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&id=%23x", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&type=mercure", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&type=a%0Ab", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&retry=1s", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], "topic=news&data=%FF", 400),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], &long, 413),
+        ("/.well-known/mercure", vec![auth(&granted), form.clone()], &many, 413),
+    ];
+    for (target, headers, body, status) in cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let direct = send(&app, &request(target, &headers, body, false)).await;
+        let hyper = send(&app, &request(target, &headers, body, true)).await;
+        assert_eq!(direct, hyper, "{headers:?} {body}");
+        assert!(
+            direct.status.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{headers:?} {body}: {direct:?}"
+        );
+        if status == 200 {
+            let link = "link: <http://x/.well-known/mercure>; rel=\"mercure\"".to_owned();
+            assert!(direct.headers.contains(&link), "{direct:?}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -117,10 +117,10 @@ struct Inner {
     mercure_connected: Gauge,
     mercure_subscribers: Counter,
     mercure_updates: Counter,
-    /// The series of an accepted native publish (`/api/messages` 201, `/publish` 202),
-    /// registered on first use: the publish hot path records into them without building and
-    /// hashing a key each time.
-    accepted: [std::sync::OnceLock<(Histogram, Counter)>; 2],
+    /// The series of an accepted publish on the direct path (`/api/messages` 201, `/publish`
+    /// 202, `/.well-known/mercure` 200), registered on first use: the publish hot path records
+    /// into them without building and hashing a key each time.
+    accepted: [std::sync::OnceLock<(Histogram, Counter)>; 3],
 }
 
 /// Where the recorder's registrations say they come from (it ignores it).
@@ -242,13 +242,14 @@ impl Metrics {
             .record(took.as_secs_f64());
     }
 
-    /// Records a native publish request answered with `status` after `took`: what
+    /// Records a publish request answered with `status` after `took`: what
     /// [`Self::request`] and [`Self::publish`] record together, from cached handles when it was
     /// accepted.
-    pub fn native_publish(&self, endpoint: &'static str, status: u16, took: Duration) {
+    pub fn publish_request(&self, endpoint: &'static str, status: u16, took: Duration) {
         let slot = match (endpoint, status) {
             ("/api/messages", 201) => 0,
             ("/publish", 202) => 1,
+            (crate::auth::HUB_PATH, 200) => 2,
             _ => {
                 self.request(endpoint, "POST", status, took);
                 self.publish(endpoint, status);

@@ -26,6 +26,13 @@ pub const DEFAULT_EVENT: &str = "message";
 /// Longest [`LineText`] (Mercure ids, event types).
 pub const MAX_LINE_TEXT: usize = 1024;
 
+/// Whether `text` holds a character [`forbidden_char`] refuses. Printable ASCII (all of most
+/// topics and ids) is answered a byte at a time, without decoding characters.
+pub fn has_forbidden_char(text: &str) -> bool {
+    let printable = text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    !printable && text.chars().any(forbidden_char)
+}
+
 /// Whether `c` may not appear in a topic, id or event type: C0 and C1 controls, DEL, and the
 /// Unicode format characters (general category Cf), which the Mercure drafts exclude.
 pub fn forbidden_char(c: char) -> bool {
@@ -93,7 +100,7 @@ impl LineText {
     /// # Errors
     /// [`FieldError::BadText`].
     pub fn new(text: &str, max: usize) -> Result<Self, FieldError> {
-        if text.is_empty() || text.len() > max || text.chars().any(forbidden_char) {
+        if text.is_empty() || text.len() > max || has_forbidden_char(text) {
             return Err(FieldError::BadText);
         }
         Ok(Self(text.into()))
@@ -242,6 +249,23 @@ impl std::str::FromStr for EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_shortcut_agrees_with_every_character() {
+        let samples = (0u32..0x3000).filter_map(char::from_u32);
+        for c in samples {
+            for text in [c.to_string(), format!("topic/{c}"), format!("{c}-{c}")] {
+                assert_eq!(
+                    has_forbidden_char(&text),
+                    text.chars().any(forbidden_char),
+                    "{:?}",
+                    u32::from(c)
+                );
+            }
+        }
+        assert!(!has_forbidden_char("https://example.com/books/1"));
+        assert!(has_forbidden_char("a\u{200b}b"));
+    }
 
     #[test]
     fn the_forbidden_class_names_exactly_the_forbidden_characters() {

@@ -10,5 +10,7 @@ pub mod fields;
 pub mod parse;
 
 pub use encode::FrameBuilder;
-pub use fields::{forbidden_char, BadEventId, EventId, EventName, FieldError, LineText};
+pub use fields::{
+    forbidden_char, has_forbidden_char, BadEventId, EventId, EventName, FieldError, LineText,
+};
 pub use parse::{Parser, SseEvent};

@@ -63,7 +63,7 @@ impl TopicName {
     pub fn any(name: &str) -> Result<Self, TopicError> {
         let ok = !name.is_empty()
             && name.len() <= MAX_MERCURE_TOPIC_LEN
-            && !name.chars().any(crate::sse::forbidden_char);
+            && !crate::sse::has_forbidden_char(name);
         if ok {
             Ok(Self(name.into()))
         } else {

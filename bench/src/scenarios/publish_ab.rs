@@ -5,8 +5,11 @@
 //! Why: on a shared VM the speed of a core drifts by tens of percent over minutes (the same
 //! binary measured 64k and 105k req/s a few minutes apart), so two figures taken one after the
 //! other, as the `publish` scenario takes them, can compare the machine's moods rather than the
-//! servers. Here each round's two figures are seconds apart, and the ratio reported is the
+//! servers. Here each round's figures are seconds apart, and the ratio reported is the
 //! median of the per-round ratios.
+//!
+//! A third series in the same rounds posts Mercure updates (`POST /.well-known/mercure`, a form
+//! with the same message) to the same ssehub: what a Mercure publisher sees beside a native one.
 
 use super::publish::wrk_request;
 use super::{progress, Ctx};
@@ -30,15 +33,19 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
         ctx.start("publish-ab", ServerKind::Nchan, Options::default())
             .await?,
     ];
-    let mut rates = [Vec::new(), Vec::new()];
+    // Series: ssehub native, nchan, ssehub Mercure (on the first server).
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    let orders = [[0, 1, 2], [1, 2, 0], [2, 0, 1]];
     for round in 0..rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let server = &servers[i];
-            let (path, content_type, body) = wrk_request(ctx, server.kind);
+        for i in orders[round % orders.len()] {
+            let server = &servers[i % 2];
+            let (path, content_type, body) = if i == 2 {
+                mercure_request(ctx)
+            } else {
+                wrk_request(ctx, server.kind)
+            };
             let run = wrk::post(
-                &ctx.work
-                    .join(format!("publish-ab-{}-wrk", server.kind.name())),
+                &ctx.work.join(format!("publish-ab-{i}-wrk")),
                 server.publish_addr,
                 (&path, content_type, &body),
                 connections,
@@ -58,24 +65,30 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
             ServerKind::Ssehub,
             "publish-ab",
             &format!(
-                "round {}: ssehub {} req/s, nchan {} req/s ({:.2}x)",
+                "round {}: ssehub {} req/s, nchan {} req/s ({:.2}x), ssehub Mercure {} req/s",
                 round + 1,
                 number(rates[0][round], 0),
                 number(rates[1][round], 0),
-                rates[0][round] / rates[1][round].max(1.0)
+                rates[0][round] / rates[1][round].max(1.0),
+                number(rates[2][round], 0),
             ),
         );
     }
-    let ratios: Vec<f64> = rates[0]
-        .iter()
-        .zip(&rates[1])
-        .map(|(a, b)| a / b.max(1.0))
-        .collect();
+    let ratios = |of: usize| -> Vec<f64> {
+        rates[of]
+            .iter()
+            .zip(&rates[1])
+            .map(|(a, b)| a / b.max(1.0))
+            .collect()
+    };
     let label = format!("publish, no subscribers, wrk -t1 -c{connections}, {rounds} interleaved rounds of {seconds} s");
-    for (i, name) in ["ssehub", "nchan"].into_iter().enumerate() {
+    for (i, name) in ["ssehub", "nchan", "ssehub Mercure"]
+        .into_iter()
+        .enumerate()
+    {
         outcome
             .metric(
-                format!("publish.ab.{name}"),
+                format!("publish.ab.{}", name.replace(' ', "_")),
                 format!("{label}: {name}, median"),
                 "req/s",
                 Better::Higher,
@@ -83,26 +96,48 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
             )
             .note(format!("range {}", range(&rates[i])));
     }
-    outcome
-        .metric(
-            "publish.ab.ratio",
-            format!("{label}: ssehub / nchan, median of the rounds' ratios"),
-            "x",
-            Better::Higher,
-            Some(median(&ratios)),
-        )
-        .note(format!(
-            "per round: {}",
-            ratios
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    let series = [
+        ("publish.ab.ratio", "ssehub", 0),
+        ("publish.ab.mercure_ratio", "ssehub Mercure", 2),
+    ];
+    for (key, name, of) in series {
+        let ratios = ratios(of);
+        outcome
+            .metric(
+                key,
+                format!("{label}: {name} / nchan, median of the rounds' ratios"),
+                "x",
+                Better::Higher,
+                Some(median(&ratios)),
+            )
+            .note(format!(
+                "per round: {}",
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+    }
     for server in servers {
         server.stop().await?;
     }
     Ok(())
+}
+
+/// A Mercure update with the same message as [`wrk_request`]'s, for ssehub's hub endpoint.
+fn mercure_request(ctx: &Ctx) -> (String, &'static str, String) {
+    let data = serde_json::json!({"message": "x".repeat(ctx.size)}).to_string();
+    let body = format!(
+        "topic={}&data={}",
+        crate::mercure::encode(super::TOPIC),
+        crate::mercure::encode(&data)
+    );
+    (
+        "/.well-known/mercure".to_owned(),
+        "application/x-www-form-urlencoded",
+        body,
+    )
 }
 
 fn median(values: &[f64]) -> f64 {

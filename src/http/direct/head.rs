@@ -1,6 +1,6 @@
 //! Classifying request heads (`read.rs` reads them): a plain `GET /stream` (or Mercure
-//! subscription) and a plain publish (`POST /publish`, `POST /api/messages` with a
-//! `Content-Length` body) are served by the direct path; anything else (other requests, HTTP/2,
+//! subscription) and a plain publish (`POST /publish`, `POST /api/messages` or
+//! `POST /.well-known/mercure` with a `Content-Length` body) are served by the direct path; anything else (other requests, HTTP/2,
 //! garbage) goes to hyper.
 
 use crate::http::request::RequestMeta;
@@ -42,6 +42,15 @@ pub(super) struct StreamRequest {
 /// Which publish endpoint a request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PublishRoute {
+    /// `POST /api/messages` or `POST /publish`.
+    Native(NativeRoute),
+    /// `POST /.well-known/mercure`: a form, 200 with the update's id as text.
+    Mercure,
+}
+
+/// The native publish endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NativeRoute {
     /// `POST /api/messages`: JSON, 201 `accepted`.
     Messages,
     /// `POST /publish`: JSON, form or text, 202 `queued`.
@@ -52,8 +61,9 @@ impl PublishRoute {
     /// The path, for the access log and the metrics.
     pub(super) fn path(self) -> &'static str {
         match self {
-            Self::Messages => "/api/messages",
-            Self::Publish => "/publish",
+            Self::Native(NativeRoute::Messages) => "/api/messages",
+            Self::Native(NativeRoute::Publish) => "/publish",
+            Self::Mercure => crate::auth::HUB_PATH,
         }
     }
 }
@@ -149,8 +159,9 @@ fn publish(
     head_len: usize,
 ) -> Head {
     let route = match path {
-        "/api/messages" => PublishRoute::Messages,
-        "/publish" => PublishRoute::Publish,
+        "/api/messages" => PublishRoute::Native(NativeRoute::Messages),
+        "/publish" => PublishRoute::Native(NativeRoute::Publish),
+        crate::auth::HUB_PATH => PublishRoute::Mercure,
         _ => return Head::Other,
     };
     if request.version != Some(1) {
@@ -277,14 +288,16 @@ mod tests {
         let mut with_body = head.to_vec();
         with_body.extend_from_slice(b"{\"a\":");
         // The body (even part of it, or more than it) may follow the head.
-        assert_eq!(publish(head), Some((PublishRoute::Messages, 5, head.len())));
-        assert_eq!(
-            publish(&with_body),
-            Some((PublishRoute::Messages, 5, head.len()))
-        );
+        let messages = PublishRoute::Native(NativeRoute::Messages);
+        assert_eq!(publish(head), Some((messages, 5, head.len())));
+        assert_eq!(publish(&with_body), Some((messages, 5, head.len())));
         assert_eq!(
             publish(b"POST /publish?topic=a HTTP/1.1\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\n\r\n"),
-            Some((PublishRoute::Publish, 0, 77))
+            Some((PublishRoute::Native(NativeRoute::Publish), 0, 77))
+        );
+        assert_eq!(
+            publish(b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 7\r\n\r\ntopic=a"),
+            Some((PublishRoute::Mercure, 7, 57))
         );
         let Head::Publish(request) = parse_head(
             b"POST /publish?topic=a HTTP/1.1\r\nContent-Type: text/plain\r\nOrigin: o\r\nContent-Length: 1\r\n\r\n",
@@ -305,7 +318,7 @@ mod tests {
             b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
             b"POST /api/messages HTTP/1.1\r\nContent-Length: 1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n",
             b"POST /api/messages/x HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            b"POST /.well-known/mercure/subscriptions HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
             b"PUT /api/messages HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
         ] {
             assert_eq!(parse_head(other), Head::Other, "{}", String::from_utf8_lossy(other));

@@ -1,10 +1,12 @@
-//! `POST /publish` and `POST /api/messages` over HTTP/1.1 without hyper: the publish hot path.
+//! `POST /publish`, `POST /api/messages` and `POST /.well-known/mercure` over HTTP/1.1 without
+//! hyper: the publish hot path.
 //!
 //! Through hyper, axum and four middleware layers a publish cost about twice the CPU of the
 //! work itself (`perf`: ~35k of ~58k instructions per publish were routing, header maps,
 //! boxed bodies and the layers). Here a plain publish (one `Content-Length` body, nothing
 //! unusual in its head) is read, validated and answered by the same functions the hyper route
-//! calls (`input::draft`, `Auth`, `Hub::publish`, `messages::accepted_json`), with the same
+//! calls (`input::draft`, `Auth`, `Hub::publish`, `messages::accepted_json`, and for Mercure
+//! `mercure::publish::checked`), with the same
 //! headers, CORS, metrics and access log, and in the same order, so a request refused on one path
 //! is refused with the same error on the other (`tests/paths.rs` sends the same requests both
 //! ways). The body is in hand before anything is checked, so a refusal leaves the connection
@@ -16,18 +18,18 @@ use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::head::{PublishRequest, PublishRoute};
-use super::response::json_response;
+use super::head::{NativeRoute, PublishRequest, PublishRoute};
+use super::response::{json_response, response};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::http::input::{self, Accept};
 use crate::http::messages::accepted_json;
-use crate::http::AppState;
+use crate::http::{mercure, AppState};
 
 /// The response to a publish: written, then the connection goes on unless `close` was asked.
 pub(super) struct Answer(pub(super) Vec<u8>);
 
-impl PublishRoute {
+impl NativeRoute {
     fn accept(self) -> Accept {
         match self {
             Self::Messages => Accept::Json,
@@ -53,24 +55,48 @@ pub(super) async fn answer(
 ) -> Answer {
     let started = std::time::Instant::now();
     let route = request.route;
-    let cors = app.cors().headers(request.meta.origin.as_deref());
-    let published = match checked(app, request, body) {
+    let meta = &request.meta;
+    let cors = app.cors().headers(meta.origin.as_deref());
+    let draft = match route {
+        PublishRoute::Native(native) => checked(app, native, request, body),
+        PublishRoute::Mercure => {
+            mercure::publish::checked(app, meta, request.content_type.as_deref(), body)
+        }
+    };
+    let published = match draft {
         Ok(draft) => app.hub().publish(draft).await.map_err(ApiError::from),
         Err(err) => Err(err),
     };
     let (status, bytes) = match published {
         Ok(published) => {
-            let (status, word) = route.status();
-            let json = accepted_json(word, &published);
-            let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            (status, json_response(status, &json, &cors, close))
+            let mut headers: Vec<(&str, &str)> =
+                cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            match route {
+                PublishRoute::Native(native) => {
+                    let (status, word) = native.status();
+                    let json = accepted_json(word, &published);
+                    (status, json_response(status, &json, &headers, close))
+                }
+                PublishRoute::Mercure => {
+                    let link = mercure::link(meta);
+                    headers.extend(
+                        link.as_ref()
+                            .and_then(|l| l.to_str().ok())
+                            .map(|l| ("link", l)),
+                    );
+                    let id = published.event.wire_id().as_bytes();
+                    let status = StatusCode::OK;
+                    let text = mercure::publish::TEXT_PLAIN;
+                    (status, response(status, text, id, &headers, close))
+                }
+            }
         }
         Err(err) => (err.status(), err.http1_response(&cors, close)),
     };
     let took = started.elapsed();
     let path = route.path();
     crate::http::log_request(app, "POST", path, status.as_u16(), took);
-    app.metrics().native_publish(path, status.as_u16(), took);
+    app.metrics().publish_request(path, status.as_u16(), took);
     Answer(bytes)
 }
 
@@ -78,11 +104,12 @@ pub(super) async fn answer(
 /// publisher's token, the content type, the body, the grant for the topic.
 fn checked(
     app: &AppState,
+    route: NativeRoute,
     request: &PublishRequest,
     body: &[u8],
 ) -> Result<crate::hub::Draft, ApiError> {
     let grants = app.auth().publisher(&request.meta.credentials(None))?;
-    let accept = request.route.accept();
+    let accept = route.accept();
     let kind = input::content_kind(request.content_type.as_deref(), accept)?;
     let query = match accept {
         Accept::Any => request.query.as_deref(),

@@ -1,4 +1,4 @@
-//! Raw HTTP/1.1 responses with a JSON body, for what the direct path answers itself (publishes,
+//! Raw HTTP/1.1 responses with a JSON (or, for a Mercure publish, text) body, for what the direct path answers itself (publishes,
 //! and errors before hyper is involved), with the headers hyper would give them.
 
 use std::cell::RefCell;
@@ -14,12 +14,25 @@ pub(crate) fn json_response(
     extra: &[(&str, &str)],
     close: bool,
 ) -> Vec<u8> {
+    response(status, "application/json", body, extra, close)
+}
+
+/// [`json_response`] with another `content_type`.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+    close: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in extra {

@@ -25,21 +25,24 @@ fn text(raw: &[u8]) -> Result<String, ApiError> {
     let mut bytes = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        match raw[i] {
+        // Plain bytes are copied a run at a time.
+        let plain = raw[i..]
+            .iter()
+            .position(|b| matches!(b, b'%' | b'+'))
+            .unwrap_or(raw.len() - i);
+        bytes.extend_from_slice(&raw[i..i + plain]);
+        i += plain;
+        let Some(&escape) = raw.get(i) else { break };
+        match escape {
             b'+' => bytes.push(b' '),
-            b'%' => {
-                let hex = raw
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        bytes.push(byte);
-                        i += 3;
-                        continue;
-                    }
-                    None => bytes.push(b'%'),
+            b'%' => match (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    bytes.push(high << 4 | low);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => bytes.push(b'%'),
+            },
             other => bytes.push(other),
         }
         i += 1;
@@ -48,8 +51,46 @@ fn text(raw: &[u8]) -> Result<String, ApiError> {
         .map_err(|_| ApiError::BadRequest("parameters must be UTF-8 after percent-decoding".into()))
 }
 
-/// Whether a topic, resolved against the hub's URL, addresses the hub's own namespace.
-pub(super) fn reserved(topic: &str, hub: &str) -> bool {
+/// The value of a hexadecimal digit.
+fn hex(digit: &u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether a topic, resolved against the hub's URL (made by `hub` when needed), addresses the
+/// hub's own namespace.
+pub(super) fn reserved(topic: &str, hub: impl FnOnce() -> String) -> bool {
+    !surely_outside(topic) && resolves_into(topic, &hub())
+}
+
+/// Whether `topic` cannot resolve into the hub's namespace, told from its text alone: what
+/// most topics (`https://example.com/books/1`) are answered by, without parsing two URLs.
+///
+/// The resolved path names the hub only if `mercure` is in it. It comes either from the topic
+/// (as written, percent-escaped, or split by a tab or newline, which the URL parser drops) or
+/// from the hub's own path, which a reference keeps only when its own path is empty: an empty
+/// topic, one that starts with `?` or `#`, or `http:` followed by either (a relative URL when
+/// the scheme is the hub's). A `/` before any `?` or `#` means a path or an authority of the
+/// topic's own. Anything this cannot tell is left to [`resolves_into`].
+fn surely_outside(topic: &str) -> bool {
+    let bytes = topic.as_bytes();
+    let own_path = bytes
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .is_some_and(|at| bytes[at] == b'/');
+    own_path
+        && !bytes
+            .iter()
+            .any(|b| matches!(b, b'%' | b'\t' | b'\n' | b'\r'))
+        && !bytes.windows(7).any(|w| w.eq_ignore_ascii_case(b"mercure"))
+}
+
+/// [`reserved`], by resolving the topic against `hub` and normalising the path.
+fn resolves_into(topic: &str, hub: &str) -> bool {
     let Ok(base) = url::Url::parse(hub) else {
         return false;
     };
@@ -114,7 +155,7 @@ mod tests {
 
     #[test]
     fn the_hub_namespace_is_reserved_however_spelled() {
-        let hub = "http://hub.test/.well-known/mercure";
+        let hub = || "http://hub.test/.well-known/mercure".to_owned();
         for topic in [
             "/.well-known/mercure",
             "/.well-known/mercure/subscriptions/x",
@@ -122,6 +163,14 @@ mod tests {
             "/.well-known/%6Dercure/x",
             "/.well-known/mercure/../mercure/x",
             "/a/../.well-known/mercure",
+            // Relative to the hub's URL, or keeping its path.
+            "mercure/x",
+            "./mercure",
+            "?x=1",
+            "#f",
+            "http:",
+            "http:?a/b",
+            "/.well-known/merc\nure/x",
         ] {
             assert!(reserved(topic, hub), "{topic}");
         }
@@ -132,5 +181,66 @@ mod tests {
         ] {
             assert!(!reserved(topic, hub), "{topic}");
         }
+    }
+
+    #[test]
+    fn the_text_check_never_clears_a_reserved_topic() {
+        let hubs = [
+            "http://hub.test/.well-known/mercure",
+            "https://hub.test:8443/.well-known/mercure",
+        ];
+        let parts = [
+            "",
+            "/",
+            "//",
+            "?",
+            "#",
+            ".",
+            "..",
+            "./",
+            "../",
+            "http:",
+            "https:",
+            "HTTP:",
+            "mailto:",
+            "a",
+            "x/",
+            "hub.test",
+            ".well-known",
+            "mercure",
+            "Mercure",
+            "%6D",
+            "ercure",
+            "merc",
+            "\t",
+            "\n",
+            "ure",
+            "\\",
+            "subscriptions",
+            "//hub.test",
+            "?a/b",
+            "#/",
+        ];
+        let mut cleared = 0;
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let topic = format!("{a}{b}{c}");
+                    if surely_outside(&topic) {
+                        cleared += 1;
+                        for hub in hubs {
+                            assert!(!resolves_into(&topic, hub), "{topic:?} {hub}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cleared > 1000, "{cleared}");
+    }
+
+    #[test]
+    fn percent_escapes_decode_in_either_case() {
+        assert_eq!(pairs(b"a=%7b%7D%2").unwrap()[0].1, "{}%2");
+        assert_eq!(pairs(b"a=%G1%").unwrap()[0].1, "%G1%");
     }
 }

@@ -28,7 +28,7 @@ use super::AppState;
 use crate::auth::HUB_PATH;
 use crate::error::{ApiError, ErrorBody};
 use crate::session::{Mode, Session};
-use crate::sse::forbidden_char;
+use crate::sse::has_forbidden_char;
 use crate::topic::{selector, Pattern, Selector, TopicName};
 
 /// Most topics one update may name.
@@ -49,7 +49,11 @@ pub(crate) fn link(meta: &RequestMeta) -> Option<HeaderValue> {
 }
 
 fn link_value(meta: &RequestMeta) -> String {
-    format!("<{}>; rel=\"mercure\"", hub_url(meta))
+    let mut value = String::with_capacity(64);
+    value.push('<');
+    value.push_str(&hub_url(meta));
+    value.push_str(">; rel=\"mercure\"");
+    value
 }
 
 /// The protected resource metadata of the hub (RFC 9728).
@@ -104,11 +108,14 @@ pub(super) async fn metadata(
 /// The hub's URL for this request: what relative URL patterns resolve against and what the
 /// reserved namespace is checked against.
 pub(super) fn hub_url(meta: &RequestMeta) -> String {
-    format!(
-        "{}://{}{HUB_PATH}",
-        meta.scheme(),
-        meta.host.as_deref().unwrap_or("localhost")
-    )
+    // Pushed, not `format!`ted: this is on every Mercure publish's path (its `Link`).
+    let host = meta.host.as_deref().unwrap_or("localhost");
+    let mut url = String::with_capacity(8 + host.len() + HUB_PATH.len());
+    url.push_str(meta.scheme());
+    url.push_str("://");
+    url.push_str(host);
+    url.push_str(HUB_PATH);
+    url
 }
 
 pub(super) fn bad(message: impl Into<String>) -> ApiError {
@@ -117,7 +124,7 @@ pub(super) fn bad(message: impl Into<String>) -> ApiError {
 
 /// Checks a parameter value: UTF-8 is given; no control or format characters.
 fn clean(value: &str, what: &str) -> Result<(), ApiError> {
-    if value.chars().any(forbidden_char) {
+    if has_forbidden_char(value) {
         return Err(bad(format!("{what} holds a control or format character")));
     }
     Ok(())

@@ -1,4 +1,7 @@
 //! `POST /.well-known/mercure`: an update from a form (draft-08, section "Publication").
+//!
+//! The checks live in [`checked`] and [`update_draft`], shared by the axum route here and the
+//! direct HTTP/1 path (`http::direct::publish`), so both refuse the same request the same way.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -7,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::form::{pairs, reserved};
 use super::{bad, hub_url, link, topic_name, MAX_UPDATE_TOPICS};
-use crate::auth::Auth;
+use crate::auth::{Auth, Grants};
 use crate::error::{ApiError, ErrorBody};
 use crate::event::Draft;
-use crate::http::input::{read_body, refuse};
+use crate::http::input::{read_body, refuse, Limits};
+use crate::http::request::RequestMeta;
 use crate::http::AppState;
 use crate::sse::fields::MAX_LINE_TEXT;
 use crate::sse::{EventName, LineText};
@@ -86,24 +90,79 @@ pub(super) async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let meta = app.request_meta(&headers, &uri, None);
+    let limits = app.input_limits();
     let grants = match app.auth().publisher(&meta.credentials(None)) {
         Ok(grants) => grants,
-        Err(err) => return Err(refuse(err.into(), body, app.input_limits()).await),
+        Err(err) => return Err(refuse(err.into(), body, limits).await),
     };
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if !form {
-        let error = ApiError::UnsupportedMediaType("application/x-www-form-urlencoded");
-        return Err(refuse(error, body, app.input_limits()).await);
+    let content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    if !is_form(content_type) {
+        return Err(refuse(not_a_form(), body, limits).await);
     }
-    let limits = app.input_limits();
-    let update = read_update(&read_body(&headers, body, limits).await?)?;
+    let form = read_body(&headers, body, limits).await?;
+    let draft = update_draft(&form, &meta, grants.as_ref(), limits)?;
+    let published = app.hub().publish(draft).await?;
+    let mut response = (StatusCode::OK, published.event.wire_id().to_owned()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_PLAIN));
+    if let Some(link) = link(&meta) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// The content type of the answer: the update's id as text.
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// The checks of [`publish`], in its order, for a request whose form is already in hand (the
+/// direct HTTP/1 path, `http::direct::publish`): the publisher's token, the content type, the
+/// form and its fields, the grant for every topic.
+///
+/// # Errors
+/// What [`publish`] answers for the same request.
+pub(crate) fn checked(
+    app: &AppState,
+    meta: &RequestMeta,
+    content_type: Option<&[u8]>,
+    form: &[u8],
+) -> Result<Draft, ApiError> {
+    let grants = app.auth().publisher(&meta.credentials(None))?;
+    if !is_form(content_type) {
+        return Err(not_a_form());
+    }
+    update_draft(form, meta, grants.as_ref(), app.input_limits())
+}
+
+/// Whether a `Content-Type` value names a form (parameters and case aside). Read as hyper's
+/// `to_str` would: visible ASCII only.
+fn is_form(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let visible = value
+        .iter()
+        .all(|b| *b == b'\t' || (b' '..0x7f).contains(b));
+    let mime = value.split(|b| *b == b';').next().unwrap_or_default();
+    visible
+        && mime
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+}
+
+fn not_a_form() -> ApiError {
+    ApiError::UnsupportedMediaType("application/x-www-form-urlencoded")
+}
+
+/// The update a form describes, checked field by field, and the publisher's grant for each of
+/// its topics.
+fn update_draft(
+    form: &[u8],
+    meta: &RequestMeta,
+    grants: Option<&Grants>,
+    limits: Limits,
+) -> Result<Draft, ApiError> {
+    let update = read_update(form)?;
     if update.topics.is_empty() {
         return Err(bad("topic is required"));
     }
@@ -131,13 +190,12 @@ pub(super) async fn publish(
     {
         return Err(too_long("type", MAX_LINE_TEXT));
     }
-    let hub = hub_url(&meta);
     let mut topics = Vec::with_capacity(update.topics.len());
     for topic in &update.topics {
         if topic == "*" {
             return Err(bad("the topic * is reserved for the wildcard"));
         }
-        if reserved(topic, &hub) {
+        if reserved(topic, || hub_url(meta)) {
             return Err(bad("topics under the hub's own URL are reserved"));
         }
         topics.push(topic_name(topic)?);
@@ -169,11 +227,11 @@ pub(super) async fn publish(
         Some(_) => return Err(bad("retry must be digits")),
     };
     for topic in &topics {
-        Auth::may_publish(grants.as_ref(), topic.as_str())?;
+        Auth::may_publish(grants, topic.as_str())?;
     }
     let mut topics = topics.into_iter();
     let canonical = topics.next().ok_or_else(|| bad("topic is required"))?;
-    let draft = Draft {
+    Ok(Draft {
         topic: canonical,
         name,
         message,
@@ -181,15 +239,5 @@ pub(super) async fn publish(
         alternates: topics.collect(),
         custom_id,
         retry,
-    };
-    let published = app.hub().publish(draft).await?;
-    let mut response = (StatusCode::OK, published.event.wire_id().to_owned()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Some(link) = link(&meta) {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    })
 }
