@@ -6,16 +6,15 @@
 // remembers the last event id it saw so that streams it opens again (new topic, Connect, after
 // the server ended the stream) resume from history; EventSource's own automatic reconnects send
 // the Last-Event-ID header by themselves.
-'use strict';
+// Served as /app.js after shared.js, feed.js (the list of arrivals), stream.js (the one open
+// EventSource and the id it resumes from) and publish.js (`src/http/assets.rs`).
 
 (function () {
-  var STORAGE_KEY = 'ssehub.lastEventId';
-  var MAX_FEED_ITEMS = 200;
+  'use strict';
+
   var OPEN_TIMEOUT_MS = 10000;
   var RECONNECT_MIN_MS = 2000;
   var RECONNECT_MAX_MS = 30000;
-  // The server's topic rule: 1 to 128 bytes, segments of [A-Za-z0-9_.:-] joined by '/'.
-  var TOPIC_RE = /^[A-Za-z0-9_.:-]+(\/[A-Za-z0-9_.:-]+)*$/;
   var STATES = ['idle', 'connecting', 'open', 'closed', 'error'];
 
   var form = document.getElementById('publish-form');
@@ -26,49 +25,22 @@
   var connectionButton = document.getElementById('connection');
   var stateEl = document.getElementById('state');
   var stateDetail = document.getElementById('state-detail');
-  var feed = document.getElementById('feed');
-  var feedEmpty = document.getElementById('feed-empty');
-  var clearButton = document.getElementById('clear');
   var errorEl = document.getElementById('error');
+  var feed = ssehubFeed({
+    feed: document.getElementById('feed'),
+    empty: document.getElementById('feed-empty'),
+    clear: document.getElementById('clear'),
+    onClear: function () { messageInput.focus(); }
+  });
 
-  // The one open stream, if any, and what it is for.
-  var stream = null; // { source: EventSource, kind: 'burst'|'live', topic, opened: bool, ... }
+  // The one open stream, if any, and what it is for (stream.js).
+  var streams = ssehubStream(OPEN_TIMEOUT_MS);
   var liveWanted = true; // live mode: false after the user pressed Disconnect
   var reconnectTimer = null;
   var reconnectDelay = RECONNECT_MIN_MS;
-  var lastEventId = readStoredId();
   var streamErrorShown = false; // the error shown is about the live stream, not the user's input
 
   // ---- small helpers -------------------------------------------------------------------------
-
-  function readStoredId() {
-    try {
-      return window.sessionStorage.getItem(STORAGE_KEY) || '';
-    } catch (err) {
-      return '';
-    }
-  }
-
-  function rememberId(id) {
-    if (!id) return;
-    lastEventId = id;
-    try {
-      window.sessionStorage.setItem(STORAGE_KEY, id);
-    } catch (err) {
-      // Storage may be unavailable (privacy settings); memory is enough then.
-    }
-  }
-
-  function pad(n, width) {
-    var s = String(n);
-    while (s.length < width) s = '0' + s;
-    return s;
-  }
-
-  function clock(date) {
-    return pad(date.getHours(), 2) + ':' + pad(date.getMinutes(), 2) + ':' +
-      pad(date.getSeconds(), 2) + '.' + pad(date.getMilliseconds(), 3);
-  }
 
   function parseData(event) {
     try {
@@ -81,15 +53,6 @@
 
   function currentTopic() {
     return topicInput.value.trim();
-  }
-
-  function topicProblem(topic) {
-    if (topic === '') return 'Enter a topic, for example default.';
-    if (topic.length > 128 || !TOPIC_RE.test(topic)) {
-      return 'Invalid topic "' + topic + '": use 1 to 128 characters of A-Z a-z 0-9 _ . : - ' +
-        'in parts separated by "/".';
-    }
-    return '';
   }
 
   // ---- state, errors, feed -------------------------------------------------------------------
@@ -133,89 +96,7 @@
     topicInput.removeAttribute('aria-invalid');
   }
 
-  function addItem(className, parts) {
-    var item = document.createElement('li');
-    item.className = className;
-    var time = document.createElement('time');
-    var now = new Date();
-    time.dateTime = now.toISOString();
-    time.textContent = clock(now);
-    item.appendChild(time);
-    parts.forEach(function (part) {
-      if (!part) return;
-      var span = document.createElement('span');
-      span.className = part.className;
-      span.textContent = part.text; // always text: messages are never parsed as HTML
-      if (part.title) span.title = part.title;
-      item.appendChild(span);
-    });
-    feed.insertBefore(item, feed.firstChild);
-    while (feed.children.length > MAX_FEED_ITEMS) feed.removeChild(feed.lastChild);
-    feedEmpty.hidden = true;
-    clearButton.hidden = false;
-    return item;
-  }
-
-  function addNotice(kind, text) {
-    return addItem('notice ' + kind, [{ className: 'text', text: text }]);
-  }
-
-  function addArrival(event, payload, counter) {
-    var data = payload && payload.data && typeof payload.data === 'object' ? payload.data : {};
-    var replayed = data.replayed === true;
-    var message = typeof data.message === 'string' ? data.message : String(event.data);
-    var meta = [];
-    if (data.topic) meta.push(data.topic);
-    if (event.lastEventId) meta.push('id ' + event.lastEventId);
-    addItem(replayed ? 'arrival replayed' : 'arrival', [
-      counter ? { className: 'seq', text: counter } : null,
-      { className: 'text', text: message },
-      replayed ? { className: 'badge', text: 'replayed', title: 'Sent again from history after a reconnect' } : null,
-      meta.length ? { className: 'meta', text: meta.join(' · ') } : null
-    ]);
-  }
-
-  // ---- publishing ----------------------------------------------------------------------------
-
-  // POSTs the message; resolves to the accepted event's data, or rejects with an Error whose
-  // message is fit to show (the server's own error text for 4xx and 5xx answers).
-  function publish(message, topic) {
-    return fetch('/api/messages', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-      body: JSON.stringify({ message: message, topic: topic })
-    }).then(function (response) {
-      return response.text().then(function (text) {
-        var body = null;
-        try {
-          body = text ? JSON.parse(text) : null;
-        } catch (err) {
-          body = null;
-        }
-        if (!response.ok) {
-          var reason = body && typeof body.error === 'string' ? body.error
-            : 'The server answered ' + response.status + ' ' + response.statusText + '.';
-          var failure = new Error(reason);
-          failure.status = response.status;
-          throw failure;
-        }
-        return body && body.data ? body.data : {};
-      });
-    }, function () {
-      throw new Error('Could not reach the server. Is ssehub running?');
-    });
-  }
-
   // ---- streams -------------------------------------------------------------------------------
-
-  function closeStream() {
-    if (stream) {
-      stream.closed = true;
-      stream.source.close();
-      if (stream.openTimer) clearTimeout(stream.openTimer);
-      stream = null;
-    }
-  }
 
   function cancelReconnect() {
     if (reconnectTimer) {
@@ -224,62 +105,26 @@
     }
   }
 
-  // Opens a stream; `handlers.open` runs once, the first time the stream opens.
-  function openStream(kind, topic, url, handlers) {
-    closeStream();
-    var current = {
-      source: new EventSource(url),
-      kind: kind,
-      topic: topic,
-      opened: false,
-      closed: false,
-      openTimer: null
-    };
-    stream = current;
-    var live = function (fn) {
-      return function (event) {
-        if (stream === current && !current.closed) fn(event, current);
-      };
-    };
-    current.source.addEventListener('open', live(function (event, s) {
-      var first = !s.opened;
-      s.opened = true;
-      if (s.openTimer) {
-        clearTimeout(s.openTimer);
-        s.openTimer = null;
-      }
-      handlers.open(first, s);
-    }));
-    current.source.addEventListener('error', live(handlers.error));
-    current.source.addEventListener('message', live(handlers.message));
-    current.source.addEventListener('close', live(handlers.close));
-    current.source.addEventListener('gap', live(handlers.gap || function () {}));
-    current.openTimer = setTimeout(live(function (event, s) {
-      if (!s.opened) handlers.timeout(s);
-    }), OPEN_TIMEOUT_MS);
-    return current;
-  }
-
   // Burst: open the stream, then publish, then show the repeats until `close`.
   function startBurst(message, topic) {
     cancelReconnect();
-    if (stream && stream.kind === 'burst') {
-      addNotice('info', 'Previous burst cancelled.');
+    if (streams.current() && streams.current().kind === 'burst') {
+      feed.notice('info', 'Previous burst cancelled.');
     }
     setState('connecting', 'Opening a stream for topic ' + topic + '…');
     var received = 0;
-    openStream('burst', topic, '/stream?topic=' + encodeURIComponent(topic), {
+    streams.open('burst', topic, '/stream?topic=' + encodeURIComponent(topic), {
       open: function (first, s) {
         if (!first) return;
         setState('open', 'Stream open on topic ' + topic + '. Publishing…');
-        publish(message, topic).then(function (data) {
-          if (stream !== s) return;
+        ssehubPublish(message, topic).then(function (data) {
+          if (streams.current() !== s) return;
           if (messageInput.value === message) messageInput.value = '';
           var note = 'Published' + (data.id ? ' event ' + data.id : '') + ' to ' + topic + '.';
           if (received === 0) setState('open', note + ' Waiting for the repeats…');
         }, function (err) {
-          if (stream !== s) return;
-          closeStream();
+          if (streams.current() !== s) return;
+          streams.close();
           setState('error', 'The message was not published.');
           showError(err.message, fieldFor(err));
         });
@@ -290,29 +135,29 @@
         received += 1;
         var counter = typeof data.sequence === 'number' && typeof data.total === 'number'
           ? '#' + data.sequence + '/' + data.total : '#' + received;
-        addArrival(event, payload, counter);
+        feed.arrival(event, payload, counter);
         setState('open', 'Received ' + counter.slice(1) + ' on topic ' + s.topic + '.');
       },
       close: function (event) {
         var payload = parseData(event);
         var data = payload && payload.data ? payload.data : {};
-        closeStream();
+        streams.close();
         if (data.status === 'complete') {
           setState('closed', 'Burst complete: ' + received + ' ' +
             (received === 1 ? 'arrival' : 'arrivals') + '. Stream closed.');
         } else if (data.status === 'shutdown') {
           setState('closed', 'The server is shutting down; stream closed.');
-          addNotice('warning', 'Server shutting down: the stream was closed after ' +
+          feed.notice('warning', 'Server shutting down: the stream was closed after ' +
             received + ' of the repeats.');
         } else {
           setState('closed', 'Stream closed by the server' +
             (data.message ? ': ' + data.message : '') + '.');
-          addNotice('warning', 'Stream closed early (' + (data.status || 'unknown') + ').');
+          feed.notice('warning', 'Stream closed early (' + (data.status || 'unknown') + ').');
         }
       },
       error: function (event, s) {
         // A burst is not resumed: an automatic reconnect would start a new burst.
-        closeStream();
+        streams.close();
         if (!s.opened) {
           setState('error', 'Could not open the stream.');
           showError('Could not open the event stream. Is the server running?');
@@ -322,7 +167,7 @@
         }
       },
       timeout: function () {
-        closeStream();
+        streams.close();
         setState('error', 'The stream did not open in time.');
         showError('The server did not answer in time. Try again.');
       }
@@ -331,7 +176,7 @@
 
   function liveUrl(topic) {
     var url = '/stream?mode=live&topic=' + encodeURIComponent(topic);
-    if (lastEventId) url += '&lastEventId=' + encodeURIComponent(lastEventId);
+    if (streams.lastId()) url += '&lastEventId=' + encodeURIComponent(streams.lastId());
     return url;
   }
 
@@ -350,41 +195,41 @@
   function connectLive() {
     cancelReconnect();
     var topic = currentTopic();
-    var problem = topicProblem(topic);
+    var problem = ssehubShared.topicProblem(topic);
     if (problem) {
-      closeStream();
+      streams.close();
       setState('idle', 'Not connected: fix the topic to start the live feed.');
       showError(problem, topicInput, true);
       return;
     }
     setState('connecting', 'Connecting to topic ' + topic +
-      (lastEventId ? ', resuming after event ' + lastEventId : '') + '…');
-    openStream('live', topic, liveUrl(topic), {
+      (streams.lastId() ? ', resuming after event ' + streams.lastId() : '') + '…');
+    streams.open('live', topic, liveUrl(topic), {
       open: function (first, s) {
         reconnectDelay = RECONNECT_MIN_MS;
         if (streamErrorShown) clearError();
         setState('open', 'Live on topic ' + s.topic + '.' +
           (first ? '' : ' Reconnected; missed events are replayed.'));
-        if (!first) addNotice('info', 'Reconnected to ' + s.topic + '.');
+        if (!first) feed.notice('info', 'Reconnected to ' + s.topic + '.');
       },
       message: function (event) {
-        addArrival(event, parseData(event), '');
-        rememberId(event.lastEventId);
+        feed.arrival(event, parseData(event), '');
+        streams.remember(event.lastEventId);
       },
       gap: function (event) {
         var payload = parseData(event);
         var data = payload && payload.data ? payload.data : {};
-        addNotice('gap', 'Some events may have been missed' +
+        feed.notice('gap', 'Some events may have been missed' +
           (data.requested ? ' after event ' + data.requested : '') + ': ' +
           (data.message || 'history no longer holds them all') + '.');
       },
       close: function (event, s) {
         var payload = parseData(event);
         var data = payload && payload.data ? payload.data : {};
-        closeStream();
+        streams.close();
         var why = data.status === 'shutdown' ? 'The server is shutting down.'
           : 'The server closed the stream' + (data.message ? ' (' + data.message + ')' : '') + '.';
-        addNotice('warning', why);
+        feed.notice('warning', why);
         setState('closed');
         if (liveWanted) scheduleReconnect(why);
         updateConnectionButton();
@@ -398,13 +243,13 @@
           return;
         }
         // The browser gave up (the server refused the stream): retry from here, later.
-        closeStream();
+        streams.close();
         setState('error');
         showStreamError('The live stream failed. Is the server running?');
         if (liveWanted) scheduleReconnect('The live stream failed.');
       },
       timeout: function () {
-        closeStream();
+        streams.close();
         setState('error');
         showStreamError('The server did not open the live stream in time.');
         if (liveWanted) scheduleReconnect('The live stream did not open.');
@@ -415,7 +260,7 @@
 
   function disconnectLive(detail) {
     cancelReconnect();
-    closeStream();
+    streams.close();
     setState('closed', detail);
     updateConnectionButton();
   }
@@ -423,7 +268,7 @@
   // Resolves once the live stream is open (or at once when there is none to wait for).
   function whenLiveOpen(timeoutMs) {
     return new Promise(function (resolve) {
-      var s = stream;
+      var s = streams.current();
       if (!s || s.kind !== 'live' || s.source.readyState === EventSource.OPEN) {
         resolve();
         return;
@@ -453,7 +298,7 @@
   function applyMode() {
     clearError();
     cancelReconnect();
-    closeStream();
+    streams.close();
     if (modeSelect.value === 'live') {
       liveWanted = true;
       connectLive();
@@ -473,7 +318,7 @@
       return;
     }
     if (modeSelect.value === 'burst') {
-      var problem = topicProblem(topic);
+      var problem = ssehubShared.topicProblem(topic);
       if (problem) {
         showError(problem, topicInput);
         return;
@@ -482,18 +327,19 @@
       return;
     }
     // Live: the event arrives on the live stream. If the topic changed, follow it first.
-    if (liveWanted && (!stream || stream.topic !== topic) && !topicProblem(topic)) {
+    if (liveWanted && (!streams.current() || streams.current().topic !== topic) && !ssehubShared.topicProblem(topic)) {
       connectLive();
     }
     sendButton.disabled = true;
     whenLiveOpen(OPEN_TIMEOUT_MS)
       .then(function () {
-        return publish(message, topic);
+        return ssehubPublish(message, topic);
       })
       .then(function (data) {
         messageInput.value = '';
+        var stream = streams.current();
         if (!stream || stream.kind !== 'live' || stream.topic !== topic) {
-          addNotice('info', 'Published' + (data.id ? ' event ' + data.id : '') + ' to ' + topic +
+          feed.notice('info', 'Published' + (data.id ? ' event ' + data.id : '') + ' to ' + topic +
             '. The live feed is not connected to that topic.');
         }
       }, function (err) {
@@ -508,7 +354,7 @@
 
   topicInput.addEventListener('change', function () {
     if (modeSelect.value !== 'live' || !liveWanted) return;
-    if (stream && stream.topic === currentTopic()) return;
+    if (streams.current() && streams.current().topic === currentTopic()) return;
     clearError();
     connectLive();
   });
@@ -518,7 +364,7 @@
     if (liveWanted) {
       liveWanted = false;
       disconnectLive('Disconnected. Press Connect to resume' +
-        (lastEventId ? ' after event ' + lastEventId : '') + '.');
+        (streams.lastId() ? ' after event ' + streams.lastId() : '') + '.');
     } else {
       liveWanted = true;
       reconnectDelay = RECONNECT_MIN_MS;
@@ -526,16 +372,9 @@
     }
   });
 
-  clearButton.addEventListener('click', function () {
-    while (feed.firstChild) feed.removeChild(feed.firstChild);
-    feedEmpty.hidden = false;
-    clearButton.hidden = true;
-    messageInput.focus();
-  });
-
   window.addEventListener('pagehide', function () {
     cancelReconnect();
-    closeStream();
+    streams.close();
   });
 
   // Back/forward cache: the page comes back without its stream.
@@ -551,12 +390,12 @@
       var auth = ping && ping.auth;
       if (!auth) return;
       if (auth.subscriber_token_required) {
-        addNotice('warning', 'This hub requires a subscriber token: streams opened from this page are refused (401) unless a token cookie (mercureAuthorization) is set for it.');
+        feed.notice('warning', 'This hub requires a subscriber token: streams opened from this page are refused (401) unless a token cookie (mercureAuthorization) is set for it.');
       } else if (auth.subscribe) {
-        addNotice('info', 'This hub reads subscriber tokens: this page, which has none, receives public events only.');
+        feed.notice('info', 'This hub reads subscriber tokens: this page, which has none, receives public events only.');
       }
       if (auth.publish) {
-        addNotice('warning', 'This hub requires a publisher token: publishing from this page is refused (401). Publish with a token, e.g. curl -H "Authorization: Bearer $(ssehub token --publish \'*\')".');
+        feed.notice('warning', 'This hub requires a publisher token: publishing from this page is refused (401). Publish with a token, e.g. curl -H "Authorization: Bearer $(ssehub token --publish \'*\')".');
       }
     }, function () { /* the stream and publish paths report reachability themselves */ });
 

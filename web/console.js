@@ -6,15 +6,15 @@
 // - Publish: POST /api/messages with topic, event, message, private and, when the hub asks for
 //   one, a publisher token.
 // - Inspector: GET /stream?mode=live&topic=T, also read with fetch(), so each frame is shown as
-//   the bytes the server sent (EventSource only exposes parsed events).
+//   the bytes the server sent (EventSource only exposes parsed events): inspector.js.
 // Streams run only while the console is shown; tokens live in this page's memory only.
-'use strict';
+// Served as /console.js after shared.js and inspector.js (`src/http/assets.rs`).
 
 (function () {
-  var TOPIC_RE = /^[A-Za-z0-9_.:-]+(\/[A-Za-z0-9_.:-]+)*$/;
+  'use strict';
+
   var EVENT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
   var TOPIC_LIMIT = 200;
-  var MAX_FRAMES = 100;
   var RETRY_MIN_MS = 1000;
   var RETRY_MAX_MS = 15000;
 
@@ -52,11 +52,6 @@
   var iWatch = $('i-watch');
   var iStop = $('i-stop');
   var iState = $('i-state');
-  var iError = $('i-error');
-  var framesList = $('frames');
-  var framesEmpty = $('frames-empty');
-  var wire = $('wire');
-  var wireMeta = $('wire-meta');
 
   var active = false; // the console view is shown
   var authChecked = false;
@@ -64,10 +59,6 @@
   var topicsRetry = null;
   var topicsDelay = RETRY_MIN_MS;
   var rows = {}; // topic -> <tr>
-  var inspector = null; // { controller, topic }
-  var frameCount = 0;
-  var follow = true; // the wire pane shows the newest frame
-  var encoder = new TextEncoder();
 
   // ---- helpers -------------------------------------------------------------------------------
 
@@ -79,95 +70,6 @@
   function bearer(input) {
     var token = input.value.trim();
     return token ? { 'Authorization': 'Bearer ' + token } : {};
-  }
-
-  function topicProblem(topic) {
-    if (topic === '') return 'Enter a topic, for example default.';
-    if (topic.length > 128 || !TOPIC_RE.test(topic)) {
-      return 'Invalid topic "' + topic + '": use 1 to 128 characters of A-Z a-z 0-9 _ . : - ' +
-        'in parts separated by "/".';
-    }
-    return '';
-  }
-
-  // The server's JSON error text, or the status when the body has none.
-  function failure(response) {
-    return response.text().then(function (text) {
-      var reason = '';
-      try {
-        var body = JSON.parse(text);
-        if (body && typeof body.error === 'string') reason = body.error;
-      } catch (err) {
-        reason = '';
-      }
-      var error = new Error((reason || response.statusText || 'error') + ' (HTTP ' + response.status + ')');
-      error.status = response.status;
-      return error;
-    }, function () {
-      return new Error('HTTP ' + response.status);
-    });
-  }
-
-  // Reads an event-stream response body, calling onFrame(text) with each frame's exact text,
-  // its terminating blank line included. Resolves when the body ends.
-  function readFrames(response, onFrame) {
-    var reader = response.body.getReader();
-    var decoder = new TextDecoder('utf-8');
-    var buffer = '';
-    function split() {
-      for (;;) {
-        var lf = buffer.indexOf('\n\n');
-        var crlf = buffer.indexOf('\r\n\r\n');
-        var at = lf;
-        var size = 2;
-        if (crlf >= 0 && (lf < 0 || crlf < lf)) {
-          at = crlf;
-          size = 4;
-        }
-        if (at < 0) return;
-        var frame = buffer.slice(0, at + size);
-        buffer = buffer.slice(at + size);
-        onFrame(frame);
-      }
-    }
-    function pump() {
-      return reader.read().then(function (chunk) {
-        if (chunk.done) {
-          buffer += decoder.decode();
-          split();
-          return;
-        }
-        buffer += decoder.decode(chunk.value, { stream: true });
-        split();
-        return pump();
-      });
-    }
-    return pump();
-  }
-
-  // The fields of one frame, by the event-stream rules (enough for this page's own use).
-  function parseFrame(frame) {
-    var event = { event: 'message', data: [], id: null, comment: false };
-    var lines = frame.split(/\r\n|\r|\n/);
-    var fields = 0;
-    lines.forEach(function (line) {
-      if (line === '') return;
-      if (line.charAt(0) === ':') {
-        event.comment = true;
-        return;
-      }
-      fields += 1;
-      var colon = line.indexOf(':');
-      var name = colon < 0 ? line : line.slice(0, colon);
-      var value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (name === 'event') event.event = value;
-      else if (name === 'data') event.data.push(value);
-      else if (name === 'id') event.id = value;
-      else if (name === 'retry') event.retry = value;
-    });
-    event.comment = event.comment && fields === 0;
-    event.data = event.data.join('\n');
-    return event;
   }
 
   // ---- topics --------------------------------------------------------------------------------
@@ -196,7 +98,7 @@
     inspect.addEventListener('click', function () {
       iTopic.value = topic;
       cTopic.value = topic;
-      startInspector(topic);
+      inspector.start(topic);
       $('inspector-title').focus();
     });
     cell(tr, 5).appendChild(inspect);
@@ -281,10 +183,10 @@
       signal: feed.controller.signal,
       cache: 'no-store'
     }).then(function (response) {
-      if (!response.ok) return failure(response).then(function (err) { throw err; });
-      return readFrames(response, function (frame) {
+      if (!response.ok) return ssehubShared.failure(response).then(function (err) { throw err; });
+      return ssehubShared.readFrames(response, function (frame) {
         if (topicsFeed !== feed) return;
-        var event = parseFrame(frame);
+        var event = ssehubShared.parseFrame(frame);
         var body = null;
         try {
           body = event.data ? JSON.parse(event.data) : null;
@@ -342,7 +244,7 @@
     var topic = cTopic.value.trim();
     var type = cEvent.value.trim();
     var message = cMessage.value;
-    var problem = topicProblem(topic);
+    var problem = ssehubShared.topicProblem(topic);
     if (problem) {
       showPublishError(problem, cTopic);
       return;
@@ -363,7 +265,7 @@
       headers: Object.assign({ 'Content-Type': 'application/json', 'Accept': 'application/json' }, bearer(pubToken)),
       body: JSON.stringify(body)
     }).then(function (response) {
-      if (!response.ok) return failure(response).then(function (err) { throw err; });
+      if (!response.ok) return ssehubShared.failure(response).then(function (err) { throw err; });
       return response.json();
     }).then(function (answer) {
       var data = answer && answer.data ? answer.data : {};
@@ -389,131 +291,25 @@
 
   // ---- inspector -----------------------------------------------------------------------------
 
-  function stopInspector(text) {
-    if (inspector) {
-      inspector.controller.abort();
-      inspector = null;
-    }
-    iStop.hidden = true;
-    setPill(iState, 'closed', text || 'stopped');
-  }
-
-  function describe(event, frame) {
-    if (event.comment) return 'comment: ' + frame.replace(/^:\s?/, '').trim();
-    if (event.retry !== undefined && event.data === '' && event.id === null) return 'retry ' + event.retry + ' ms';
-    return event.event + (event.id ? ' · ' + event.id : '');
-  }
-
-  function showFrame(button, frame) {
-    var previous = framesList.querySelector('button[aria-current="true"]');
-    if (previous) previous.removeAttribute('aria-current');
-    button.setAttribute('aria-current', 'true');
-    while (wire.firstChild) wire.removeChild(wire.firstChild);
-    // Each line's text exactly as received, then its terminator: the copyable text is the
-    // frame's bytes; CSS shows the terminator (\n) from data-end.
-    var parts = frame.split(/(\r\n|\r|\n)/);
-    var lines = 0;
-    for (var i = 0; i < parts.length; i += 2) {
-      if (i === parts.length - 1 && parts[i] === '') break;
-      var line = document.createElement('span');
-      line.className = 'line';
-      line.textContent = parts[i];
-      var end = parts[i + 1] || '';
-      line.setAttribute('data-end', end === '\r\n' ? '\\r\\n' : end === '\r' ? '\\r' : end ? '\\n' : '');
-      wire.appendChild(line);
-      wire.appendChild(document.createTextNode(end));
-      lines += 1;
-    }
-    wireMeta.textContent = encoder.encode(frame).length + ' bytes in ' + lines +
-      ' lines (the empty last line ends the event), received ' + button.getAttribute('data-time') + '.';
-  }
-
-  function addFrame(frame) {
-    var event = parseFrame(frame);
-    frameCount += 1;
-    var item = document.createElement('li');
-    var button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'frame';
-    var time = new Date().toLocaleTimeString();
-    button.setAttribute('data-time', time);
-    var kind = document.createElement('span');
-    kind.className = 'frame-kind';
-    kind.textContent = describe(event, frame);
-    var size = document.createElement('span');
-    size.className = 'frame-size';
-    size.textContent = '#' + frameCount + ' · ' + encoder.encode(frame).length + ' B · ' + time;
-    button.appendChild(kind);
-    button.appendChild(size);
-    button.addEventListener('click', function () {
-      // A frame picked by hand stays shown while newer ones arrive; picking the newest follows.
-      follow = item === framesList.firstChild;
-      showFrame(button, frame);
-    });
-    item.appendChild(button);
-    framesList.insertBefore(item, framesList.firstChild);
-    while (framesList.children.length > MAX_FRAMES) framesList.removeChild(framesList.lastChild);
-    framesEmpty.hidden = true;
-    if (follow) showFrame(button, frame);
-  }
-
-  function startInspector(topic) {
-    iError.textContent = '';
-    iTopic.removeAttribute('aria-invalid');
-    var problem = topicProblem(topic);
-    if (problem) {
-      iError.textContent = problem;
-      iTopic.setAttribute('aria-invalid', 'true');
-      iTopic.focus();
-      return;
-    }
-    if (inspector) {
-      inspector.controller.abort();
-      inspector = null;
-    }
-    var current = { controller: new AbortController(), topic: topic };
-    inspector = current;
-    while (framesList.firstChild) framesList.removeChild(framesList.firstChild);
-    while (wire.firstChild) wire.removeChild(wire.firstChild);
-    wireMeta.textContent = 'Select a frame to see its bytes.';
-    framesEmpty.hidden = false;
-    frameCount = 0;
-    follow = true;
-    iStop.hidden = false;
-    setPill(iState, 'connecting', 'connecting');
-    fetch('/stream?mode=live&topic=' + encodeURIComponent(topic), {
-      headers: Object.assign({ 'Accept': 'text/event-stream' }, bearer(subToken)),
-      signal: current.controller.signal,
-      cache: 'no-store'
-    }).then(function (response) {
-      if (!response.ok) return failure(response).then(function (err) { throw err; });
-      setPill(iState, 'open', 'watching ' + topic);
-      return readFrames(response, function (frame) {
-        if (inspector === current) addFrame(frame);
-      });
-    }).then(function () {
-      if (inspector === current) {
-        inspector = null;
-        iStop.hidden = true;
-        setPill(iState, 'closed', 'ended');
-      }
-    }, function (err) {
-      if (inspector !== current) return; // stopped on purpose
-      inspector = null;
-      iStop.hidden = true;
-      setPill(iState, 'error', 'error');
-      iError.textContent = err.status ? 'The stream was refused: ' + err.message + '.'
-        : 'The stream failed. Is the server running?';
-    });
-  }
+  var inspector = ssehubInspector({
+    topic: iTopic,
+    stop: iStop,
+    state: iState,
+    error: $('i-error'),
+    frames: $('frames'),
+    framesEmpty: $('frames-empty'),
+    wire: $('wire'),
+    wireMeta: $('wire-meta'),
+    setPill: setPill
+  }, function () { return bearer(subToken); });
 
   inspectorForm.addEventListener('submit', function (event) {
     event.preventDefault();
-    startInspector(iTopic.value.trim());
+    inspector.start(iTopic.value.trim());
   });
 
   iStop.addEventListener('click', function () {
-    stopInspector();
+    inspector.stop();
     iWatch.focus();
   });
 
@@ -525,7 +321,7 @@
     appliedToken = token;
     if (!active) return;
     startTopics();
-    if (inspector) startInspector(inspector.topic);
+    if (inspector.topic() !== null) inspector.start(inspector.topic());
   }
   $('sub-token-form').addEventListener('submit', function (event) {
     event.preventDefault();
@@ -567,7 +363,7 @@
       if (fromUser === true) $('topics-title').focus();
     } else {
       stopTopics();
-      if (inspector) stopInspector('stopped');
+      if (inspector.topic() !== null) inspector.stop('stopped');
       setPill(topicsState, 'idle', 'idle');
       if (fromUser === true) $('publish-title').setAttribute('tabindex', '-1');
       if (fromUser === true) $('publish-title').focus();
@@ -577,7 +373,7 @@
   window.addEventListener('hashchange', function () { showView(true); });
   window.addEventListener('pagehide', function () {
     stopTopics();
-    if (inspector) stopInspector();
+    if (inspector.topic() !== null) inspector.stop();
   });
   window.addEventListener('pageshow', function (event) {
     if (event.persisted && active) startTopics();

@@ -7,9 +7,21 @@ use axum::routing::get;
 use super::Routes;
 
 const INDEX: &str = include_str!("../../web/index.html");
-const SCRIPT: &str = include_str!("../../web/app.js");
+// Each script is assembled from the files of its concepts, in order (no build step): shared.js
+// is what both views use.
+const SCRIPT: &str = concat!(
+    include_str!("../../web/shared.js"),
+    include_str!("../../web/feed.js"),
+    include_str!("../../web/stream.js"),
+    include_str!("../../web/publish.js"),
+    include_str!("../../web/app.js")
+);
 const STYLE: &str = include_str!("../../web/style.css");
-const CONSOLE_SCRIPT: &str = include_str!("../../web/console.js");
+const CONSOLE_SCRIPT: &str = concat!(
+    include_str!("../../web/shared.js"),
+    include_str!("../../web/inspector.js"),
+    include_str!("../../web/console.js")
+);
 const CONSOLE_STYLE: &str = include_str!("../../web/console.css");
 
 pub(crate) fn router() -> Routes {
