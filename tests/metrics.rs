@@ -4,57 +4,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{spawn_app, SseStream, TestApp, PATIENCE};
+use common::logs::{addr_of, line_with, run};
+use common::metrics::{samples, scrape_at, settle};
+use common::{spawn_app, SseStream};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
-
-/// Every sample of an exposition, `name{labels}` → value.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn scrape_at(client: &reqwest::Client, url: &str) -> String {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let kind = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
-    response.text().await.unwrap()
-}
-
-/// Scrapes until every `(series, value)` holds (a stream's end is seen by the server a moment
-/// after the client acts); fails after [`PATIENCE`] with the last exposition.
-async fn settle(app: &TestApp, expected: &[(&str, f64)]) -> HashMap<String, f64> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let text = scrape_at(&app.client, &app.url("/metrics")).await;
-        let got = samples(&text);
-        let missing: Vec<_> = expected
-            .iter()
-            .filter(|(series, value)| got.get(*series) != Some(value))
-            .collect();
-        if missing.is_empty() {
-            return got;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never reached {missing:?} in:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 const OPEN_BURST: &str = r#"ssehub_streams_open{mode="burst",http_version="1.1"}"#;
 const OPEN_LIVE: &str = r#"ssehub_streams_open{mode="live",http_version="1.1"}"#;
@@ -295,62 +250,6 @@ async fn a_redis_node_reports_its_broker_and_round_trips() {
     // Redis holds history: this process reports none of its own.
     assert!(!got.contains_key("ssehub_history_bytes"));
     assert_eq!(got["mercure_updates_total"], 1.0);
-}
-
-/// The binary with `args` and `env`, its stdout and stderr lines on a channel.
-async fn run(
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (tokio::process::Child, mpsc::UnboundedReceiver<String>) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    for output in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(output).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    (child, rx)
-}
-
-/// The next line holding `needle`, and every line read until it.
-async fn line_with(lines: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.recv().await {
-            let found = line.contains(needle);
-            seen.push(line);
-            if found {
-                return;
-            }
-        }
-        panic!("the binary exited before logging {needle:?}: {seen:#?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} logged"));
-    seen
-}
-
-/// The `addr=` of a text log line.
-fn addr_of(line: &str) -> String {
-    let rest = line.split("addr=").nth(1).unwrap();
-    rest.split_whitespace().next().unwrap().to_owned()
 }
 
 #[tokio::test]
