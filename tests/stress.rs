@@ -1,5 +1,6 @@
 //! Stress over real sockets: many live streams of several topics each, while publishers pipeline
-//! thousands of `POST /api/messages` on keep-alive connections, rotating topics. Every stream
+//! thousands of `POST /api/messages` (every other publisher: Mercure `POST /.well-known/mercure`
+//! forms) on keep-alive connections, rotating topics. Every stream
 //! must receive exactly the ids published to its topics: none missing, none twice, in id order,
 //! with no `: lagged` notice and no `gap` (the queue is far larger than the load). Both brokers.
 
@@ -290,17 +291,28 @@ async fn read_stream(mut stream: SseStream, mut count: oneshot::Receiver<usize>)
 
 /// One keep-alive connection pipelining `publishes` publishes as fast as the socket takes
 /// them, topics rotating; returns each publish's topic number and id, read from the responses
-/// in order.
+/// in order. Odd-numbered publishers publish Mercure updates (a form; the answer is the id).
 async fn publish(addr: SocketAddr, p: usize, publishes: usize) -> Vec<(usize, EventId)> {
+    let mercure = p % 2 == 1;
     let socket = TcpStream::connect(addr).await.unwrap();
     socket.set_nodelay(true).unwrap();
     let (read, write) = socket.into_split();
     let writer = tokio::spawn(async move {
         let mut write = BufWriter::new(write);
         for i in 0..publishes {
-            let body = json!({"message": format!("p{p}-{i}"), "topic": topic(p + i)}).to_string();
+            let (path, kind, body) = if mercure {
+                let form = format!("topic={}&data=p{p}-{i}", topic(p + i));
+                (
+                    "/.well-known/mercure",
+                    "application/x-www-form-urlencoded",
+                    form,
+                )
+            } else {
+                let json = json!({"message": format!("p{p}-{i}"), "topic": topic(p + i)});
+                ("/api/messages", "application/json", json.to_string())
+            };
             let head = format!(
-                "POST /api/messages HTTP/1.1\r\nhost: stress\r\ncontent-type: application/json\r\n\
+                "POST {path} HTTP/1.1\r\nhost: stress\r\ncontent-type: {kind}\r\n\
                  content-length: {}\r\n\r\n",
                 body.len()
             );
@@ -315,6 +327,11 @@ async fn publish(addr: SocketAddr, p: usize, publishes: usize) -> Vec<(usize, Ev
     let mut ids = Vec::with_capacity(publishes);
     for i in 0..publishes {
         let (status, body) = read_response(&mut read).await;
+        if mercure {
+            assert_eq!(status, 200, "publisher {p}, request {i}: {body}");
+            ids.push(((p + i) % TOPICS, body.parse().unwrap()));
+            continue;
+        }
         assert_eq!(status, 201, "publisher {p}, request {i}: {body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         // The response of request `i` names request `i`'s message and topic.
