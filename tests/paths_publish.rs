@@ -104,6 +104,26 @@ async fn read_response(socket: &mut TcpStream) -> Response {
 /// A request target, its headers, its body and the status both paths must answer.
 type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, u16);
 
+/// Sends the request both ways (a `Content-Length` body, which the direct path serves, then a
+/// chunked one, which hyper serves), asserts the two answers are the same and have `status`, and
+/// returns the direct path's.
+async fn both_ways(
+    app: &TestApp,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    status: u16,
+) -> Response {
+    let direct = send(app, &request(target, headers, body, false)).await;
+    let hyper = send(app, &request(target, headers, body, true)).await;
+    assert_eq!(direct, hyper, "{target} {headers:?} {body}");
+    assert!(
+        direct.status.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{target} {headers:?} {body}: {direct:?}"
+    );
+    direct
+}
+
 async fn send(app: &TestApp, raw: &str) -> Response {
     let mut socket = TcpStream::connect(app.addr).await.unwrap();
     socket.write_all(raw.as_bytes()).await.unwrap();
@@ -160,21 +180,12 @@ async fn publishes_say_the_same_on_both_paths() {
         let mut headers: Vec<(&str, &str)> =
             headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         headers.push(kind);
-        let direct = send(&app, &request(target, &headers, body, false)).await;
-        let hyper = send(&app, &request(target, &headers, body, true)).await;
-        assert_eq!(direct, hyper, "{target} {body}");
-        assert!(
-            direct.status.starts_with(&format!("HTTP/1.1 {status} ")),
-            "{direct:?}"
-        );
+        both_ways(&app, target, &headers, body, status).await;
         // The same request with a type its endpoint does not read.
         if target == "/api/messages" && status == 201 {
             headers.pop();
             headers.push(text);
-            let direct = send(&app, &request(target, &headers, body, false)).await;
-            let hyper = send(&app, &request(target, &headers, body, true)).await;
-            assert_eq!(direct, hyper);
-            assert!(direct.status.starts_with("HTTP/1.1 415 "), "{direct:?}");
+            both_ways(&app, target, &headers, body, 415).await;
             wrong_type += 1;
         }
     }
@@ -231,13 +242,7 @@ async fn mercure_publishes_say_the_same_on_both_paths() {
     ];
     for (target, headers, body, status) in cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let direct = send(&app, &request(target, &headers, body, false)).await;
-        let hyper = send(&app, &request(target, &headers, body, true)).await;
-        assert_eq!(direct, hyper, "{headers:?} {body}");
-        assert!(
-            direct.status.starts_with(&format!("HTTP/1.1 {status} ")),
-            "{headers:?} {body}: {direct:?}"
-        );
+        let direct = both_ways(&app, target, &headers, body, status).await;
         if status == 200 {
             let link = "link: <http://x/.well-known/mercure>; rel=\"mercure\"".to_owned();
             assert!(direct.headers.contains(&link), "{direct:?}");
@@ -253,10 +258,7 @@ async fn a_refusal_of_the_hub_says_the_same_on_both_paths() {
     let _watcher = app.stream("/stream?mode=live&topic=watched").await;
     let json = [("Content-Type", "application/json")];
     let body = r#"{"message": "no room", "topic": "new"}"#;
-    let direct = send(&app, &request("/api/messages", &json, body, false)).await;
-    let hyper = send(&app, &request("/api/messages", &json, body, true)).await;
-    assert_eq!(direct, hyper);
-    assert!(direct.status.starts_with("HTTP/1.1 503 "), "{direct:?}");
+    let direct = both_ways(&app, "/api/messages", &json, body, 503).await;
     assert!(direct.headers.contains(&"retry-after: 1".to_owned()));
 }
 

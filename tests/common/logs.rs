@@ -1,5 +1,5 @@
-//! The real binary with its log lines on a channel (`tests/metrics.rs`: `--metrics-bind`, JSON
-//! logs).
+//! The real binary with its log lines on a channel: what `spawn_binary` waits on for the
+//! address, and what `tests/metrics.rs` reads (`--metrics-bind`, JSON logs).
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;

@@ -258,31 +258,7 @@ pub fn ids(events: &[SseEvent]) -> Vec<EventId> {
 /// The real `ssehub` binary as a child process on 127.0.0.1:0, with `args` added; returns it
 /// and its address (read from its `listening` log line).
 pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("ssehub exited before listening");
-    })
-    .await
-    .unwrap();
-    // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    spawn_binary_env(args, &[]).await
 }
 
 /// "Nothing else arrives", checked by a signal rather than a wait: publishes a sentinel on
@@ -340,31 +316,13 @@ pub async fn spawn_binary_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("ssehub exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    let (child, mut lines) = logs::run(args, env).await;
+    let seen = logs::line_with(&mut lines, "addr=").await;
+    // The rest of its output is still read (and dropped), so it never blocks on a full pipe.
+    (
+        child,
+        logs::addr_of(seen.last().expect("the listening line")),
+    )
 }
 
 impl SseStream {
