@@ -73,7 +73,11 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to run against.
-    #[arg(long, value_delimiter = ',', default_value = "ssehub,nchan,pushpin")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ssehub,nchan,pushpin,minimal"
+    )]
     servers: Vec<ServerKind>,
     /// Message text size in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(40..=16_000))]
@@ -158,6 +162,7 @@ fn run(args: RunArgs) -> Result<bool> {
         nchan_module: args.nchan_module.clone(),
         redis: PathBuf::from("redis-server"),
         pushpin: args.pushpin.clone(),
+        minimal: bin_dir.join("min-broadcaster"),
         cpu: server_cpu,
     };
     let scenarios = select(&args.only)?;
@@ -166,6 +171,7 @@ fn run(args: RunArgs) -> Result<bool> {
             ServerKind::Ssehub => vec![&programs.ssehub],
             ServerKind::Nchan => vec![&programs.nginx, &programs.nchan_module],
             ServerKind::Pushpin => vec![&programs.pushpin],
+            ServerKind::Minimal => vec![&programs.minimal],
             ServerKind::Redis => vec![],
         };
         for path in needed {
@@ -241,7 +247,7 @@ fn run(args: RunArgs) -> Result<bool> {
     println!("\n{table}");
     println!("[G] = the generator used more than 90 % of its core while measuring this number: the value may be generator-bound.");
     println!("[B] = more than 25 % of a pinned core went to work not charged to the process pinned there (another program, or kernel work).");
-    println!("ratio = ssehub / nchan (and ssehub / Pushpin); each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
+    println!("ratio = ssehub / nchan (and ssehub / Pushpin, ssehub / the minimal broadcaster); each scenario ran on a freshly started server. Mercure rows are ssehub only (nchan has no Mercure endpoint); their notes give the ratio to ssehub's native /stream.");
     let mut ok = true;
     for outcome in &outcomes {
         let name = format!("{} on {}", outcome.scenario, outcome.server.name());

@@ -1,5 +1,5 @@
 //! Results: what each scenario measured on each server ([`Outcome`]), the side-by-side table
-//! with the ssehub / nchan ratio (and ssehub / Pushpin when Pushpin ran), and the JSON file.
+//! with the ssehub / nchan ratio (and ssehub / Pushpin, ssehub / minimal when they ran), and the JSON file.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -183,6 +183,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
     let peers: Vec<(ServerKind, &str)> = [
         (ServerKind::Nchan, "nchan"),
         (ServerKind::Pushpin, "Pushpin"),
+        (ServerKind::Minimal, "minimal"),
     ]
     .into_iter()
     .filter(|(kind, _)| *kind == ServerKind::Nchan || outcomes.iter().any(|o| o.server == *kind))
@@ -191,6 +192,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
     for (kind, name) in &peers {
         header.push(match kind {
             ServerKind::Nchan => "nginx + nchan".to_owned(),
+            ServerKind::Minimal => "minimal broadcaster".to_owned(),
             _ => (*name).to_owned(),
         });
     }

@@ -17,7 +17,11 @@ use tokio::time::Instant;
 
 use crate::client::{self, Handler, Target};
 use crate::payload::{self, Clock};
-use crate::stats::{Histogram, Latency};
+
+mod tally;
+
+pub use self::tally::Delivery;
+use self::tally::{State, Sub};
 
 /// Connections opened at once.
 pub const CONNECT_CONCURRENCY: usize = 256;
@@ -33,49 +37,6 @@ pub struct Pool {
     tasks: RefCell<JoinSet<()>>,
 }
 
-#[derive(Default)]
-struct State {
-    subs: Vec<Sub>,
-    step: Step,
-    hist: Histogram,
-    unique: u64,
-    duplicates: u64,
-    ignored: u64,
-    warm_round: u32,
-    warm: usize,
-    open: usize,
-    failed: usize,
-    closed: usize,
-    errors: Vec<String>,
-}
-
-#[derive(Default, Clone)]
-struct Sub {
-    open: bool,
-    warm_round: u32,
-    step: u32,
-    got: u64,
-    bits: Vec<u64>,
-}
-
-/// A measured range of sequence numbers, `lo..hi`.
-#[derive(Debug, Clone, Copy)]
-struct Step {
-    id: u32,
-    lo: u64,
-    hi: u64,
-}
-
-impl Default for Step {
-    fn default() -> Self {
-        Self {
-            id: 0,
-            lo: u64::MAX,
-            hi: u64::MAX,
-        }
-    }
-}
-
 /// Connection counts.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Connections {
@@ -85,25 +46,6 @@ pub struct Connections {
     pub failed: usize,
     /// Streams that were open and then ended (closed by the server or failed).
     pub closed: usize,
-}
-
-/// What a step delivered.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Delivery {
-    /// Subscribers counted (all of the pool, open or not).
-    pub subscribers: usize,
-    /// Messages of the step each should have received.
-    pub messages: u64,
-    /// Distinct (subscriber, message) deliveries.
-    pub delivered: u64,
-    /// Deliveries missing.
-    pub lost: u64,
-    /// Repeated deliveries.
-    pub duplicates: u64,
-    /// Subscribers missing at least one message.
-    pub subscribers_short: usize,
-    /// Latency from publish to receipt over the delivered events.
-    pub latency: Latency,
 }
 
 impl Pool {
@@ -255,13 +197,7 @@ impl Pool {
 
     /// Starts a warm-up round: from now on, any marked message a subscriber gets makes it warm.
     pub fn begin_warmup(&self) {
-        let mut state = self.state.borrow_mut();
-        state.warm_round += 1;
-        state.warm = 0;
-        state.step = Step {
-            id: state.step.id + 1,
-            ..Step::default()
-        };
+        self.state.borrow_mut().begin_warmup();
     }
 
     /// Subscribers warm in this round.
@@ -271,12 +207,7 @@ impl Pool {
 
     /// Starts measuring sequence numbers `lo..hi` (`hi` may be `u64::MAX`).
     pub fn begin_step(&self, lo: u64, hi: u64) {
-        let mut state = self.state.borrow_mut();
-        let id = state.step.id + 1;
-        state.step = Step { id, lo, hi };
-        state.hist.clear();
-        state.unique = 0;
-        state.duplicates = 0;
+        self.state.borrow_mut().begin_step(lo, hi);
     }
 
     /// Distinct deliveries in this step so far.
@@ -286,31 +217,7 @@ impl Pool {
 
     /// Ends the step, counting `messages` expected per subscriber.
     pub fn end_step(&self, messages: u64) -> Delivery {
-        let mut state = self.state.borrow_mut();
-        let id = state.step.id;
-        let mut lost = 0;
-        let mut short = 0;
-        for sub in &state.subs {
-            let got = if sub.step == id { sub.got } else { 0 };
-            if got < messages {
-                lost += messages - got;
-                short += 1;
-            }
-        }
-        let delivery = Delivery {
-            subscribers: state.subs.len(),
-            messages,
-            delivered: state.unique,
-            lost,
-            duplicates: state.duplicates,
-            subscribers_short: short,
-            latency: state.hist.summary(),
-        };
-        state.step = Step {
-            id: id + 1,
-            ..Step::default()
-        };
-        delivery
+        self.state.borrow_mut().end_step(messages)
     }
 
     /// Messages received outside any step (warm-up, late arrivals).
@@ -342,37 +249,7 @@ impl Pool {
     }
 
     fn on_message(&self, index: usize, seq: u64, latency_us: u64) {
-        let state = &mut *self.state.borrow_mut();
-        let round = state.warm_round;
-        let sub = &mut state.subs[index];
-        if sub.warm_round != round {
-            sub.warm_round = round;
-            state.warm += 1;
-        }
-        let step = state.step;
-        if seq < step.lo || seq >= step.hi {
-            state.ignored += 1;
-            return;
-        }
-        if sub.step != step.id {
-            sub.step = step.id;
-            sub.got = 0;
-            sub.bits.clear();
-        }
-        let offset = seq - step.lo;
-        let word = (offset / 64) as usize;
-        let bit = 1u64 << (offset % 64);
-        if word >= sub.bits.len() {
-            sub.bits.resize(word + 1, 0);
-        }
-        if sub.bits[word] & bit != 0 {
-            state.duplicates += 1;
-        } else {
-            sub.bits[word] |= bit;
-            sub.got += 1;
-            state.unique += 1;
-            state.hist.record(latency_us);
-        }
+        self.state.borrow_mut().on_message(index, seq, latency_us);
     }
 }
 

@@ -242,6 +242,15 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, size: Size, outcome: &mut Outcome)
                 )
                 .cpu(&step.cpu);
         }
+        outcome
+            .metric(
+                "latency10.cpu",
+                format!("server CPU per delivery at {rate} msg/s, {subs} subs"),
+                "µs",
+                Better::Lower,
+                step.cpu_per_delivery_us(),
+            )
+            .cpu(&step.cpu);
         latency_step = Some(step);
     }
     let Ladder {
@@ -287,6 +296,17 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, size: Size, outcome: &mut Outcome)
         Some(step) => metric.note(format!("at {} msg/s", step.rate)),
         None => metric.note(format!("failed at {} msg/s", plan.rates[0])),
     };
+    if let Some(step) = best {
+        outcome
+            .metric(
+                format!("{}.max.cpu", plan.name),
+                format!("fan-out {subs} subs: server CPU per delivery at the max"),
+                "µs",
+                Better::Lower,
+                step.cpu_per_delivery_us(),
+            )
+            .note(format!("at {} msg/s", step.rate));
+    }
     if let Some((rate, why, bound)) = &stopped_by {
         outcome.notes.push(format!(
             "stepping stopped at {rate} msg/s: {}{}",

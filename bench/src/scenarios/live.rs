@@ -270,3 +270,12 @@ pub struct Step {
     /// Whether the generator used more than 90 % of its core.
     pub generator_bound: bool,
 }
+
+impl Step {
+    /// Server CPU time (user + system, all its processes) per delivery over the step, µs; none
+    /// for a window too short for the 10 ms ticks the time is counted in.
+    pub fn cpu_per_delivery_us(&self) -> Option<f64> {
+        (self.window_seconds >= 2.0 && self.delivery.delivered > 0)
+            .then(|| self.cpu.server * self.window_seconds * 1e6 / self.delivery.delivered as f64)
+    }
+}

@@ -114,9 +114,7 @@ impl Measured {
     /// Server CPU time per delivery in the latency phase, µs (none for a window too short
     /// for the 10 ms ticks the time is counted in).
     fn cpu_per_delivery(&self) -> Option<f64> {
-        let step = &self.latency;
-        (step.window_seconds >= 2.0 && step.delivery.delivered > 0)
-            .then(|| step.cpu.server * step.window_seconds * 1e6 / step.delivery.delivered as f64)
+        self.latency.cpu_per_delivery_us()
     }
 }
 

@@ -238,6 +238,7 @@ pub fn applies(scenario: &str, kind: ServerKind) -> bool {
         ServerKind::Ssehub => true,
         ServerKind::Nchan => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle" | "publish"),
         ServerKind::Pushpin => matches!(scenario, "fanout-1k" | "fanout-10k" | "idle"),
+        ServerKind::Minimal => matches!(scenario, "fanout-1k" | "fanout-10k"),
         ServerKind::Redis => false,
     }
 }

@@ -1,6 +1,7 @@
 //! The servers under test as child processes: ssehub, nginx with the nchan module from a
-//! generated configuration, and Pushpin (see [`crate::pushpin`]). Each runs in its own process group, pinned to its own CPU, with
-//! `PR_SET_PDEATHSIG` so it dies with us; dropping a [`Server`] kills the whole group, so an
+//! generated configuration, Pushpin (see [`crate::pushpin`]) and the minimal broadcaster. Each
+//! runs in its own process group, pinned to its own CPU, with `PR_SET_PDEATHSIG` so it dies
+//! with us; dropping a [`Server`] kills the whole group, so an
 //! error or Ctrl-C leaves no stray process.
 
 use std::fs::File;
@@ -11,106 +12,20 @@ use std::process::ExitStatus;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::bail;
 use crate::error::{Context, Result};
 use crate::sys;
 
+mod kind;
+
+pub use self::kind::{Options, Programs, ServerKind};
+
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Which server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ServerKind {
-    /// This project.
-    Ssehub,
-    /// nginx with the nchan module.
-    Nchan,
-    /// Pushpin, with a GRIP backend served by the generator.
-    Pushpin,
-    /// redis-server, the broker of the cluster scenario (not a server under test).
-    #[value(skip)]
-    Redis,
-}
-
-impl ServerKind {
-    /// Short name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ssehub => "ssehub",
-            Self::Nchan => "nchan",
-            Self::Pushpin => "pushpin",
-            Self::Redis => "redis",
-        }
-    }
-
-    /// The request publishing `text` to `topic`.
-    pub fn publish_request(self, addr: SocketAddr, topic: &str, text: &str) -> Vec<u8> {
-        let (path, content_type, body) = match self {
-            Self::Ssehub | Self::Redis => (
-                "/api/messages".to_owned(),
-                "application/json",
-                serde_json::json!({"message": text, "topic": topic}).to_string(),
-            ),
-            Self::Nchan => (format!("/pub?id={topic}"), "text/plain", text.to_owned()),
-            Self::Pushpin => (
-                "/publish/".to_owned(),
-                "application/json",
-                crate::pushpin::publish_body(topic, text),
-            ),
-        };
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(body.as_bytes());
-        request
-    }
-
-    /// The path of a live stream of `topic`.
-    pub fn live_path(self, topic: &str) -> String {
-        match self {
-            Self::Ssehub | Self::Redis => format!("/stream?mode=live&topic={topic}"),
-            Self::Nchan | Self::Pushpin => format!("/sub/{topic}"),
-        }
-    }
-}
-
-/// Where the servers' programs are and which CPU they get.
-#[derive(Debug, Clone)]
-pub struct Programs {
-    /// The ssehub binary.
-    pub ssehub: PathBuf,
-    /// The nginx binary.
-    pub nginx: PathBuf,
-    /// The nchan dynamic module.
-    pub nchan_module: PathBuf,
-    /// redis-server, for the cluster scenario.
-    pub redis: PathBuf,
-    /// The pushpin runner.
-    pub pushpin: PathBuf,
-    /// CPU the servers are pinned to (none: not pinned).
-    pub cpu: Option<usize>,
-}
-
-/// Options of one server start.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Raise ssehub's stream and connection limits for 19,000 streams.
-    pub many_streams: bool,
-    /// Run ssehub as a cluster node on this Redis URL.
-    pub broker: Option<String>,
-    /// ssehub's `--max-topics` (topics held, and distinct topics and patterns subscribed).
-    pub max_topics: Option<usize>,
-    /// More ssehub arguments (`--tls-cert`, `--data-dir`, ...).
-    pub args: Vec<String>,
-}
 
 /// A running server.
 pub struct Server {
@@ -188,6 +103,11 @@ impl Server {
                     .arg(dir);
                 (command, dir.join("error.log"))
             }
+            ServerKind::Minimal => {
+                let mut command = Command::new(&programs.minimal);
+                command.arg(addr.to_string());
+                (command, dir.join("stdout.log"))
+            }
             ServerKind::Pushpin => {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
@@ -233,6 +153,7 @@ impl Server {
             ServerKind::Ssehub => &programs.ssehub,
             ServerKind::Nchan => &programs.nginx,
             ServerKind::Pushpin => &programs.pushpin,
+            ServerKind::Minimal => &programs.minimal,
             ServerKind::Redis => &programs.redis,
         };
         let child = command
