@@ -12,6 +12,7 @@
 //! ring of per-second counts. [`Activity::rotate`], called once a second by the server's
 //! housekeeping, starts a new second and forgets topics that went quiet.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -79,21 +80,16 @@ impl Activity {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts an event on each topic it names.
+    /// Counts an event on each topic it names (one lookup of each).
     pub fn record(&self, event: &Event) {
         let mut inner = self.lock();
         let at = inner.at;
         for topic in event.topics() {
-            if !inner.topics.contains_key(topic) {
-                if inner.topics.len() >= self.cap {
-                    continue;
-                }
-                inner
-                    .topics
-                    .insert(topic.clone(), [Count::default(); SLOTS]);
-            }
-            let Some(ring) = inner.topics.get_mut(topic) else {
-                continue;
+            let full = inner.topics.len() >= self.cap;
+            let ring = match inner.topics.entry(topic.clone()) {
+                Entry::Occupied(counted) => counted.into_mut(),
+                Entry::Vacant(_) if full => continue,
+                Entry::Vacant(new) => new.insert([Count::default(); SLOTS]),
             };
             let slot = &mut ring[at];
             slot.all = slot.all.saturating_add(1);

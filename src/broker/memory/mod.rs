@@ -9,7 +9,7 @@
 //! resuming with an id from a previous run is told about the gap instead of silently skipping
 //! the new run's first events.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -61,18 +61,7 @@ impl MemoryBroker {
     /// A broker delivering into `delivery`.
     pub fn new(delivery: Arc<dyn Delivery>, limits: Limits) -> Self {
         Self {
-            state: Mutex::new(State {
-                last_id: EventId::default(),
-                run_start: EventId::new((unix_now() * 1000.0) as u64, 0),
-                topics: HashMap::new(),
-                recency: BTreeMap::new(),
-                oldest: BTreeMap::new(),
-                bytes: 0,
-                events: 0,
-                custom_ids: HashMap::new(),
-                evicted: None,
-                forgotten_up_to: EventId::default(),
-            }),
+            state: Mutex::new(State::new(EventId::new((unix_now() * 1000.0) as u64, 0))),
             delivery,
             limits,
             journal: None,
@@ -90,27 +79,30 @@ impl MemoryBroker {
         let mut broker = Self::new(delivery, limits);
         {
             let mut state = broker.lock();
-            state.evicted = Some(Vec::new());
+            state.ledger.evicted = Some(Vec::new());
             // History survived: ids from before this run are not a gap.
             state.run_start = EventId::default();
             for event in restored {
                 let event = Arc::new(event);
                 state.last_id = state.last_id.max(event.id);
-                state.push(&event);
-                broker.trim(&mut state, &event.topic);
+                // Age is left to `maintain`, as for events held since before a restart.
+                state.append(&event, limits.history, f64::NEG_INFINITY);
+                broker.trim_bytes(&mut state);
             }
         }
         broker.journal = Some(journal);
         broker
     }
 
-    /// Applies the count and byte bounds after `topic` grew.
-    fn trim(&self, state: &mut State, topic: &TopicName) {
-        while state.topics.get(topic).map_or(0, |h| h.events.len()) > self.limits.history {
-            state.pop_oldest(topic);
-        }
-        while state.bytes > self.limits.max_bytes {
-            let Some(oldest) = state.oldest.first_key_value().map(|(_, t)| t.clone()) else {
+    /// Applies the byte bound over all topics: the oldest events go first.
+    fn trim_bytes(&self, state: &mut State) {
+        while state.ledger.bytes > self.limits.max_bytes {
+            let Some(oldest) = state
+                .ledger
+                .oldest
+                .first_key_value()
+                .map(|(_, t)| t.clone())
+            else {
                 break;
             };
             state.pop_oldest(&oldest);
@@ -127,7 +119,7 @@ impl MemoryBroker {
     fn publish_now(&self, draft: Draft) -> Result<Arc<Event>, BrokerError> {
         let now = unix_now();
         let mut state = self.lock();
-        if !state.topics.contains_key(&draft.topic) && state.topics.len() >= self.limits.max_topics
+        if state.topics.len() >= self.limits.max_topics && !state.topics.contains_key(&draft.topic)
         {
             self.make_room(&mut state)?;
         }
@@ -139,10 +131,9 @@ impl MemoryBroker {
             // Stored (and, with `--fsync always`, on disk) before anyone sees it.
             journal.append(&event)?;
         }
-        state.push(&event);
-        let topic = event.topic.clone();
-        state.expire(&topic, now - self.limits.max_age.as_secs_f64());
-        self.trim(&mut state, &topic);
+        let cutoff = now - self.limits.max_age.as_secs_f64();
+        state.append(&event, self.limits.history, cutoff);
+        self.trim_bytes(&mut state);
         self.delivery.deliver(&event);
         Ok(event)
     }
@@ -155,10 +146,17 @@ impl MemoryBroker {
     fn make_room(&self, state: &mut State) -> Result<(), BrokerError> {
         let delivery = &self.delivery;
         let victim = state
+            .ledger
             .recency
             .values()
             .find(|name| !delivery.is_subscribed(name))
-            .or_else(|| state.recency.values().find(|name| !delivery.is_named(name)))
+            .or_else(|| {
+                state
+                    .ledger
+                    .recency
+                    .values()
+                    .find(|name| !delivery.is_named(name))
+            })
             .cloned()
             .ok_or(BrokerError::TooManyTopics)?;
         state.forget(&victim);
@@ -270,7 +268,7 @@ impl Broker for MemoryBroker {
     }
 
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
-        let found = self.lock().custom_ids.get(id).copied();
+        let found = self.lock().ledger.custom_ids.get(id).copied();
         std::future::ready(Ok(found)).boxed()
     }
 
@@ -294,14 +292,19 @@ impl Broker for MemoryBroker {
         let cutoff = unix_now() - self.limits.max_age.as_secs_f64();
         let mut state = self.lock();
         // Ids follow publish time, so the oldest events overall are the first of `oldest`.
-        while let Some(name) = state.oldest.first_key_value().map(|(_, t)| t.clone()) {
+        while let Some(name) = state
+            .ledger
+            .oldest
+            .first_key_value()
+            .map(|(_, t)| t.clone())
+        {
             let expired = state.topics.get(&name).and_then(|h| h.events.front());
             if !expired.is_some_and(|e| e.timestamp < cutoff) {
                 break;
             }
             state.pop_oldest(&name);
         }
-        let evicted = state.evicted.as_mut().map(std::mem::take);
+        let evicted = state.ledger.evicted.as_mut().map(std::mem::take);
         drop(state);
         if let (Some(journal), Some(evicted)) = (&self.journal, evicted) {
             journal.forget(&evicted);
@@ -309,11 +312,11 @@ impl Broker for MemoryBroker {
     }
 
     fn held_bytes(&self) -> Option<usize> {
-        Some(self.lock().bytes)
+        Some(self.lock().ledger.bytes)
     }
 
     fn held_events(&self) -> Option<usize> {
-        Some(self.lock().events)
+        Some(self.lock().ledger.events)
     }
 
     fn name(&self) -> &'static str {
@@ -334,3 +337,6 @@ impl Broker for MemoryBroker {
         self.journal.as_ref().and_then(|j| j.size())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,20 @@ pub(super) struct State {
     /// The id issued last.
     pub(super) last_id: EventId,
     pub(super) topics: HashMap<TopicName, TopicHistory>,
+    /// What is held over all topics, indexed for eviction.
+    pub(super) ledger: Ledger,
+    /// Ids issued by this process are at least this: an older one is from a previous run,
+    /// whose events are gone.
+    pub(super) run_start: EventId,
+    /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
+    /// before it may have missed events we can no longer name.
+    pub(super) forgotten_up_to: EventId,
+}
+
+/// The indexes and totals over every topic's history, kept apart from the topic table so that
+/// a publish can hold its topic's history and update these without a second lookup.
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
     /// Every topic by its newest id: the least recently published first.
     pub(super) recency: BTreeMap<EventId, TopicName>,
     /// Topics with history by their oldest held event: the oldest event overall first.
@@ -25,12 +39,6 @@ pub(super) struct State {
     pub(super) custom_ids: HashMap<Arc<str>, EventId>,
     /// Ids that left history since the journal was last told (journaled brokers only).
     pub(super) evicted: Option<Vec<EventId>>,
-    /// Ids issued by this process are at least this: an older one is from a previous run,
-    /// whose events are gone.
-    pub(super) run_start: EventId,
-    /// Newest id of any topic forgotten whole (to make room for new topics): a resume from
-    /// before it may have missed events we can no longer name.
-    pub(super) forgotten_up_to: EventId,
 }
 
 #[derive(Debug, Default)]
@@ -48,11 +56,51 @@ pub(super) struct TopicHistory {
 }
 
 impl State {
+    /// An empty history; ids of this run start at `run_start`.
+    pub(super) fn new(run_start: EventId) -> Self {
+        Self {
+            last_id: EventId::default(),
+            topics: HashMap::new(),
+            ledger: Ledger::default(),
+            run_start,
+            forgotten_up_to: EventId::default(),
+        }
+    }
+
     /// Drops the oldest event of `topic`.
     pub(super) fn pop_oldest(&mut self, topic: &TopicName) {
-        let Some(history) = self.topics.get_mut(topic) else {
-            return;
-        };
+        if let Some(history) = self.topics.get_mut(topic) {
+            self.ledger.pop_front(history, topic);
+        }
+    }
+
+    /// Appends `event` to its topic, then drops that topic's events past `max_events` or
+    /// older than `cutoff` (Unix seconds): one lookup of the topic for all of it.
+    pub(super) fn append(&mut self, event: &Arc<Event>, max_events: usize, cutoff: f64) {
+        let history = self.topics.entry(event.topic.clone()).or_default();
+        self.ledger.push(history, event);
+        while history.events.len() > max_events
+            || history.events.front().is_some_and(|e| e.timestamp < cutoff)
+        {
+            self.ledger.pop_front(history, &event.topic);
+        }
+    }
+
+    /// Forgets a topic whole.
+    pub(super) fn forget(&mut self, topic: &TopicName) {
+        if let Some(mut history) = self.topics.remove(topic) {
+            while !history.events.is_empty() {
+                self.ledger.pop_front(&mut history, topic);
+            }
+            self.ledger.recency.remove(&history.last_id);
+            self.forgotten_up_to = self.forgotten_up_to.max(history.last_id);
+        }
+    }
+}
+
+impl Ledger {
+    /// Drops the oldest event of `history` (the history of `topic`).
+    fn pop_front(&mut self, history: &mut TopicHistory, topic: &TopicName) {
         let Some(old) = history.events.pop_front() else {
             return;
         };
@@ -78,8 +126,8 @@ impl State {
         }
     }
 
-    pub(super) fn push(&mut self, event: &Arc<Event>) {
-        let history = self.topics.entry(event.topic.clone()).or_default();
+    /// Appends `event` to `history` (the history of its topic).
+    fn push(&mut self, history: &mut TopicHistory, event: &Arc<Event>) {
         if history.last_id != EventId::default() {
             self.recency.remove(&history.last_id);
         }
@@ -102,28 +150,5 @@ impl State {
         history.events.push_back(Arc::clone(event));
         self.bytes += event.weight();
         self.events += 1;
-    }
-
-    /// Forgets a topic whole.
-    pub(super) fn forget(&mut self, topic: &TopicName) {
-        while self.topics.get(topic).is_some_and(|h| !h.events.is_empty()) {
-            self.pop_oldest(topic);
-        }
-        if let Some(history) = self.topics.remove(topic) {
-            self.recency.remove(&history.last_id);
-            self.forgotten_up_to = self.forgotten_up_to.max(history.last_id);
-        }
-    }
-
-    /// Drops events older than `cutoff` (Unix seconds) from `topic`.
-    pub(super) fn expire(&mut self, topic: &TopicName, cutoff: f64) {
-        while self
-            .topics
-            .get(topic)
-            .and_then(|h| h.events.front())
-            .is_some_and(|e| e.timestamp < cutoff)
-        {
-            self.pop_oldest(topic);
-        }
     }
 }
