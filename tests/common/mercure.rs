@@ -70,3 +70,13 @@ pub async fn datas_until(stream: &mut SseStream, last: &str) -> Vec<String> {
     }
     seen
 }
+
+/// The status a subscription request gets (an admitted stream is dropped unread).
+pub async fn subscribe_status(app: &TestApp, query: &str) -> String {
+    let request = app.client.get(app.url(&format!("{HUB}?{query}"))).send();
+    match tokio::time::timeout(super::PATIENCE, request).await {
+        Ok(Ok(response)) => response.status().as_u16().to_string(),
+        Ok(Err(err)) => format!("no response ({err})"),
+        Err(_) => "no response in time".into(),
+    }
+}
