@@ -298,9 +298,11 @@ pub(super) async fn open_stream(
 
 /// A `text/event-stream` response whose body is the session's frames (the hyper path).
 pub(crate) fn stream_response(session: Session) -> Response {
-    let body = stream::unfold(session, |mut session| async move {
-        let chunk = session.next_chunk().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), session))
+    // The timer moves with the session from step to step, so it is boxed to stay pinned.
+    let timer = Box::pin(session.timer());
+    let body = stream::unfold((session, timer), |(mut session, mut timer)| async move {
+        let chunk = session.next_chunk(timer.as_mut()).await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), (session, timer)))
     });
     let mut response = Body::from_stream(body).into_response();
     for (name, value) in STREAM_HEADERS {

@@ -3,18 +3,21 @@
 //! slot), then `close` and the end of the response.
 
 use bytes::Bytes;
-use tokio::time::{sleep, sleep_until, Instant};
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep};
 
 use super::{heartbeat_frame, Session, State};
 use crate::event::{control, control_frame, unix_now};
 use crate::metrics::End;
 
 impl Session {
-    pub(super) async fn next_burst(&mut self) -> Option<Bytes> {
+    pub(super) async fn next_burst(&mut self, mut timer: Pin<&mut Sleep>) -> Option<Bytes> {
         let (repeats, interval) = (self.settings.repeats, self.settings.interval);
         if let State::Waiting = self.state {
-            let heartbeat = sleep(self.settings.heartbeat);
-            tokio::pin!(heartbeat);
+            timer
+                .as_mut()
+                .reset(Instant::now() + self.settings.heartbeat);
             let event = loop {
                 if let Some(frame) = self.shutdown_seen() {
                     return Some(frame);
@@ -30,7 +33,7 @@ impl Session {
                 tokio::select! {
                     biased;
                     () = subscription.changed() => {}
-                    () = &mut heartbeat => return Some(heartbeat_frame()),
+                    () = timer.as_mut() => return Some(heartbeat_frame()),
                 }
             };
             self.subscription = None;
@@ -51,10 +54,11 @@ impl Session {
         if due > Instant::now() {
             // Nothing changes before this wait, so dropping the future here (the connection
             // went away) loses no frame.
+            timer.as_mut().reset(due);
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                () = sleep_until(due) => {}
+                () = timer => {}
             }
         }
         let State::Repeating { event, sent, due } = &mut self.state else {

@@ -1,10 +1,11 @@
 //! How a stream ends early: at its deadline (token `exp`, `--max-stream-lifetime`) or through
 //! the drain that shutdown starts, spread so that clients do not all reconnect at once.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::time::{sleep_until, Duration, Instant};
+use tokio::time::{sleep_until, Duration, Instant, Sleep};
 
 use super::{Mode, Session, State};
 use crate::event::control;
@@ -23,12 +24,17 @@ fn jitter() -> f64 {
 
 impl Session {
     /// The next frame, or the `close` that ends the stream at `at`.
-    pub(super) async fn next_before(&mut self, at: Instant, status: &'static str) -> Option<Bytes> {
+    pub(super) async fn next_before(
+        &mut self,
+        at: Instant,
+        status: &'static str,
+        timer: Pin<&mut Sleep>,
+    ) -> Option<Bytes> {
         // Both waits below are cancel-safe: dropping one loses no frame.
         let expired = tokio::select! {
             biased;
             () = sleep_until(at) => true,
-            frame = self.next_frame() => return frame,
+            frame = self.next_frame(timer) => return frame,
         };
         debug_assert!(expired);
         let message = match status {

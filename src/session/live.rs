@@ -3,7 +3,9 @@
 //! fell too far behind.
 
 use bytes::Bytes;
-use tokio::time::sleep;
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep};
 
 use super::{heartbeat_frame, Mode, Session, State};
 use crate::event::Event;
@@ -31,9 +33,10 @@ impl Session {
     }
 
     /// The next live event, a heartbeat after `--heartbeat` of silence, or the drain's start.
-    pub(super) async fn next_live(&mut self) -> Option<Bytes> {
-        let heartbeat = sleep(self.settings.heartbeat);
-        tokio::pin!(heartbeat);
+    pub(super) async fn next_live(&mut self, mut timer: Pin<&mut Sleep>) -> Option<Bytes> {
+        timer
+            .as_mut()
+            .reset(Instant::now() + self.settings.heartbeat);
         loop {
             if let Some(frame) = self.shutdown_seen() {
                 return Some(frame);
@@ -47,7 +50,7 @@ impl Session {
             tokio::select! {
                 biased;
                 () = subscription.changed() => {}
-                () = &mut heartbeat => return Some(heartbeat_frame()),
+                () = timer.as_mut() => return Some(heartbeat_frame()),
             }
         }
     }

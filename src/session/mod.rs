@@ -5,12 +5,13 @@
 //! frames below, so no input reaches the wire except through the encoder.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::time::Instant;
+use tokio::time::{sleep, Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
@@ -170,8 +171,20 @@ impl Session {
         self
     }
 
-    /// The next bytes to write, or `None` when the response should end.
-    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The stream's timer, for the writer to keep (pinned) for as long as the stream and to
+    /// pass to every [`Session::next_chunk`]: the heartbeat's, or the next burst copy's.
+    ///
+    /// One timer per stream, moved rather than remade: moving a registered timer later is one
+    /// atomic update, where a fresh timer per wait took the timer driver's lock twice (to
+    /// register, to cancel) for every event delivered. Kept by the writer, not the session,
+    /// because a timer must stay pinned where it is, and the writer's future already is.
+    pub fn timer(&self) -> Sleep {
+        sleep(self.settings.heartbeat)
+    }
+
+    /// The next bytes to write, or `None` when the response should end. `timer` is the one
+    /// [`Session::timer`] gave for this stream.
+    pub async fn next_chunk(&mut self, timer: Pin<&mut Sleep>) -> Option<Bytes> {
         if let Some(frame) = self.pending_frame() {
             return Some(frame);
         }
@@ -189,18 +202,18 @@ impl Session {
         match self.deadline {
             // The mode's own wait, not `next_frame`: one async layer less in every stream.
             None => match self.mode {
-                Mode::Live | Mode::Mercure => self.next_live().await,
-                Mode::Burst => self.next_burst().await,
+                Mode::Live | Mode::Mercure => self.next_live(timer).await,
+                Mode::Burst => self.next_burst(timer).await,
             },
             // Boxed: only streams with a deadline pay for the extra timer, per frame.
-            Some((at, status)) => Box::pin(self.next_before(at, status)).await,
+            Some((at, status)) => Box::pin(self.next_before(at, status, timer)).await,
         }
     }
 
-    async fn next_frame(&mut self) -> Option<Bytes> {
+    async fn next_frame(&mut self, timer: Pin<&mut Sleep>) -> Option<Bytes> {
         match self.mode {
-            Mode::Live | Mode::Mercure => self.next_live().await,
-            Mode::Burst => self.next_burst().await,
+            Mode::Live | Mode::Mercure => self.next_live(timer).await,
+            Mode::Burst => self.next_burst(timer).await,
         }
     }
 

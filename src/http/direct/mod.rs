@@ -182,71 +182,70 @@ fn write_stream(
     write_timeout: Duration,
 ) -> impl std::future::Future<Output = io::Result<()>> + '_ {
     async move {
-        loop {
-            // The session's next frame first; else whether the socket became readable, asked
-            // with `poll_read_ready`, which keeps no state of its own in this future (unlike
-            // `readable()`: ~150 bytes more in every idle stream).
-            let step = {
-                let mut next = std::pin::pin!(session.next_chunk());
-                std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
-                    Poll::Ready(frame) => Poll::Ready(Ok(Some(frame))),
-                    Poll::Pending => socket.poll_read_ready(cx).map_ok(|()| None),
-                })
-                .await
-            };
-            let frame = match step? {
-                Some(frame) => frame,
-                // A stream request has no body: anything readable here is the peer closing, or
-                // bytes it had no business sending (a pipelined request), which end the stream.
-                None => {
-                    let read = socket.try_read(&mut [0u8; 16]);
-                    match read {
+        // The timer lives in this block only, so the wait after the response (`linger`) can
+        // reuse its place in the future.
+        let finished = {
+            let mut timer = std::pin::pin!(session.timer());
+            loop {
+                // The session's next frame first; else whether the socket became readable,
+                // asked with `poll_read_ready`, which keeps no state of its own in this future
+                // (unlike `readable()`: ~150 bytes more in every idle stream).
+                let step = {
+                    let mut next = std::pin::pin!(session.next_chunk(timer.as_mut()));
+                    std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
+                        Poll::Ready(frame) => Poll::Ready(Ok(Some(frame))),
+                        Poll::Pending => socket.poll_read_ready(cx).map_ok(|()| None),
+                    })
+                    .await
+                };
+                let frame = match step? {
+                    Some(frame) => frame,
+                    // A stream request has no body: anything readable here is the peer
+                    // closing, or bytes it had no business sending (a pipelined request), which
+                    // end the stream.
+                    None => match socket.try_read(&mut [0u8; 16]) {
                         Ok(0) => return Ok(()),
                         // End the response properly, then wait for the client to close.
-                        Ok(_) => {
-                            drop(session);
-                            if let Some(rest) = try_write(socket, &[], chunked, true)? {
-                                Box::pin(write_rest(socket, rest, write_timeout)).await?;
-                            }
-                            return linger(socket, chunked).await;
-                        }
+                        Ok(_) => break false,
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                         Err(err) => return Err(err),
-                    }
-                }
-            };
-            let Some(first) = frame else { break };
-            let last;
-            let rest = {
-                let mut batch: [Bytes; BATCH] = Default::default();
-                batch[0] = first;
-                let mut count = 1;
-                while count < BATCH {
-                    match session.ready_frame() {
-                        Some(frame) => {
-                            batch[count] = frame;
-                            count += 1;
+                    },
+                };
+                let Some(first) = frame else { break false };
+                let last;
+                let rest = {
+                    let mut batch: [Bytes; BATCH] = Default::default();
+                    batch[0] = first;
+                    let mut count = 1;
+                    while count < BATCH {
+                        match session.ready_frame() {
+                            Some(frame) => {
+                                batch[count] = frame;
+                                count += 1;
+                            }
+                            None => break,
                         }
-                        None => break,
                     }
+                    // The end of the response goes in the same write as the last frames (the
+                    // last copy of a burst, `close` and the terminating chunk: one syscall, not
+                    // three).
+                    last = session.is_finished();
+                    try_write(socket, &batch[..count], chunked, last)?
+                };
+                if let Some(rest) = rest {
+                    Box::pin(write_rest(socket, rest, write_timeout)).await?;
                 }
-                // The end of the response goes in the same write as the last frames (the last
-                // copy of a burst, `close` and the terminating chunk: one syscall, not three).
-                last = session.is_finished();
-                try_write(socket, &batch[..count], chunked, last)?
-            };
-            if let Some(rest) = rest {
+                if last {
+                    break true;
+                }
+            }
+        };
+        // The stream is over (and counted so) while the client takes its time to close.
+        drop(session);
+        if !finished {
+            if let Some(rest) = try_write(socket, &[], chunked, true)? {
                 Box::pin(write_rest(socket, rest, write_timeout)).await?;
             }
-            if last {
-                // The stream is over (and counted so) while the client takes its time to close.
-                drop(session);
-                return linger(socket, chunked).await;
-            }
-        }
-        drop(session);
-        if let Some(rest) = try_write(socket, &[], chunked, true)? {
-            Box::pin(write_rest(socket, rest, write_timeout)).await?;
         }
         linger(socket, chunked).await
     }

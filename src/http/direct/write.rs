@@ -9,6 +9,18 @@ use tokio::net::TcpStream;
 
 use super::BATCH;
 
+/// Writes up to this many bytes are joined into one buffer and sent with `send(2)`; larger ones
+/// go out as they are with `writev(2)`. On Linux a vectored write takes the VFS path (the file
+/// position lock, the I/O vector's import): `perf` put it at ~9 % of the server's CPU at
+/// 10 msg/s × 10,000 live streams, where each delivery is one small write; copying a few
+/// hundred bytes costs less.
+const JOIN_UP_TO: usize = 4096;
+
+thread_local! {
+    /// The buffer writes are joined in (one per worker thread, reused).
+    static JOINED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(JOIN_UP_TO));
+}
+
 /// Writes frames as one chunk (or raw), waiting (up to `limit`) only if the socket is full.
 pub(super) async fn write(
     socket: &TcpStream,
@@ -48,8 +60,19 @@ pub(super) fn try_write(
     let pieces = &pieces[..frames.len() + 2];
     let goal = head.len() + total + tail.len();
     let mut buffer = [IoSlice::new(&[]); BATCH + 2];
-    let used = slices(pieces, 0, &mut buffer);
-    let written = match socket.try_write_vectored(&buffer[..used]) {
+    let attempt = if goal <= JOIN_UP_TO {
+        JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            pieces
+                .iter()
+                .for_each(|piece| joined.extend_from_slice(piece));
+            socket.try_write(joined)
+        })
+    } else {
+        let used = slices(pieces, 0, &mut buffer);
+        socket.try_write_vectored(&buffer[..used])
+    };
+    let written = match attempt {
         Ok(n) => n,
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
         Err(err) => return Err(err),
@@ -132,11 +155,18 @@ mod tests {
     }
 
     /// Fills a socket nobody reads until a write is partial, then checks that what the
-    /// reader finally gets is every chunk whole, in order.
+    /// reader finally gets is every chunk whole, in order: for writes joined into one buffer
+    /// and for writes too large for it.
     #[tokio::test]
     async fn partial_writes_keep_the_rest_in_order() {
+        for size in [1000, JOIN_UP_TO + 1000] {
+            partial_write_of(size).await;
+        }
+    }
+
+    async fn partial_write_of(size: usize) {
         let (mut reader, writer) = crate::io::socket_pair().await;
-        let frame = Bytes::from(vec![b'x'; 1000]);
+        let frame = Bytes::from(vec![b'x'; size]);
         let mut sent = 0usize;
         let rest = loop {
             let frames = [frame.clone(), Bytes::from_static(b"y\n")];
@@ -145,7 +175,7 @@ mod tests {
                 break rest;
             }
         };
-        let expected_total = sent * (format!("{:x}\r\n", 1002).len() + 1002 + 2);
+        let expected_total = sent * (format!("{:x}\r\n", size + 2).len() + size + 2 + 2);
         let drain = tokio::spawn(async move {
             let mut all = Vec::new();
             let mut buf = vec![0u8; 65536];
@@ -161,8 +191,8 @@ mod tests {
             .unwrap();
         let all = drain.await.unwrap();
         let one = [
-            format!("{:x}\r\n", 1002).into_bytes(),
-            vec![b'x'; 1000],
+            format!("{:x}\r\n", size + 2).into_bytes(),
+            vec![b'x'; size],
             b"y\n\r\n".to_vec(),
         ]
         .concat();

@@ -1,11 +1,12 @@
 //! The session's timing and endings, in paused time: what a client sees frame by frame.
 
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::{Mode, Session, Settings, StreamGuard};
@@ -18,7 +19,7 @@ use crate::sse::{EventId, EventName, Parser, SseEvent};
 pub(super) struct Fixture {
     pub(super) fanout: Arc<Fanout>,
     pub(super) shutdown: CancellationToken,
-    pub(super) session: Session,
+    pub(super) session: Timed,
     pub(super) count: Arc<AtomicUsize>,
     pub(super) metrics: Metrics,
 }
@@ -33,6 +34,38 @@ fn settings() -> Arc<Settings> {
         shutdown_grace: Duration::from_secs(5),
         pacer: super::Pacer::new(Duration::ZERO),
     })
+}
+
+/// A session with its timer, as a writer holds them.
+pub(super) struct Timed {
+    session: Session,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Timed {
+    fn new(session: Session) -> Self {
+        let timer = Box::pin(session.timer());
+        Self { session, timer }
+    }
+
+    pub(super) async fn next_chunk(&mut self) -> Option<Bytes> {
+        self.session.next_chunk(self.timer.as_mut()).await
+    }
+
+    pub(super) fn ready_frame(&mut self) -> Option<Bytes> {
+        self.session.ready_frame()
+    }
+
+    pub(super) fn is_finished(&self) -> bool {
+        self.session.is_finished()
+    }
+
+    pub(super) fn ending_after(self, after: Duration, status: &'static str) -> Self {
+        Self {
+            session: self.session.ending_after(after, status),
+            timer: self.timer,
+        }
+    }
 }
 
 pub(super) fn fixture(mode: Mode, queue: usize, replay: Replay) -> Fixture {
@@ -66,7 +99,7 @@ fn fixture_with(mode: Mode, queue: usize, replay: Replay, settings: Arc<Settings
     Fixture {
         fanout,
         shutdown,
-        session,
+        session: Timed::new(session),
         count,
         metrics,
     }
@@ -206,7 +239,7 @@ async fn an_idle_live_stream_sends_heartbeats_on_time() {
 }
 
 /// Frames until the end of the response, each with when it came.
-pub(super) async fn rest(session: &mut Session) -> Vec<(Duration, Bytes)> {
+pub(super) async fn rest(session: &mut Timed) -> Vec<(Duration, Bytes)> {
     let start = Instant::now();
     let mut frames = Vec::new();
     while let Some(frame) = session.next_chunk().await {
