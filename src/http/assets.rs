@@ -16,7 +16,11 @@ const SCRIPT: &str = concat!(
     include_str!("../../web/publish.js"),
     include_str!("../../web/app.js")
 );
-const STYLE: &str = include_str!("../../web/style.css");
+const STYLE: &str = concat!(
+    include_str!("../../web/style.css"),
+    "\n",
+    include_str!("../../web/feed.css")
+);
 const CONSOLE_SCRIPT: &str = concat!(
     include_str!("../../web/shared.js"),
     include_str!("../../web/inspector.js"),
