@@ -78,12 +78,8 @@ pub(super) async fn answer(
                     (status, json_response(status, &json, &headers, close))
                 }
                 PublishRoute::Mercure => {
-                    let link = mercure::link(meta);
-                    headers.extend(
-                        link.as_ref()
-                            .and_then(|l| l.to_str().ok())
-                            .map(|l| ("link", l)),
-                    );
+                    let link = mercure::link_text(meta);
+                    headers.extend(link.as_deref().map(|l| ("link", l)));
                     let id = published.event.wire_id().as_bytes();
                     let status = StatusCode::OK;
                     let text = mercure::publish::TEXT_PLAIN;

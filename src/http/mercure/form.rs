@@ -2,14 +2,20 @@
 //! percent-decoding: a lossy decoder would let bad bytes through as U+FFFD) and the reserved
 //! hub namespace check.
 
+use std::borrow::Cow;
+
 use crate::auth::HUB_PATH;
 use crate::error::ApiError;
 
+/// A decoded name and value.
+pub(super) type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// The name/value pairs of a query string or form body, percent-decoded (`+` is a space).
+/// A name or value with nothing to decode is borrowed, not copied.
 ///
 /// # Errors
 /// 400 when a name or value is not UTF-8.
-pub(super) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn pairs(input: &[u8]) -> Result<Vec<Pair<'_>>, ApiError> {
     let mut out = Vec::new();
     for pair in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
@@ -21,34 +27,36 @@ pub(super) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     Ok(out)
 }
 
-fn text(raw: &[u8]) -> Result<String, ApiError> {
+fn text(raw: &[u8]) -> Result<Cow<'_, str>, ApiError> {
+    let not_utf8 =
+        || ApiError::BadRequest("parameters must be UTF-8 after percent-decoding".into());
+    let Some(first) = raw.iter().position(|b| matches!(b, b'%' | b'+')) else {
+        return std::str::from_utf8(raw)
+            .map(Cow::Borrowed)
+            .map_err(|_| not_utf8());
+    };
     let mut bytes = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        // Plain bytes are copied a run at a time.
-        let plain = raw[i..]
-            .iter()
-            .position(|b| matches!(b, b'%' | b'+'))
-            .unwrap_or(raw.len() - i);
-        bytes.extend_from_slice(&raw[i..i + plain]);
-        i += plain;
-        let Some(&escape) = raw.get(i) else { break };
-        match escape {
-            b'+' => bytes.push(b' '),
-            b'%' => match (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex)) {
-                (Some(high), Some(low)) => {
-                    bytes.push(high << 4 | low);
-                    i += 3;
-                    continue;
-                }
-                _ => bytes.push(b'%'),
-            },
-            other => bytes.push(other),
-        }
+    bytes.extend_from_slice(&raw[..first]);
+    // Byte by byte from the first escape: in a form's JSON `data` escapes come every few bytes.
+    let mut i = first;
+    while let Some(&b) = raw.get(i) {
         i += 1;
+        let byte = match b {
+            b'+' => b' ',
+            b'%' => match (raw.get(i).and_then(hex), raw.get(i + 1).and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    i += 2;
+                    high << 4 | low
+                }
+                _ => b'%',
+            },
+            other => other,
+        };
+        bytes.push(byte);
     }
     String::from_utf8(bytes)
-        .map_err(|_| ApiError::BadRequest("parameters must be UTF-8 after percent-decoding".into()))
+        .map(Cow::Owned)
+        .map_err(|_| not_utf8())
 }
 
 /// The value of a hexadecimal digit.
@@ -147,7 +155,7 @@ mod tests {
         let decoded = pairs(b"topic=a%20b&data=x+y&private&e=%E2%82%AC").unwrap();
         assert_eq!(decoded[0], ("topic".into(), "a b".into()));
         assert_eq!(decoded[1], ("data".into(), "x y".into()));
-        assert_eq!(decoded[2], ("private".into(), String::new()));
+        assert_eq!(decoded[2], ("private".into(), "".into()));
         assert_eq!(decoded[3].1, "\u{20ac}");
         assert!(pairs(b"topic=%FF").is_err());
         assert!(pairs(b"a%C3=1").is_err());

@@ -48,11 +48,24 @@ pub(crate) fn link(meta: &RequestMeta) -> Option<HeaderValue> {
     HeaderValue::from_str(&link_value(meta)).ok()
 }
 
+/// The `Link` header's value as text, when it can be sent as text (a `Host` of visible ASCII,
+/// as `HeaderValue::to_str` requires): what the direct HTTP/1 path writes, with no header map.
+pub(crate) fn link_text(meta: &RequestMeta) -> Option<String> {
+    // The rest of the value is ASCII of the hub's own.
+    let host = meta.host.as_deref().unwrap_or_default().as_bytes();
+    let visible = host.iter().fold(true, |visible, &b| {
+        visible & ((b == b'\t') | ((b' '..0x7f).contains(&b)))
+    });
+    visible.then(|| link_value(meta))
+}
+
 fn link_value(meta: &RequestMeta) -> String {
-    let mut value = String::with_capacity(64);
+    const REL: &str = ">; rel=\"mercure\"";
+    let host = meta.host.as_deref().unwrap_or("localhost");
+    let mut value = String::with_capacity(16 + host.len() + HUB_PATH.len() + REL.len());
     value.push('<');
-    value.push_str(&hub_url(meta));
-    value.push_str(">; rel=\"mercure\"");
+    push_hub_url(&mut value, meta);
+    value.push_str(REL);
     value
 }
 
@@ -108,14 +121,18 @@ pub(super) async fn metadata(
 /// The hub's URL for this request: what relative URL patterns resolve against and what the
 /// reserved namespace is checked against.
 pub(super) fn hub_url(meta: &RequestMeta) -> String {
-    // Pushed, not `format!`ted: this is on every Mercure publish's path (its `Link`).
-    let host = meta.host.as_deref().unwrap_or("localhost");
-    let mut url = String::with_capacity(8 + host.len() + HUB_PATH.len());
-    url.push_str(meta.scheme());
-    url.push_str("://");
-    url.push_str(host);
-    url.push_str(HUB_PATH);
+    let mut url = String::new();
+    push_hub_url(&mut url, meta);
     url
+}
+
+/// Appends the hub's URL as the request names it. Pushed, not `format!`ted: this is on every
+/// Mercure publish's path (its `Link`).
+fn push_hub_url(out: &mut String, meta: &RequestMeta) {
+    out.push_str(meta.scheme());
+    out.push_str("://");
+    out.push_str(meta.host.as_deref().unwrap_or("localhost"));
+    out.push_str(HUB_PATH);
 }
 
 pub(super) fn bad(message: impl Into<String>) -> ApiError {
@@ -221,6 +238,7 @@ pub(crate) async fn open(
     let mut matchers: Vec<Matcher> = Vec::new();
     let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
     for (key, value) in pairs {
+        let (key, value) = (key.into_owned(), value.into_owned());
         let matcher = match key.as_str() {
             "topic" => Matcher::Legacy(value.clone()),
             "match_urlpattern" => Matcher::Typed("urlpattern", value.clone()),

@@ -54,7 +54,8 @@ pub(crate) struct UpdateForm {
 fn read_update(bytes: &[u8]) -> Result<Update, ApiError> {
     let mut update = Update::default();
     for (key, value) in pairs(bytes)? {
-        match key.as_str() {
+        let value = value.into_owned();
+        match &*key {
             "topic" => update.topics.push(value),
             "data" => update.data = Some(value),
             // Present means private, whatever the value (draft-08, "Publication").
