@@ -1,5 +1,6 @@
 // Authorization in a real browser: Debian's Chromium driven by playwright-core against an ssehub
-// binary started here on a free port, with pages served from other origins by Node.
+// binary started here on a free port, with pages served from other origins by Node. Starting
+// the hub and the browser, and signing tokens, are in support/.
 //
 //   cargo build && cd tests/browser && npm ci && node --test
 //
@@ -8,21 +9,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium } from 'playwright-core';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.SSEHUB_BIN
-  ? resolve(process.env.SSEHUB_BIN)
-  : resolve(HERE, '../../target/debug/ssehub');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+import { launchChromium } from './support/chromium.mjs';
+import { jwt } from './support/jwt.mjs';
+import { startServer, stopServer } from './support/server.mjs';
 
 const TEST_TIMEOUT = 30_000;
 /** Longest a single wait for the page may take. */
@@ -31,77 +23,9 @@ const MERCURE_KEY = '!ChangeThisMercureHubJWTSecretKey!';
 
 // ---- tokens -------------------------------------------------------------------------------
 
-const b64url = (text) => Buffer.from(text).toString('base64url');
-
-/** An HS256 JWT over `claims`, signed with `key`. */
-function jwt(key, claims) {
-  const unsigned = `${b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}`;
-  return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
-}
-
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 
 // ---- the servers --------------------------------------------------------------------------
-
-/** Starts ssehub with `args` on 127.0.0.1:0; resolves once it logged the port it listens on. */
-async function startServer(args) {
-  if (!existsSync(BIN)) {
-    throw new Error(`no ssehub binary at ${BIN}: run \`cargo build\` first or set SSEHUB_BIN`);
-  }
-  // Only the flags given here configure auth: drop any key or origin list from the environment.
-  const env = Object.fromEntries(Object.entries(process.env)
-    .filter(([name]) => !/^(SSEHUB|MERCURE)_/.test(name)));
-  const child = spawn(BIN, ['--bind', '127.0.0.1:0', ...args], {
-    env: { ...env, RUST_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = [];
-  const keep = (chunk) => {
-    output.push(chunk.toString('utf8'));
-    if (output.length > 200) output.shift();
-  };
-  child.stderr.on('data', keep);
-  const port = await new Promise((resolvePort, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => fail(new Error('ssehub did not log its address within 10 s')), 10_000);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- ssehub output ---\n${output.join('')}`;
-      reject(err);
-    }
-    child.on('error', fail);
-    child.on('exit', (code, signal) => fail(new Error(`ssehub exited early (${code ?? signal})`)));
-    child.stdout.on('data', (chunk) => {
-      keep(chunk);
-      if (buffered === null) return;
-      buffered += chunk.toString('utf8').replace(/\x1b\[[0-9;]*m/g, '');
-      const found = /listening addr=127\.0\.0\.1:(\d+)/.exec(buffered);
-      if (found) {
-        buffered = null;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolvePort(Number(found[1]));
-      } else if (buffered.length > 65_536) {
-        buffered = buffered.slice(-4096);
-      }
-    });
-  });
-  return { child, port, base: `http://127.0.0.1:${port}`, output };
-}
-
-/** SIGTERM, then wait for the exit (SIGKILL after 10 s); asserts a clean exit. */
-async function stopServer(server) {
-  const { child } = server;
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  assert.equal(child.exitCode, 0, `ssehub should exit cleanly on SIGTERM\n${server.output.join('')}`);
-}
 
 /** A page on its own origin (a free port of 127.0.0.1), served by Node. */
 async function startOrigin() {
@@ -184,20 +108,7 @@ describe('authorization in Chromium', { timeout: 120_000 }, () => {
   let browser;
 
   before(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 15_000,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, { timeout: 30_000 });
 
   after(async () => {

@@ -1,6 +1,7 @@
 // The hub console (the page's #console view) in a real browser: Debian's Chromium driven by
 // playwright-core against an ssehub binary started here on a free port, without auth and with
-// publisher and subscriber keys.
+// publisher and subscriber keys. The helpers that read and drive the console are in
+// support/console_page.mjs; starting the hub and the browser in support/.
 //
 //   cargo build && cd tests/browser && npm ci && node --test
 //
@@ -10,214 +11,23 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { once } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './support/chromium.mjs';
+import {
+  lowContrast, publishFromForm, row, unlabelledControls, WAIT, waitForRow, watch,
+} from './support/console_page.mjs';
+import { jwt } from './support/jwt.mjs';
+import { startServer, stopServer } from './support/server.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
 const SHOTS = resolve(REPO, 'target/browser');
-const BIN = process.env.SSEHUB_BIN
-  ? resolve(process.env.SSEHUB_BIN)
-  : resolve(HERE, '../../target/debug/ssehub');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
 const TEST_TIMEOUT = 60_000;
-/** Longest a single wait for the page may take. */
-const WAIT = 20_000;
 const PUB_KEY = 'console-publisher-key-long-enough-for-hs256';
 const SUB_KEY = 'console-subscriber-key-long-enough-for-hs256';
-
-const b64url = (text) => Buffer.from(text).toString('base64url');
-function jwt(key, claims) {
-  const unsigned = `${b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}`;
-  return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
-}
-
-// ---- the servers --------------------------------------------------------------------------
-
-/** Starts ssehub with `args` on 127.0.0.1:0; resolves once it logged the port it listens on. */
-async function startServer(args) {
-  if (!existsSync(BIN)) {
-    throw new Error(`no ssehub binary at ${BIN}: run \`cargo build\` first or set SSEHUB_BIN`);
-  }
-  // Only the flags given here configure auth: drop any key from the environment.
-  const env = Object.fromEntries(Object.entries(process.env)
-    .filter(([name]) => !/^(SSEHUB|MERCURE)_/.test(name)));
-  const child = spawn(BIN, ['--bind', '127.0.0.1:0', ...args], {
-    env: { ...env, RUST_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = [];
-  const keep = (chunk) => {
-    output.push(chunk.toString('utf8'));
-    if (output.length > 200) output.shift();
-  };
-  child.stderr.on('data', keep);
-  const port = await new Promise((resolvePort, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => fail(new Error('ssehub did not log its address within 10 s')), 10_000);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- ssehub output ---\n${output.join('')}`;
-      reject(err);
-    }
-    child.on('error', fail);
-    child.on('exit', (code, signal) => fail(new Error(`ssehub exited early (${code ?? signal})`)));
-    child.stdout.on('data', (chunk) => {
-      keep(chunk);
-      if (buffered === null) return;
-      buffered += chunk.toString('utf8').replace(/\x1b\[[0-9;]*m/g, '');
-      const found = /listening addr=127\.0\.0\.1:(\d+)/.exec(buffered);
-      if (found) {
-        buffered = null;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolvePort(Number(found[1]));
-      } else if (buffered.length > 65_536) {
-        buffered = buffered.slice(-4096);
-      }
-    });
-  });
-  return { child, port, base: `http://127.0.0.1:${port}`, output };
-}
-
-/** SIGTERM, then wait for the exit (SIGKILL after 10 s); asserts a clean exit. */
-async function stopServer(server) {
-  const { child } = server;
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  assert.equal(child.exitCode, 0, `ssehub should exit cleanly on SIGTERM\n${server.output.join('')}`);
-}
-
-// ---- the page -----------------------------------------------------------------------------
-
-/**
- * Records what should not happen: console output, uncaught errors, failed requests and error
- * responses other than the `expected` ones. The console aborts its own fetch streams (leaving
- * the view, watching another topic): those are not failures.
- */
-function watch(page, expected = () => false) {
-  const problems = [];
-  page.on('console', (msg) => {
-    const text = msg.text();
-    const loadFailure = /Failed to load resource: the server responded with a status of (\d+)/.exec(text);
-    if (loadFailure && expected(Number(loadFailure[1]), msg.location().url)) return;
-    problems.push(`console.${msg.type()}: ${text}`);
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('requestfailed', (request) => {
-    const failure = request.failure()?.errorText ?? 'failed';
-    const path = new URL(request.url()).pathname;
-    if (failure === 'net::ERR_ABORTED' && (path === '/stream' || path === '/api/topics/stream')) return;
-    problems.push(`request failed: ${request.method()} ${request.url()} (${failure})`);
-  });
-  page.on('response', (response) => {
-    if (response.status() >= 400 && !expected(response.status(), response.url())) {
-      problems.push(`HTTP ${response.status()}: ${response.request().method()} ${response.url()}`);
-    }
-  });
-  return problems;
-}
-
-/** The table row of `topic` as { subscribers, last_id, rate, history }, or null. */
-async function row(page, topic) {
-  return page.evaluate((name) => {
-    const tr = [...document.querySelectorAll('#topics-body tr')]
-      .find((r) => r.querySelector('th').textContent === name);
-    if (!tr) return null;
-    const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent);
-    return { subscribers: cells[0], last_id: cells[1], rate: cells[2], history: cells[3] };
-  }, topic);
-}
-
-async function waitForRow(page, topic, check) {
-  const deadline = Date.now() + WAIT;
-  let last = null;
-  while (Date.now() < deadline) {
-    last = await row(page, topic);
-    if (last && check(last)) return last;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`row ${topic} never matched; last seen ${JSON.stringify(last)}; table: ` +
-    JSON.stringify(await page.locator('#topics-body').innerText()));
-}
-
-/** Publishes from the console form; resolves to the result or error text shown. */
-async function publishFromForm(page, { topic, event = '', message, private: isPrivate = false }) {
-  await page.fill('#c-topic', topic);
-  await page.fill('#c-event', event);
-  await page.fill('#c-message', message);
-  await page.setChecked('#c-private', isPrivate);
-  await page.evaluate(() => {
-    document.querySelector('#c-result').textContent = '';
-    document.querySelector('#c-error').textContent = '';
-  });
-  await page.click('#c-send');
-  await page.waitForFunction(
-    () => document.querySelector('#c-result').textContent || document.querySelector('#c-error').textContent,
-    null,
-    { timeout: WAIT },
-  );
-  return {
-    result: await page.locator('#c-result').textContent(),
-    error: await page.locator('#c-error').textContent(),
-  };
-}
-
-/** Every visible form control has a label (a <label for>, aria-label or aria-labelledby). */
-async function unlabelledControls(page) {
-  return page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
-    .filter((el) => el.offsetParent !== null)
-    .filter((el) => {
-      if (el.tagName === 'BUTTON') return !(el.getAttribute('aria-label') || el.textContent.trim());
-      return !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby'));
-    })
-    .map((el) => el.id || el.outerHTML.slice(0, 80)));
-}
-
-/** Text whose contrast with its background is under 4.5:1 (WCAG AA for normal text). */
-async function lowContrast(page) {
-  return page.evaluate(() => {
-    const rgba = (text) => (text.match(/[\d.]+/g) || []).map(Number);
-    const luminance = ([r, g, b]) => {
-      const c = [r, g, b].map((v) => {
-        const s = v / 255;
-        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-      });
-      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-    };
-    const background = (el) => {
-      for (let node = el; node; node = node.parentElement) {
-        const bg = rgba(getComputedStyle(node).backgroundColor);
-        if (bg.length === 3 || (bg.length === 4 && bg[3] === 1)) return bg.slice(0, 3);
-      }
-      return [255, 255, 255];
-    };
-    const found = [];
-    const view = document.querySelector('#console-view');
-    const texts = [...view.querySelectorAll('*'), ...document.querySelectorAll('.views a')];
-    for (const el of texts) {
-      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-      if (!own || el.offsetParent === null) continue;
-      const fg = rgba(getComputedStyle(el).color).slice(0, 3);
-      const [a, b] = [luminance(fg), luminance(background(el))].sort((x, y) => y - x);
-      const ratio = (a + 0.05) / (b + 0.05);
-      if (ratio < 4.5) found.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className}: ${ratio.toFixed(2)}`);
-    }
-    return found;
-  });
-}
 
 // ---- the tests ----------------------------------------------------------------------------
 
@@ -226,20 +36,7 @@ describe('hub console in Chromium', { timeout: 180_000 }, () => {
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 15_000,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, { timeout: 30_000 });
 
   after(async () => {
