@@ -84,13 +84,13 @@ impl Event {
     /// Numbers a draft and encodes its live frame.
     pub fn new(id: EventId, draft: Draft, timestamp: f64) -> Self {
         let wire_id = draft.custom_id.clone().unwrap_or_else(|| generated(id));
-        let json = live_json(timestamp, &draft.message, draft.topic.as_str());
+        let (message, topic) = (draft.message.as_str(), draft.topic.as_str());
         let live = FrameBuilder::with_capacity(
-            json.len() + 32 + draft.name.as_str().len() + wire_id.as_str().len(),
+            112 + message.len() + topic.len() + draft.name.as_str().len() + wire_id.as_str().len(),
         )
         .event(&draft.name)
         .id_text(&wire_id)
-        .data(&json)
+        .json_data(|out| live_json(out, timestamp, message, topic))
         .finish();
         Self {
             id,
@@ -303,16 +303,14 @@ fn encode(id: Option<&LineText>, name: &EventName, data: &impl Serialize) -> Byt
 /// The live frame's JSON, `{"timestamp":T,"data":{"message":M,"topic":P}}`: the bytes
 /// serialising `Envelope<Live>` gives (tested), written by hand because every publish makes one
 /// (`crate::json` says why).
-fn live_json(timestamp: f64, message: &str, topic: &str) -> String {
-    let mut out = Vec::with_capacity(96 + message.len() + topic.len());
-    json::raw(&mut out, r#"{"timestamp":"#);
-    json::number(&mut out, timestamp);
-    json::raw(&mut out, r#","data":{"message":"#);
-    json::string(&mut out, message);
-    json::raw(&mut out, r#","topic":"#);
-    json::string(&mut out, topic);
-    json::raw(&mut out, "}}");
-    String::from_utf8(out).unwrap_or_default()
+fn live_json(out: &mut impl bytes::BufMut, timestamp: f64, message: &str, topic: &str) {
+    json::raw(out, r#"{"timestamp":"#);
+    json::number(out, timestamp);
+    json::raw(out, r#","data":{"message":"#);
+    json::string(out, message);
+    json::raw(out, r#","topic":"#);
+    json::string(out, topic);
+    json::raw(out, "}}");
 }
 
 /// The hub's id for an event as wire text.
@@ -345,7 +343,9 @@ mod tests {
                 },
             })
             .unwrap();
-            assert_eq!(live_json(1_796_113_538.024, message, topic), serde);
+            let mut ours = Vec::new();
+            live_json(&mut ours, 1_796_113_538.024, message, topic);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde);
         }
     }
 

@@ -8,19 +8,20 @@
 //! structs the API documents describe stay the reference: tests compare these writers with
 //! `serde_json` on the same values, every ASCII character among them.
 
+use bytes::BufMut;
+
 /// Appends `text` as a JSON string, quoted and escaped exactly as `serde_json` does (only
 /// control characters, `"` and `\\` are escaped, with `serde_json`'s short forms; everything
 /// else is written as is).
-pub(crate) fn string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn string(out: &mut impl BufMut, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
+    out.put_u8(b'"');
     if needs_escape(bytes) {
         escaped(out, bytes);
     } else {
-        out.extend_from_slice(bytes);
+        out.put_slice(bytes);
     }
-    out.push(b'"');
+    out.put_u8(b'"');
 }
 
 /// Whether any byte needs escaping. An OR over the whole text, not a search that stops at the
@@ -52,7 +53,7 @@ const ESCAPE: [u8; 256] = {
 };
 
 /// Writes `bytes` escaped: plain runs copied whole, each escape as `serde_json` writes it.
-fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+fn escaped(out: &mut impl BufMut, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -60,10 +61,10 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         if short == 0 {
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
+        out.put_slice(&bytes[start..i]);
         start = i + 1;
         if short == b'u' {
-            out.extend_from_slice(&[
+            out.put_slice(&[
                 b'\\',
                 b'u',
                 b'0',
@@ -72,20 +73,31 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
                 HEX[usize::from(b & 0xf)],
             ]);
         } else {
-            out.extend_from_slice(&[b'\\', short]);
+            out.put_slice(&[b'\\', short]);
         }
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.put_slice(&bytes[start..]);
 }
 
 /// Appends a JSON number as `serde_json` writes it (`f64`: shortest round-trip form).
-pub(crate) fn number(out: &mut Vec<u8>, value: impl serde::Serialize) {
-    let _ = serde_json::to_writer(&mut *out, &value);
+pub(crate) fn number(out: &mut impl BufMut, value: impl Number) {
+    // The longest number serde_json writes (an f64 such as -1.7976931348623157e308) is 24 bytes.
+    let mut buf = [0u8; 32];
+    let mut rest = &mut buf[..];
+    let _ = serde_json::to_writer(&mut rest, &value);
+    let written = 32 - rest.len();
+    out.put_slice(&buf[..written]);
 }
 
+/// The numbers [`number`] writes (all fit its buffer).
+pub(crate) trait Number: serde::Serialize {}
+impl Number for f64 {}
+impl Number for u64 {}
+impl Number for usize {}
+
 /// Appends `text` (JSON syntax, not user input) as is.
-pub(crate) fn raw(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
+pub(crate) fn raw(out: &mut impl BufMut, text: &str) {
+    out.put_slice(text.as_bytes());
 }
 
 #[cfg(test)]
@@ -117,7 +129,15 @@ mod tests {
                 serde_json::to_string(&text).unwrap()
             );
         }
-        for value in [0.0, 1.5, 1_796_113_538.024, -2.0, 1e21] {
+        for value in [
+            0.0,
+            1.5,
+            1_796_113_538.024,
+            -2.0,
+            1e21,
+            -f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
             let mut ours = Vec::new();
             number(&mut ours, value);
             assert_eq!(ours, serde_json::to_vec(&value).unwrap());

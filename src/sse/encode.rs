@@ -72,6 +72,18 @@ impl FrameBuilder {
         self
     }
 
+    /// Adds one `data:` line that `write` fills in place, with no text of its own to copy: for
+    /// JSON, whose writers escape every line break, so the line is always one. (A line break
+    /// written anyway would be cut from the frame: see the debug assertion.)
+    pub fn json_data(mut self, write: impl FnOnce(&mut BytesMut)) -> Self {
+        self.buf.put_slice(b"data: ");
+        let start = self.buf.len();
+        write(&mut self.buf);
+        debug_assert!(memchr::memchr2(b'\r', b'\n', &self.buf[start..]).is_none());
+        self.buf.put_u8(b'\n');
+        self
+    }
+
     /// Adds the text as comment lines (`: ...`), one per line of the text.
     pub fn comment(mut self, text: &str) -> Self {
         for line in split_lines(text) {
