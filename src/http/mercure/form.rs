@@ -83,14 +83,20 @@ pub(super) fn reserved(topic: &str, hub: impl FnOnce() -> String) -> bool {
 /// from the hub's own path, which a reference keeps only when its own path is empty: an empty
 /// topic, one that starts with `?` or `#`, or `http:` followed by either (a relative URL when
 /// the scheme is the hub's). A `/` before any `?` or `#` means a path or an authority of the
-/// topic's own. Anything this cannot tell is left to [`resolves_into`].
+/// topic's own. So does a word with no `:` (no scheme) that starts with neither `?`, `#` nor
+/// what the URL parser trims (a space or a control character): `bench` resolves to
+/// `/.well-known/bench`. Anything this cannot tell is left to [`resolves_into`].
 fn surely_outside(topic: &str) -> bool {
     let bytes = topic.as_bytes();
     let own_path = bytes
         .iter()
         .position(|b| matches!(b, b'/' | b'?' | b'#'))
         .is_some_and(|at| bytes[at] == b'/');
-    own_path
+    let relative_word = bytes
+        .first()
+        .is_some_and(|first| *first > b' ' && !matches!(first, b'?' | b'#'))
+        && !bytes.contains(&b':');
+    (own_path || relative_word)
         && !bytes
             .iter()
             .any(|b| matches!(b, b'%' | b'\t' | b'\n' | b'\r'))
@@ -175,6 +181,7 @@ mod tests {
             "mercure/x",
             "./mercure",
             "?x=1",
+            " ?x=1",
             "#f",
             "http:",
             "http:?a/b",
@@ -186,6 +193,8 @@ mod tests {
             "/.well-known/mercurex",
             "https://example.com/books/1",
             "plain",
+            "bench",
+            "books?id=1",
         ] {
             assert!(!reserved(topic, hub), "{topic}");
         }
@@ -228,6 +237,13 @@ mod tests {
             "//hub.test",
             "?a/b",
             "#/",
+            " ",
+            "\u{1}",
+            "\u{1f}",
+            ":",
+            "a:",
+            "bench",
+            "x?",
         ];
         let mut cleared = 0;
         for a in parts {
