@@ -61,6 +61,7 @@ mod json;
 pub mod metrics;
 pub mod quota;
 pub mod session;
+pub mod shutdown;
 pub mod sse;
 pub mod tls;
 pub mod topic;

@@ -172,7 +172,7 @@ impl Tls {
 pub async fn redirect(
     listener: tokio::net::TcpListener,
     https_port: u16,
-    stop: tokio_util::sync::CancellationToken,
+    stop: crate::shutdown::Shutdown,
 ) -> std::io::Result<()> {
     use axum::http::{header, StatusCode, Uri};
     use axum::response::IntoResponse;

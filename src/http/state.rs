@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use crate::shutdown::Shutdown;
 
 use super::cors::Cors;
 use super::input;
@@ -60,7 +60,7 @@ struct Inner {
     streams_per_subject: Option<Quota<String>>,
     subscriptions: super::subscriptions::Shared,
     console_tables: super::topics_stream::TableCache,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     started: Instant,
     metrics: Metrics,
 }
@@ -163,7 +163,7 @@ impl AppState {
                 hub,
                 settings,
                 streams: Arc::new(AtomicUsize::new(0)),
-                shutdown: CancellationToken::new(),
+                shutdown: Shutdown::new(),
                 started: Instant::now(),
                 metrics,
             }),
@@ -259,7 +259,7 @@ impl AppState {
     }
 
     /// Cancelled when shutdown starts.
-    pub fn shutdown_token(&self) -> CancellationToken {
+    pub fn shutdown_token(&self) -> Shutdown {
         self.inner.shutdown.clone()
     }
 

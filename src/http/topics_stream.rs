@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::shutdown::Shutdown;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
@@ -21,7 +22,6 @@ use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use super::request::ClientAddr;
 use super::stream::{take_slot, STREAM_HEADERS};
@@ -158,7 +158,7 @@ struct Feed {
     limit: usize,
     tick: tokio::time::Interval,
     deadline: Option<(tokio::time::Instant, &'static str)>,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     opened: bool,
     done: bool,
     /// Holds the stream's slot until the response ends.

@@ -9,10 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::time::{sleep, Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use crate::event::{control, control_frame, unix_now};
 
@@ -83,7 +83,7 @@ pub struct Session {
     /// resume holds references to shared events, not a copy of their frames).
     replaying: VecDeque<Arc<Event>>,
     state: State,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     /// When the stream must end (token `exp`, `--max-stream-lifetime`, a drain) and the
     /// `close` status.
     deadline: Option<(Instant, &'static str)>,
@@ -100,7 +100,7 @@ impl Session {
         subscription: Subscription,
         replay: Replay,
         requested: Option<&str>,
-        shutdown: CancellationToken,
+        shutdown: Shutdown,
         guard: StreamGuard,
     ) -> Self {
         let mut queued = VecDeque::new();

@@ -5,9 +5,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use super::{Mode, Session, Settings, StreamGuard};
 use crate::event::{Draft, Event};
@@ -18,7 +18,7 @@ use crate::sse::{EventId, EventName, Parser, SseEvent};
 
 pub(super) struct Fixture {
     pub(super) fanout: Arc<Fanout>,
-    pub(super) shutdown: CancellationToken,
+    pub(super) shutdown: Shutdown,
     pub(super) session: Timed,
     pub(super) count: Arc<AtomicUsize>,
     pub(super) metrics: Metrics,
@@ -86,7 +86,7 @@ fn fixture_with(mode: Mode, queue: usize, replay: Replay, settings: Arc<Settings
         Mode::Mercure => StreamKind::Mercure,
     };
     guard.observe(metrics.stream(kind, HttpVersion::Http11));
-    let shutdown = CancellationToken::new();
+    let shutdown = Shutdown::new();
     let session = Session::new(
         mode,
         settings,
