@@ -2,6 +2,7 @@
 //! to) and the [`Subscription`] handle its stream reads from, which unsubscribes when dropped.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -22,6 +23,10 @@ pub type Access = Arc<dyn Fn(&TopicName) -> bool + Send + Sync>;
 #[derive(Default)]
 pub(super) struct Slot {
     pub(super) queue: Mutex<Queue>,
+    /// Set (under the queue's lock) when an event or a lag is queued, cleared when the reader
+    /// empties the queue: the reader's "anything more?" after each event is a load, not a lock.
+    /// A stale `false` only sends the reader to wait on `ready`, whose permit the append leaves.
+    pub(super) pending: AtomicBool,
     pub(super) ready: Notify,
     pub(super) access: Option<Access>,
 }
@@ -74,11 +79,13 @@ impl Slot {
         if queue.dropped > 0 || queue.events.len() >= limit {
             queue.dropped += 1;
             queue.events = VecDeque::new();
+            self.pending.store(true, Ordering::Release);
             drop(queue);
             self.ready.notify_one();
             return false;
         }
         queue.events.push_back(Arc::clone(event));
+        self.pending.store(true, Ordering::Release);
         drop(queue);
         self.ready.notify_one();
         true
@@ -140,13 +147,19 @@ impl Subscription {
     /// # Errors
     /// [`Lagged`] when the subscriber fell too far behind.
     pub fn try_recv(&mut self) -> Result<Option<Arc<Event>>, Lagged> {
+        if !self.slot.pending.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let mut queue = self.slot.lock();
         if queue.dropped > 0 {
             return Err(Lagged(queue.dropped));
         }
         let event = queue.events.pop_front();
-        if queue.events.is_empty() && queue.events.capacity() > KEEP_CAPACITY {
-            queue.events = VecDeque::new();
+        if queue.events.is_empty() {
+            self.slot.pending.store(false, Ordering::Relaxed);
+            if queue.events.capacity() > KEEP_CAPACITY {
+                queue.events = VecDeque::new();
+            }
         }
         Ok(event)
     }

@@ -171,3 +171,62 @@ fn subscribers_leave_in_any_order() {
     subs.clear();
     assert_eq!(fanout.pattern_count(), 0);
 }
+
+/// The reader's lock-free "anything more?" (the queue's `pending` flag): an event queued after
+/// the flag read `false`, after a skip emptied the queue, or while the reader waits, is still
+/// read, in order, and a lag still surfaces.
+#[tokio::test]
+async fn the_pending_flag_never_hides_an_event() {
+    let fanout = Arc::new(Fanout::new(4, 16));
+    let mut sub = fanout.subscribe(&patterns(&["a"]), None).unwrap();
+    assert!(sub.try_recv().unwrap().is_none());
+    fanout.deliver(&event(1, "a"));
+    assert_eq!(drain(&mut sub), [1]);
+    fanout.deliver(&event(2, "a"));
+    fanout.deliver(&event(3, "a"));
+    sub.skip_through(EventId::new(1, 3));
+    assert!(sub.try_recv().unwrap().is_none());
+    fanout.deliver(&event(4, "a"));
+    assert_eq!(drain(&mut sub), [4]);
+    // A wait that begins after the flag read false is woken by the next delivery.
+    let waiting = tokio::spawn(async move {
+        let got = sub.recv().await.map(|e| e.id.seq);
+        (sub, got)
+    });
+    tokio::task::yield_now().await;
+    fanout.deliver(&event(5, "a"));
+    let (mut sub, got) = waiting.await.unwrap();
+    assert_eq!(got, Ok(5));
+    for seq in 6..=11 {
+        fanout.deliver(&event(seq, "a"));
+    }
+    assert_eq!(sub.try_recv().unwrap_err(), Lagged(2));
+}
+
+/// Publishers on other threads against one reader that waits whenever it finds nothing: every
+/// event arrives once, in order, however the flag's reads and the appends interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_reach_a_waiting_reader_in_order() {
+    const EVENTS: u64 = 20_000;
+    let fanout = Arc::new(Fanout::new(EVENTS as usize + 1, 16));
+    let mut sub = fanout.subscribe(&patterns(&["a"]), None).unwrap();
+    let publisher = {
+        let fanout = Arc::clone(&fanout);
+        std::thread::spawn(move || {
+            for seq in 1..=EVENTS {
+                fanout.deliver(&event(seq, "a"));
+                if seq % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        for expected in 1..=EVENTS {
+            assert_eq!(sub.recv().await.unwrap().id.seq, expected);
+        }
+    });
+    read.await.expect("every event arrived");
+    publisher.join().unwrap();
+    assert!(sub.try_recv().unwrap().is_none());
+}
