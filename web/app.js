@@ -7,7 +7,8 @@
 // the server ended the stream) resume from history; EventSource's own automatic reconnects send
 // the Last-Event-ID header by themselves.
 // Served as /app.js after shared.js, feed.js (the list of arrivals), stream.js (the one open
-// EventSource and the id it resumes from) and publish.js (`src/http/assets.rs`).
+// EventSource and the id it resumes from), publish.js and hub.js (the tokens the hub asks for)
+// (`src/http/assets.rs`).
 
 (function () {
   'use strict';
@@ -382,22 +383,8 @@
     if (event.persisted) applyMode();
   });
 
-  // Say so when the hub asks for tokens, instead of failing silently: the page itself has none
-  // (a deployment's own page sets the token cookie or sends Authorization headers).
-  fetch('/api/ping', { headers: { 'Accept': 'application/json' } })
-    .then(function (response) { return response.ok ? response.json() : null; })
-    .then(function (ping) {
-      var auth = ping && ping.auth;
-      if (!auth) return;
-      if (auth.subscriber_token_required) {
-        feed.notice('warning', 'This hub requires a subscriber token: streams opened from this page are refused (401) unless a token cookie (mercureAuthorization) is set for it.');
-      } else if (auth.subscribe) {
-        feed.notice('info', 'This hub reads subscriber tokens: this page, which has none, receives public events only.');
-      }
-      if (auth.publish) {
-        feed.notice('warning', 'This hub requires a publisher token: publishing from this page is refused (401). Publish with a token, e.g. curl -H "Authorization: Bearer $(ssehub token --publish \'*\')".');
-      }
-    }, function () { /* the stream and publish paths report reachability themselves */ });
+  // Say so when the hub asks for tokens (hub.js).
+  ssehubAuthNotices(feed);
 
   // The browser may restore the form's previous mode on reload: honour it.
   if (modeSelect.value === 'live') applyMode();

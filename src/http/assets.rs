@@ -14,6 +14,7 @@ const SCRIPT: &str = concat!(
     include_str!("../../web/feed.js"),
     include_str!("../../web/stream.js"),
     include_str!("../../web/publish.js"),
+    include_str!("../../web/hub.js"),
     include_str!("../../web/app.js")
 );
 const STYLE: &str = concat!(

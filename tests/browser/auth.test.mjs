@@ -264,5 +264,25 @@ describe('authorization in Chromium', { timeout: 120_000 }, () => {
     }
   });
 
+  test('the demo page says which tokens the hub asks for', { timeout: TEST_TIMEOUT }, async () => {
+    const server = await startServer([
+      '--publisher-jwt-key', MERCURE_KEY,
+      '--subscriber-jwt-key', MERCURE_KEY,
+    ]);
+    const { context, page, failures } = await openPage(`${server.base}/`);
+    try {
+      const notices = () => page.locator('#feed').innerText();
+      await page.waitForFunction(() => document.querySelector('#feed').innerText.includes('publisher token'));
+      const text = await notices();
+      assert.match(text, /requires a publisher token/);
+      assert.match(text, /reads subscriber tokens: this page, which has none, receives public events only/);
+      assert.doesNotMatch(text, /requires a subscriber token/);
+      assert.deepEqual(failures, []);
+    } finally {
+      await context.close();
+      await stopServer(server);
+    }
+  });
+
   test('30 EventSources over HTTP/1.1 from one page', { skip: 'needs TLS (HTTP/2); another issue' }, () => {});
 });
