@@ -1,5 +1,6 @@
 // The demo page in a real browser: Debian's Chromium driven by playwright-core, against an
-// ssehub binary (the debug build by default) started here on a free port.
+// ssehub binary (the debug build by default) started here on a free port (support/ starts the
+// hub and the browser).
 //
 //   cargo build && cd tests/browser && npm ci && node --test
 //
@@ -8,85 +9,20 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './support/chromium.mjs';
+import { startServer, stopServer } from './support/server.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
 const SHOTS = resolve(REPO, 'target/browser');
-const BIN = process.env.SSEHUB_BIN
-  ? resolve(process.env.SSEHUB_BIN)
-  : resolve(HERE, '../../target/debug/ssehub');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
 /** Longest a whole test may take; every wait inside is shorter. */
 const TEST_TIMEOUT = 20_000;
 /** Longest a single wait for the page may take. */
 const WAIT = 10_000;
-
-// ---- the server ---------------------------------------------------------------------------
-
-/** Starts ssehub on 127.0.0.1:0 and resolves once it logged the port it listens on. */
-async function startServer() {
-  if (!existsSync(BIN)) {
-    throw new Error(`no ssehub binary at ${BIN}: run \`cargo build\` first or set SSEHUB_BIN`);
-  }
-  const child = spawn(BIN, ['--bind', '127.0.0.1:0', '--interval', '300ms'], {
-    env: { ...process.env, RUST_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = [];
-  const keep = (chunk) => {
-    // Keep reading (a full pipe would block the server); remember the tail for diagnostics.
-    output.push(chunk.toString('utf8'));
-    if (output.length > 200) output.shift();
-  };
-  child.stderr.on('data', keep);
-  const port = await new Promise((resolvePort, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => fail(new Error('ssehub did not log its address within 10 s')), 10_000);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- ssehub output ---\n${output.join('')}`;
-      reject(err);
-    }
-    child.on('error', fail);
-    child.on('exit', (code, signal) => fail(new Error(`ssehub exited early (${code ?? signal})`)));
-    child.stdout.on('data', (chunk) => {
-      keep(chunk);
-      if (buffered === null) return;
-      // The log may be coloured even when it is not a terminal: drop ANSI escapes first.
-      buffered += chunk.toString('utf8').replace(/\x1b\[[0-9;]*m/g, '');
-      const found = /listening addr=127\.0\.0\.1:(\d+)/.exec(buffered);
-      if (found) {
-        buffered = null;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolvePort(Number(found[1]));
-      } else if (buffered.length > 65_536) {
-        buffered = buffered.slice(-4096);
-      }
-    });
-  });
-  return { child, port, base: `http://127.0.0.1:${port}`, output };
-}
-
-/** SIGTERM, then wait for the exit (SIGKILL after 10 s). Resolves to the exit code or signal. */
-async function stopServer(server) {
-  const { child } = server;
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const [code, signal] = await exited;
-  clearTimeout(timer);
-  return code ?? signal;
-}
 
 /** POST /api/messages from Node (not from the page). */
 async function publish(base, message, topic) {
@@ -183,29 +119,14 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    server = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 15_000,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    server = await startServer(['--interval', '300ms']);
+    browser = await launchChromium();
   }, { timeout: 30_000 });
 
   after(async () => {
     await browser?.close();
-    if (server) {
-      const exit = await stopServer(server);
-      assert.equal(exit, 0, `ssehub should exit cleanly on SIGTERM\n${server.output.join('')}`);
-    }
+    // Asserts a clean exit on SIGTERM.
+    if (server) await stopServer(server);
   }, { timeout: 20_000 });
 
   /** A fresh context (own sessionStorage) and page, closed after `body` runs. */
