@@ -89,6 +89,38 @@ async fn idle_connections_do_not_hold_up_shutdown() {
     );
 }
 
+/// A publisher's kept-alive connection, waiting between requests after several publishes (the
+/// direct path's wait for shutdown is made once per connection and polled again each time).
+#[tokio::test]
+async fn a_kept_alive_publisher_between_requests_is_closed_on_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = spawn_app(|c| c.shutdown_grace = Duration::from_secs(10)).await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"message":"hi"}"#;
+    let request = format!(
+        "POST /api/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answers = String::new();
+    for _ in 0..3 {
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.unwrap();
+        answers.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(answers.matches("HTTP/1.1 201").count(), 3, "{answers}");
+    let started = Instant::now();
+    app.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), socket.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?} {rest:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_drain_spread_out_and_bursts_finish() {
     let mut app = spawn_app(|c| {

@@ -99,11 +99,15 @@ async fn open(socket: &mut TcpStream, app: &AppState) -> io::Result<Opened> {
     // The first request's head gets `header_timeout`; between publishes on a kept-alive
     // connection, the next one may take `--idle-timeout` to start.
     let mut idle: Option<IdleTimer> = None;
+    // One wait for the connection's life, not one per request (each registers with the
+    // shutdown's waiters, under its lock).
+    let mut stopped = std::pin::pin!(stop.cancelled());
     let mut stream = loop {
         // A connection that has not sent its (next) request yet is simply closed on shutdown.
         let read = tokio::select! {
+            biased;
             read = read_head(socket, &mut buf, header_timeout, idle.as_mut()) => read?,
-            () = stop.cancelled() => None,
+            () = &mut stopped => None,
         };
         let Some(head) = read else {
             return Ok(Opened::Not(Outcome::Served));

@@ -169,7 +169,7 @@ pub(super) async fn serve_one(
             return Ok(Step::Closed);
         }
     }
-    let closing = app.shutdown_token().is_cancelled();
+    let closing = app.shutting_down();
     let Answer(response) = answer(app, &request, &buf[request.head_len..total], closing).await;
     buf.drain(..total);
     if buf.capacity() > KEEP && buf.len() <= KEEP {
