@@ -192,24 +192,31 @@ fn cpu_ticks(name: &str) -> Option<(u64, u64)> {
 
 /// User plus system CPU time of a process (zero if it is gone).
 pub fn process_cpu_time(pid: u32) -> Duration {
+    let (user, system) = process_cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU time of a process, apart (zeros if it is gone).
+pub fn process_cpu_split(pid: u32) -> (Duration, Duration) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
+        return (Duration::ZERO, Duration::ZERO);
     };
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
-        return Duration::ZERO;
+        return (Duration::ZERO, Duration::ZERO);
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz)
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let time = |i: usize| {
+        let ticks = fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        Duration::from_secs_f64(ticks as f64 / hz)
+    };
+    (time(11), time(12))
 }
 
 /// Resident set size of a process in KiB (`VmRSS`).

@@ -192,7 +192,9 @@ pub async fn run(ctx: &Ctx, kind: ServerKind, outcome: &mut Outcome) -> Result<(
 pub(super) fn wrk_request(ctx: &Ctx, kind: ServerKind) -> (String, &'static str, String) {
     let text = "x".repeat(ctx.size);
     match kind {
-        ServerKind::Nchan => (format!("/pub?id={}", super::TOPIC), "text/plain", text),
+        ServerKind::Nchan | ServerKind::Minimal => {
+            (format!("/pub?id={}", super::TOPIC), "text/plain", text)
+        }
         ServerKind::Pushpin => (
             "/publish/".to_owned(),
             "application/json",

@@ -10,6 +10,15 @@
 //!
 //! A third series in the same rounds posts Mercure updates (`POST /.well-known/mercure`, a form
 //! with the same message) to the same ssehub: what a Mercure publisher sees beside a native one.
+//!
+//! A fourth posts to the minimal broadcaster (`bench/src/bin/min-broadcaster.rs`: a tokio task
+//! per connection that finds the head's end, reads the body, broadcasts it and writes a fixed
+//! `201`): the floor of a tokio server on this machine, so the table shows how much of the
+//! distance to a target is the server's work and how much the runtime's and the kernel's.
+//!
+//! Each series also reports the server's CPU per request, user and kernel apart (`/proc`'s
+//! `utime` and `stime` of the server's processes over the run, over the requests `wrk` got
+//! answered): the kernel's share is the TCP work no server can skip.
 
 use super::publish::wrk_request;
 use super::{progress, Ctx};
@@ -32,18 +41,23 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
             .await?,
         ctx.start("publish-ab", ServerKind::Nchan, Options::default())
             .await?,
+        ctx.start("publish-ab", ServerKind::Minimal, Options::default())
+            .await?,
     ];
-    // Series: ssehub native, nchan, ssehub Mercure (on the first server).
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-    let orders = [[0, 1, 2], [1, 2, 0], [2, 0, 1]];
+    // Series: ssehub native, nchan, ssehub Mercure (on the first server), minimal.
+    let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    // Server CPU per request, µs: user, kernel.
+    let mut cpu = [const { (Vec::new(), Vec::new()) }; 4];
+    let orders = [[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]];
     for round in 0..rounds {
         for i in orders[round % orders.len()] {
-            let server = &servers[i % 2];
+            let server = &servers[[0, 1, 0, 2][i]];
             let (path, content_type, body) = if i == 2 {
                 mercure_request(ctx)
             } else {
                 wrk_request(ctx, server.kind)
             };
+            let before = cpu_split(&server.pids());
             let run = wrk::post(
                 &ctx.work.join(format!("publish-ab-{i}-wrk")),
                 server.publish_addr,
@@ -59,30 +73,37 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
                     run.non_2xx
                 ));
             }
+            let after = cpu_split(&server.pids());
+            let requests =
+                (run.rate * std::time::Duration::from_secs(seconds).as_secs_f64()).max(1.0);
+            cpu[i].0.push((after.0 - before.0) / requests * 1e6);
+            cpu[i].1.push((after.1 - before.1) / requests * 1e6);
             rates[i].push(run.rate);
         }
         progress(
             ServerKind::Ssehub,
             "publish-ab",
             &format!(
-                "round {}: ssehub {} req/s, nchan {} req/s ({:.2}x), ssehub Mercure {} req/s",
+                "round {}: ssehub {} req/s, nchan {} req/s ({:.2}x), ssehub Mercure {} req/s, \
+                 minimal {} req/s",
                 round + 1,
                 number(rates[0][round], 0),
                 number(rates[1][round], 0),
                 rates[0][round] / rates[1][round].max(1.0),
                 number(rates[2][round], 0),
+                number(rates[3][round], 0),
             ),
         );
     }
-    let ratios = |of: usize| -> Vec<f64> {
+    let ratios = |of: usize, to: usize| -> Vec<f64> {
         rates[of]
             .iter()
-            .zip(&rates[1])
+            .zip(&rates[to])
             .map(|(a, b)| a / b.max(1.0))
             .collect()
     };
     let label = format!("publish, no subscribers, wrk -t1 -c{connections}, {rounds} interleaved rounds of {seconds} s");
-    for (i, name) in ["ssehub", "nchan", "ssehub Mercure"]
+    for (i, name) in ["ssehub", "nchan", "ssehub Mercure", "minimal"]
         .into_iter()
         .enumerate()
     {
@@ -95,17 +116,29 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
                 Some(median(&rates[i])),
             )
             .note(format!("range {}", range(&rates[i])));
+        let (user, kernel) = (median(&cpu[i].0), median(&cpu[i].1));
+        outcome
+            .metric(
+                format!("publish.ab.{}_cpu", name.replace(' ', "_")),
+                format!("{label}: {name}, server CPU per request, user + kernel, median"),
+                "µs",
+                Better::Lower,
+                Some(user + kernel),
+            )
+            .note(format!("user {user:.2} µs, kernel {kernel:.2} µs"));
     }
     let series = [
-        ("publish.ab.ratio", "ssehub", 0),
-        ("publish.ab.mercure_ratio", "ssehub Mercure", 2),
+        ("publish.ab.ratio", "ssehub / nchan", 0, 1),
+        ("publish.ab.mercure_ratio", "ssehub Mercure / nchan", 2, 1),
+        ("publish.ab.minimal_ratio", "minimal / nchan", 3, 1),
+        ("publish.ab.of_minimal", "ssehub / minimal", 0, 3),
     ];
-    for (key, name, of) in series {
-        let ratios = ratios(of);
+    for (key, name, of, to) in series {
+        let ratios = ratios(of, to);
         outcome
             .metric(
                 key,
-                format!("{label}: {name} / nchan, median of the rounds' ratios"),
+                format!("{label}: {name}, median of the rounds' ratios"),
                 "x",
                 Better::Higher,
                 Some(median(&ratios)),
@@ -123,6 +156,15 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
         server.stop().await?;
     }
     Ok(())
+}
+
+/// User and system CPU seconds of `pids`, summed.
+fn cpu_split(pids: &[u32]) -> (f64, f64) {
+    pids.iter()
+        .map(|&pid| crate::sys::process_cpu_split(pid))
+        .fold((0.0, 0.0), |(user, kernel), (u, k)| {
+            (user + u.as_secs_f64(), kernel + k.as_secs_f64())
+        })
 }
 
 /// A Mercure update with the same message as [`wrk_request`]'s, for ssehub's hub endpoint.
