@@ -8,11 +8,6 @@ use ssehub::cli::{Cli, Command, LogFormat};
 use ssehub::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's malloc: a publish allocates and frees about a dozen small blocks,
-/// and glibc's `free` alone cost ~900 of its ~14,700 instructions (callgrind).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // A Mercure deployment's environment (MERCURE_PUBLISHER_JWT_KEY, ...) works as is. Nothing
     // else runs yet, so setting the environment here races with no other thread.
