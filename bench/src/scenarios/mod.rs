@@ -6,7 +6,8 @@
 //! - [`idle`]: memory per open stream at 10,000 and 19,000 streams.
 //! - [`burst`]: 19,000 seed-contract streams (ssehub only).
 //! - [`publish`]: closed-loop publish requests/s without and with 1,000 subscribers.
-//! - [`publish_ab`]: publish requests/s from `wrk`, ssehub and nchan in alternating rounds.
+//! - [`publish_ab`]: publish requests/s from `wrk`, ssehub, nchan and the minimal broadcaster in
+//!   alternating rounds, with each server's CPU per request (user and kernel).
 //! - [`cluster`]: two ssehub nodes on Redis, publish on one, subscribers on both (ssehub only).
 //! - [`mercure_fanout`]: the 10,000-subscriber fan-out through ssehub's Mercure endpoint
 //!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
