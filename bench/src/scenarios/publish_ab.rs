@@ -44,15 +44,14 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
         ctx.start("publish-ab", ServerKind::Minimal, Options::default())
             .await?,
     ];
-    // Series: ssehub native, nchan, ssehub Mercure (on the first server), minimal.
-    let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut rates = [const { Vec::new() }; SERIES.len()];
     // Server CPU per request, µs: user, kernel.
-    let mut cpu = [const { (Vec::new(), Vec::new()) }; 4];
-    let orders = [[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]];
+    let mut cpu = [const { (Vec::new(), Vec::new()) }; SERIES.len()];
     for round in 0..rounds {
-        for i in orders[round % orders.len()] {
-            let server = &servers[[0, 1, 0, 2][i]];
-            let (path, content_type, body) = if i == 2 {
+        // Each round starts one series later than the one before.
+        for i in (0..SERIES.len()).map(|k| (round + k) % SERIES.len()) {
+            let server = &servers[SERIES[i].server];
+            let (path, content_type, body) = if SERIES[i].mercure {
                 mercure_request(ctx)
             } else {
                 wrk_request(ctx, server.kind)
@@ -103,10 +102,7 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
             .collect()
     };
     let label = format!("publish, no subscribers, wrk -t1 -c{connections}, {rounds} interleaved rounds of {seconds} s");
-    for (i, name) in ["ssehub", "nchan", "ssehub Mercure", "minimal"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, Series { name, .. }) in SERIES.iter().enumerate() {
         outcome
             .metric(
                 format!("publish.ab.{}", name.replace(' ', "_")),
@@ -157,6 +153,38 @@ pub async fn run(ctx: &Ctx, outcome: &mut Outcome) -> Result<()> {
     }
     Ok(())
 }
+
+/// One series of the rounds: what the table calls it, the server it posts to (an index into
+/// `run`'s servers: ssehub, nchan, minimal) and whether it posts Mercure updates.
+struct Series {
+    name: &'static str,
+    server: usize,
+    mercure: bool,
+}
+
+/// The series, by the index the ratios below use.
+const SERIES: [Series; 4] = [
+    Series {
+        name: "ssehub",
+        server: 0,
+        mercure: false,
+    },
+    Series {
+        name: "nchan",
+        server: 1,
+        mercure: false,
+    },
+    Series {
+        name: "ssehub Mercure",
+        server: 0,
+        mercure: true,
+    },
+    Series {
+        name: "minimal",
+        server: 2,
+        mercure: false,
+    },
+];
 
 /// User and system CPU seconds of `pids`, summed.
 fn cpu_split(pids: &[u32]) -> (f64, f64) {
