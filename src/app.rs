@@ -178,6 +178,7 @@ async fn maintain(state: AppState) {
         state.hub().broker().maintain();
         state.hub().tick();
         state.metrics().upkeep();
+        state.pattern_budget().reclaim();
     }
 }
 

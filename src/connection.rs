@@ -66,7 +66,8 @@ pub(crate) fn serve<H: Send + 'static>(
                 // A peer that is gone already has nothing more to be served.
                 if let Ok(peer) = socket.peer_addr() {
                     // Boxed: the hyper connection is large.
-                    Box::pin(serve_with_hyper(socket, prefix, peer, router, app)).await;
+                    // The first head was read under --header-timeout already.
+                    Box::pin(serve_with_hyper(socket, prefix, peer, router, app, None)).await;
                 }
             }
             Ok(Outcome::Served) => {}
@@ -105,7 +106,17 @@ pub(crate) async fn serve_tls<H: Send + 'static>(
         },
         () = stop.cancelled() => return,
     };
-    Box::pin(serve_with_hyper(stream, Vec::new(), peer, router, app)).await;
+    // The first request head gets --header-timeout, as on a cleartext connection.
+    let first_head = Some(app.config().header_timeout);
+    Box::pin(serve_with_hyper(
+        stream,
+        Vec::new(),
+        peer,
+        router,
+        app,
+        first_head,
+    ))
+    .await;
 }
 
 /// Serves one accepted connection with hyper alone, no direct stream path: the
@@ -117,15 +128,27 @@ pub(crate) async fn serve_plain(
     app: AppState,
 ) {
     let _ = socket.set_nodelay(true);
-    Box::pin(serve_with_hyper(socket, Vec::new(), peer, router, app)).await;
+    let first_head = Some(app.config().header_timeout);
+    Box::pin(serve_with_hyper(
+        socket,
+        Vec::new(),
+        peer,
+        router,
+        app,
+        first_head,
+    ))
+    .await;
 }
 
+/// `first_head`: how long the first request's head may take to arrive (`None` when it has
+/// been read already).
 async fn serve_with_hyper<S>(
     socket: S,
     prefix: Vec<u8>,
     peer: SocketAddr,
     router: Router,
     app: AppState,
+    first_head: Option<Duration>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -165,8 +188,10 @@ async fn serve_with_hyper<S>(
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let stop = app.shutdown_token();
-    let period =
-        (config.idle_timeout.min(config.write_timeout) / 4).max(Duration::from_millis(250));
+    let started = Instant::now();
+    let period = (config.idle_timeout.min(config.write_timeout) / 4)
+        .min(first_head.map_or(Duration::MAX, |t| t / 4))
+        .max(Duration::from_millis(250));
     let mut watch = tokio::time::interval_at(Instant::now() + period, period);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing: Option<Instant> = None;
@@ -183,6 +208,12 @@ async fn serve_with_hyper<S>(
                 closing = Some(Instant::now() + CLOSE_WAIT);
             }
             _ = watch.tick() => {
+                if first_head.is_some_and(|limit| started.elapsed() >= limit)
+                    && !activity.has_served()
+                {
+                    tracing::debug!(%peer, "no request head within --header-timeout");
+                    return;
+                }
                 activity.reap_stalled(config.write_timeout);
                 if closing.is_none() && activity.idle_for() >= config.idle_timeout {
                     tracing::debug!(%peer, "closing an idle connection");
@@ -210,6 +241,8 @@ struct Activity {
 #[derive(Debug)]
 struct ActivityState {
     active: usize,
+    /// A request has begun on this connection.
+    served: bool,
     idle_since: Instant,
     /// Streaming bodies, to find those whose client stopped taking bytes.
     streams: Vec<Weak<Mutex<Cell>>>,
@@ -234,6 +267,7 @@ impl Activity {
         Self {
             state: Mutex::new(ActivityState {
                 active: 0,
+                served: false,
                 idle_since: Instant::now(),
                 streams: Vec::new(),
             }),
@@ -245,7 +279,10 @@ impl Activity {
     }
 
     fn enter(self: &Arc<Self>) -> InFlight {
-        self.lock().active += 1;
+        let mut state = self.lock();
+        state.active += 1;
+        state.served = true;
+        drop(state);
         InFlight(Arc::clone(self))
     }
 
@@ -266,6 +303,11 @@ impl Activity {
             state.streams.push(Arc::downgrade(&cell));
         }
         Response::from_parts(parts, Body::new(Tracked(cell)))
+    }
+
+    /// Whether a request has begun on this connection.
+    fn has_served(&self) -> bool {
+        self.lock().served
     }
 
     /// How long nothing has been in flight (zero while something is).

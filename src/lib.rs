@@ -31,6 +31,7 @@
 //! - [`sse`]: the `text/event-stream` encoder and a WHATWG parser.
 //! - [`tls`]: HTTPS with ALPN `h2`/`http/1.1`, the certificate reloaded while serving.
 //! - [`io`]: socket wrappers (dropping peers that stop reading; replaying bytes already read).
+//! - `logtext`: client text escaped for log lines (a leaf).
 //! - [`metrics`]: the Prometheus series, one recorder per server, the streams' counting guard;
 //!   a leaf like `sse`, usable from every layer.
 //!
@@ -58,6 +59,7 @@ mod http;
 pub mod hub;
 pub mod io;
 mod json;
+mod logtext;
 pub mod metrics;
 pub mod quota;
 pub mod session;

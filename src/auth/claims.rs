@@ -70,8 +70,21 @@ pub fn grants(token: &Verified, audience: &Audience<'_>) -> Result<Grants, Strin
         issuer: claims.get("iss").and_then(Value::as_str).map(str::to_owned),
         ..Grants::default()
     };
-    if claims.contains_key("exp") && grants.expires.is_none() {
-        return Err("exp is not a number of seconds".into());
+    // The verifier checks `exp` and `nbf` only when they are numbers: any other type is
+    // refused here, so that a string `nbf` cannot skip the check.
+    for name in ["exp", "nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(value) if value.as_u64().is_some() => {}
+            Some(value) if value.as_f64().is_some_and(|v| v.is_finite() && v >= 0.0) => {}
+            Some(_) => return Err(format!("{name} is not a number of seconds")),
+        }
+    }
+    if grants.expires.is_none() {
+        grants.expires = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|secs| secs as u64);
     }
     match claims.get("authorization_details") {
         Some(details) => {

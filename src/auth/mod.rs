@@ -20,6 +20,7 @@ pub use claims::Grants;
 pub use keys::{KeyError, Verifier};
 
 use crate::config::AuthConfig;
+use crate::logtext::Untrusted;
 
 /// The legacy (draft-07) cookie name.
 pub const LEGACY_COOKIE: &str = "mercureAuthorization";
@@ -177,7 +178,8 @@ impl Auth {
     pub fn may_publish(grants: Option<&Grants>, topic: &str) -> Result<(), AuthError> {
         match grants {
             Some(grants) if !grants.may_publish(topic) => {
-                tracing::info!(topic, subject = ?grants.subject, "publish refused: no grant for the topic");
+                let topic = Untrusted(topic);
+                tracing::info!(%topic, subject = ?grants.subject, "publish refused: no grant for the topic");
                 Err(AuthError::Forbidden)
             }
             _ => Ok(()),
@@ -232,7 +234,15 @@ impl Auth {
         role: &'static str,
     ) -> Result<Grants, AuthError> {
         let verified = verifier.verify(token).map_err(|rejected| {
-            tracing::info!(role, reason = %rejected.reason, kid = ?rejected.kid, "token refused");
+            // Not verified: the issuer is what the token claims, logged as such.
+            let unverified_issuer = keys::unverified_issuer(token);
+            tracing::info!(
+                role,
+                reason = %Untrusted(&rejected.reason),
+                unverified_issuer = unverified_issuer.as_deref().map(Untrusted).map(tracing::field::display),
+                kid = ?rejected.kid,
+                "token refused"
+            );
             AuthError::Invalid
         })?;
         let resource = match &self.resource_identifier {
@@ -253,7 +263,13 @@ impl Auth {
         };
         claims::grants(&verified, &audience).map_err(|reason| {
             let issuer = verified.claims.get("iss").and_then(|v| v.as_str());
-            tracing::info!(role, %reason, issuer, kid = ?verified.header.kid, "token refused");
+            tracing::info!(
+                role,
+                reason = %Untrusted(&reason),
+                issuer = issuer.map(Untrusted).map(tracing::field::display),
+                kid = ?verified.header.kid,
+                "token refused"
+            );
             AuthError::Invalid
         })
     }

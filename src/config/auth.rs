@@ -23,7 +23,12 @@ pub const MERCURE_ENV: [(&str, &str); 6] = [
 pub struct KeyFlags {
     /// JWT key for publishers and subscribers both: the secret (HS256/384/512) or a PEM public
     /// key, as text or a file path (RS*, PS*, ES256/384, EdDSA). Also `MERCURE_JWT_KEY`.
-    #[arg(long, env = "SSEHUB_JWT_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SSEHUB_JWT_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub jwt_key: Option<String>,
 
     /// Algorithm of `--jwt-key` (default HS256).
@@ -31,7 +36,12 @@ pub struct KeyFlags {
     pub jwt_alg: Option<String>,
 
     /// JWT key of publishers (overrides `--jwt-key`). Also `MERCURE_PUBLISHER_JWT_KEY`.
-    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SSEHUB_PUBLISHER_JWT_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub publisher_jwt_key: Option<String>,
 
     /// Algorithm of the publisher key. Also `MERCURE_PUBLISHER_JWT_ALG`.
@@ -39,7 +49,12 @@ pub struct KeyFlags {
     pub publisher_jwt_alg: Option<String>,
 
     /// JWT key of subscribers (overrides `--jwt-key`). Also `MERCURE_SUBSCRIBER_JWT_KEY`.
-    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SSEHUB_SUBSCRIBER_JWT_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub subscriber_jwt_key: Option<String>,
 
     /// Algorithm of the subscriber key. Also `MERCURE_SUBSCRIBER_JWT_ALG`.

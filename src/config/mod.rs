@@ -55,6 +55,14 @@ pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_MAX_TOPICS_PER_STREAM: usize = 16;
 /// Topics the hub keeps at once.
 pub const DEFAULT_MAX_TOPICS: usize = 10_000;
+/// Bytes of compiled URI templates and URL patterns one subscription may hold (a typical URL
+/// pattern is 20 to 60 KiB of automata, a template 5 to 10 KiB).
+pub const DEFAULT_MAX_PATTERN_BYTES_PER_STREAM: &str = "1MiB";
+/// Bytes of compiled URI templates and URL patterns the whole hub may hold.
+pub const DEFAULT_MAX_PATTERN_BYTES: &str = "128MiB";
+/// Distinct patterns the fan-out cannot narrow by their literal text (a template or URL pattern
+/// with no fixed prefix or suffix): each runs for every new topic, under the fan-out lock.
+pub const DEFAULT_MAX_BROAD_PATTERNS: usize = 64;
 /// `retry:` hint sent at the start of live streams, in milliseconds.
 pub const DEFAULT_RETRY_MS: u64 = 2000;
 /// How long shutdown waits for connections to finish before it drops them.
@@ -156,6 +164,20 @@ pub struct Config {
     /// Topic patterns one stream may subscribe to.
     #[arg(long, env = "SSEHUB_MAX_TOPICS_PER_STREAM", default_value_t = DEFAULT_MAX_TOPICS_PER_STREAM)]
     pub max_topics_per_stream: usize,
+
+    /// Bytes of compiled URI templates and URL patterns one subscription may hold; more is 400.
+    #[arg(long, env = "SSEHUB_MAX_PATTERN_BYTES_PER_STREAM", default_value = DEFAULT_MAX_PATTERN_BYTES_PER_STREAM, value_parser = parse_bytes)]
+    pub max_pattern_bytes_per_stream: usize,
+
+    /// Bytes of compiled URI templates and URL patterns the hub holds (shared by identical
+    /// patterns); a subscription past it is 503.
+    #[arg(long, env = "SSEHUB_MAX_PATTERN_BYTES", default_value = DEFAULT_MAX_PATTERN_BYTES, value_parser = parse_bytes)]
+    pub max_pattern_bytes: usize,
+
+    /// Distinct subscribed patterns with no literal prefix or suffix to index them by (each is
+    /// run for every new topic); a subscription past it is 503.
+    #[arg(long, env = "SSEHUB_MAX_BROAD_PATTERNS", default_value_t = DEFAULT_MAX_BROAD_PATTERNS)]
+    pub max_broad_patterns: usize,
 
     /// Topics the hub holds at once; publishing to a new topic past it answers 503.
     #[arg(long, env = "SSEHUB_MAX_TOPICS", default_value_t = DEFAULT_MAX_TOPICS)]
@@ -270,6 +292,10 @@ impl Config {
             auth: AuthConfig::default(),
             max_topics_per_stream: DEFAULT_MAX_TOPICS_PER_STREAM,
             max_topics: DEFAULT_MAX_TOPICS,
+            max_pattern_bytes_per_stream: parse_bytes(DEFAULT_MAX_PATTERN_BYTES_PER_STREAM)
+                .unwrap_or(1 << 20),
+            max_pattern_bytes: parse_bytes(DEFAULT_MAX_PATTERN_BYTES).unwrap_or(128 << 20),
+            max_broad_patterns: DEFAULT_MAX_BROAD_PATTERNS,
             retry_ms: DEFAULT_RETRY_MS,
             shutdown_grace: duration(DEFAULT_SHUTDOWN_GRACE),
             write_timeout: duration(DEFAULT_WRITE_TIMEOUT),

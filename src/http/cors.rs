@@ -35,22 +35,32 @@ impl Cors {
         }
     }
 
-    /// The headers for a response to a request from `origin` (none when not allowed).
+    /// The headers for a response to a request from `origin`: the allow headers when it is
+    /// allowed, and `Vary: Origin` on every response whenever an exact-origin list makes the
+    /// answer depend on it (allowed or not, with an `Origin` or without: a shared cache must
+    /// not hand one origin's answer to another).
     pub fn headers(&self, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
-        let Some(origin) = origin.and_then(|o| std::str::from_utf8(o).ok()) else {
-            return Vec::new();
-        };
-        if self.origins.iter().any(|o| o == origin) {
-            vec![
-                ("access-control-allow-origin", origin.to_owned()),
-                ("access-control-allow-credentials", "true".to_owned()),
-                ("vary", "origin".to_owned()),
-            ]
-        } else if self.any {
-            vec![("access-control-allow-origin", "*".to_owned())]
-        } else {
-            Vec::new()
+        let mut headers = Vec::new();
+        let origin = origin.and_then(|o| std::str::from_utf8(o).ok());
+        match origin {
+            Some(origin) if self.origins.iter().any(|o| o == origin) => {
+                headers.push(("access-control-allow-origin", origin.to_owned()));
+                headers.push(("access-control-allow-credentials", "true".to_owned()));
+            }
+            Some(_) if self.any => headers.push(("access-control-allow-origin", "*".to_owned())),
+            _ => {}
         }
+        if !self.origins.is_empty() {
+            headers.push(("vary", "origin".to_owned()));
+        }
+        headers
+    }
+
+    /// Whether `headers` (from [`Cors::headers`]) allow the origin.
+    fn allows(headers: &[(&'static str, String)]) -> bool {
+        headers
+            .iter()
+            .any(|(name, _)| *name == "access-control-allow-origin")
     }
 }
 
@@ -65,7 +75,7 @@ pub(crate) async fn layer(State(app): State<AppState>, request: Request, next: N
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut response = if preflight && !allow.is_empty() {
+    let mut response = if preflight && Cors::allows(&allow) {
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
         headers.insert(

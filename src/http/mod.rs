@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(request::refuse_ambiguous))
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(middleware::from_fn_with_state(
@@ -154,6 +155,7 @@ pub(crate) fn log_request(
         return;
     }
     let path: String = path.chars().take(200).collect();
+    let path = crate::logtext::Untrusted(&path);
     let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     if app.config().access_log {
         tracing::info!(method, %path, status, micros, "request");

@@ -13,6 +13,62 @@ use crate::metrics::HttpVersion;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Headers a request may carry once: what decides who may do what, and where a stream
+/// starts. Two of one could be read two ways (the first or the last): both HTTP paths refuse
+/// such a request with 400 instead. `Cookie` may come several times (HTTP/2 splits it); both
+/// paths join them in order.
+const SINGLE: [&str; 5] = [
+    "authorization",
+    "origin",
+    "host",
+    "last-event-id",
+    "content-type",
+];
+
+/// Why a request head must be refused before anything reads it: a header of [`SINGLE`] twice,
+/// or a `Host` that is not a host (it is written into the `Link` header and the hub's URL).
+pub(crate) fn ambiguity<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<String> {
+    let mut seen = [false; SINGLE.len()];
+    for (name, value) in headers {
+        let Some(at) = SINGLE.iter().position(|s| name.eq_ignore_ascii_case(s)) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[at], true) {
+            return Some(format!("the {} header may appear only once", SINGLE[at]));
+        }
+        if at == 2 && !valid_host(value) {
+            return Some("the host header is not a host name, address and port".into());
+        }
+    }
+    None
+}
+
+/// A `Host` value: a name, an IPv4 or bracketed IPv6 address, an optional port; nothing that
+/// could end a URL or a header parameter.
+fn valid_host(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= 255
+        && value
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]%".contains(&b))
+}
+
+/// The hyper path's check: refuses with 400 what [`ambiguity`] finds.
+pub(crate) async fn refuse_ambiguous(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    match ambiguity(headers) {
+        Some(problem) => crate::error::ApiError::BadRequest(problem).into_response(),
+        None => next.run(request).await,
+    }
+}
+
 /// See the module docs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct RequestMeta {

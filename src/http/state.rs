@@ -21,6 +21,7 @@ use crate::hub::{Fanout, Hub};
 use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::session::{Pacer, Settings};
+use crate::topic::budget::{PatternBudget, Spend};
 
 /// Most events one resume replays.
 const MAX_REPLAY_EVENTS: usize = 10_000;
@@ -63,6 +64,10 @@ struct Inner {
     shutdown: Shutdown,
     started: Instant,
     metrics: Metrics,
+    /// Bytes of compiled subscription patterns held, against `--max-pattern-bytes`.
+    patterns: Arc<PatternBudget>,
+    /// Where subscriptions' patterns wait their turn to compile.
+    compiler: super::mercure::selectors::Compiler,
 }
 
 impl AppState {
@@ -150,6 +155,8 @@ impl AppState {
             pacer: Pacer::new(config.burst_pace),
         });
         let auth = Auth::from_config(&config.auth)?;
+        hub.set_max_broad_patterns(config.max_broad_patterns);
+        let patterns = PatternBudget::new(config.max_pattern_bytes);
         Ok(Self {
             inner: Arc::new(Inner {
                 stream_cap: config.stream_cap(),
@@ -166,6 +173,8 @@ impl AppState {
                 shutdown: Shutdown::new(),
                 started: Instant::now(),
                 metrics,
+                patterns,
+                compiler: Default::default(),
             }),
         })
     }
@@ -205,6 +214,23 @@ impl AppState {
     ) -> super::request::RequestMeta {
         super::request::RequestMeta::from_headers(headers, uri, peer)
             .secure(self.config().tls_cert.is_some())
+    }
+
+    /// What one subscription's patterns may compile: its own allowance and the hub's budget.
+    pub(crate) fn pattern_spend(&self) -> Spend {
+        Spend::new(
+            &self.inner.patterns,
+            self.inner.config.max_pattern_bytes_per_stream,
+        )
+    }
+
+    /// The hub's pattern budget.
+    pub fn pattern_budget(&self) -> &Arc<PatternBudget> {
+        &self.inner.patterns
+    }
+
+    pub(crate) fn compiler(&self) -> &super::mercure::selectors::Compiler {
+        &self.inner.compiler
     }
 
     /// The authorization model.

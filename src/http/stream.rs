@@ -173,7 +173,7 @@ pub(crate) async fn start(
         .subscriber(&meta.credentials(spec.token.as_deref()))?;
     let mut guard = take_slot(app, meta, grants.as_ref())?;
     let resume = match spec.last_event_id.as_deref() {
-        Some(cursor) => Some(resume_from(app, cursor).await?),
+        Some(cursor) => Some(resume_from(app, cursor, &spec.patterns).await?),
         None => None,
     };
     let deadline = app.auth().stream_deadline(grants.as_ref());
@@ -236,19 +236,23 @@ pub(crate) fn take_slot(
     Ok(guard)
 }
 
-/// Where a cursor points: `earliest`, one of the hub's ids, or a publisher-chosen id the hub
-/// still holds; anything else is unknown (and the stream is told of a gap).
-async fn resume_from(app: &AppState, cursor: &str) -> Result<ResumeFrom, ApiError> {
+/// Where a cursor points: `earliest`, one of the hub's ids (they always win: no publisher id
+/// has their form), or a publisher-chosen id the hub still holds on one of the stream's own
+/// topics; anything else is unknown (and the stream is told of a gap).
+async fn resume_from(
+    app: &AppState,
+    cursor: &str,
+    patterns: &[Pattern],
+) -> Result<ResumeFrom, ApiError> {
     if cursor == "earliest" {
         return Ok(ResumeFrom::Earliest);
     }
-    // A publisher's id first: it may look like one of the hub's own.
-    if let Some(id) = app.hub().resolve(cursor).await? {
+    if let Ok(id) = cursor.parse::<EventId>() {
         return Ok(ResumeFrom::After(id));
     }
-    Ok(match cursor.parse::<EventId>() {
-        Ok(id) => ResumeFrom::After(id),
-        Err(_) => ResumeFrom::Unknown,
+    Ok(match app.hub().resolve(cursor, patterns).await? {
+        Some(id) => ResumeFrom::After(id),
+        None => ResumeFrom::Unknown,
     })
 }
 

@@ -13,7 +13,7 @@ pub use crate::broker::{BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom};
 pub use crate::event::{Draft, Event};
 pub use crate::sse::EventId;
 pub use crate::topic::{Pattern, TopicError, TopicName};
-pub use fanout::{Access, Fanout, Lagged, Subscription};
+pub use fanout::{Access, Fanout, Lagged, Subscription, TooManyPatterns};
 
 use crate::broker::memory::{Limits, MemoryBroker};
 use crate::broker::{Broker, TopicStats};
@@ -152,6 +152,11 @@ impl Hub {
         self.fanout.wake_all();
     }
 
+    /// Sets how many subscribed patterns the fan-out's index cannot narrow may exist at once.
+    pub fn set_max_broad_patterns(&self, max: usize) {
+        self.fanout.set_max_broad(max);
+    }
+
     /// The backend.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
@@ -162,6 +167,12 @@ impl Hub {
     /// # Errors
     /// When the broker refuses or cannot be reached.
     pub async fn publish(&self, draft: Draft) -> Result<Published, BrokerError> {
+        // Hub ids always win as cursors: a publisher id of their form could never be one.
+        if let Some(custom) = &draft.custom_id {
+            if custom.as_str().parse::<EventId>().is_ok() {
+                return Err(BrokerError::IdInUse(custom.as_str().to_owned()));
+            }
+        }
         let event = self.broker.publish(draft).await?;
         let subscribers = self.fanout.subscribers(&event.topic);
         Ok(Published { event, subscribers })
@@ -180,10 +191,13 @@ impl Hub {
         replay_limit: ReplayLimit,
         access: Option<Access>,
     ) -> Result<(Subscription, Replay), BrokerError> {
-        let mut subscription = self
-            .fanout
-            .subscribe(patterns, access)
-            .map_err(|_| BrokerError::TooManyTopics)?;
+        let mut subscription =
+            self.fanout
+                .subscribe(patterns, access)
+                .map_err(|err| match err {
+                    TooManyPatterns::Topics => BrokerError::TooManyTopics,
+                    TooManyPatterns::Broad => BrokerError::TooManyPatterns,
+                })?;
         let Some(from) = resume else {
             return Ok((subscription, Replay::default()));
         };
@@ -200,15 +214,28 @@ impl Hub {
         Ok((subscription, replay))
     }
 
-    /// The hub id of the earliest held event a publisher gave `id`, if any.
+    /// The hub id of the held event a publisher gave `id`, if that event is on a topic (or
+    /// alternate) that `patterns` watch: a cursor names a place only in the stream's own topics,
+    /// so no publisher can move another topic's subscribers.
     ///
     /// # Errors
     /// When the broker cannot be reached.
-    pub async fn resolve(&self, id: &str) -> Result<Option<EventId>, BrokerError> {
+    pub async fn resolve(
+        &self,
+        id: &str,
+        patterns: &[Pattern],
+    ) -> Result<Option<EventId>, BrokerError> {
         if id.is_empty() || id.len() > crate::sse::fields::MAX_LINE_TEXT {
             return Ok(None);
         }
-        self.broker.resolve(id).await
+        let Some(cursor) = self.broker.resolve(id).await? else {
+            return Ok(None);
+        };
+        let watched = cursor
+            .topics
+            .iter()
+            .any(|topic| patterns.iter().any(|p| p.matches(topic)));
+        Ok(watched.then_some(cursor.id))
     }
 
     /// The id issued last, if any.

@@ -47,7 +47,7 @@ impl Selector {
         match self {
             Self::Template(_, source) => Some(template_literals(source)),
             Self::UrlPattern(pattern, _) => {
-                let pattern = &pattern.0;
+                let pattern = &pattern.pattern;
                 let host = pattern.hostname();
                 let path = pattern.pathname();
                 let (prefix, suffix) = pathname_literals(path);
@@ -64,7 +64,7 @@ impl Selector {
     /// The base URL relative topics resolve against, for a URL pattern.
     pub fn base(&self) -> Option<&url::Url> {
         match self {
-            Self::UrlPattern(pattern, _) => pattern.1.as_ref(),
+            Self::UrlPattern(pattern, _) => pattern.base.as_ref(),
             _ => None,
         }
     }

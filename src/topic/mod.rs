@@ -3,6 +3,8 @@
 //! A topic is 1 to 128 bytes of segments of `[A-Za-z0-9_.:-]` joined by `/` (no empty segment).
 //! A pattern is a topic, `prefix/*` (every topic under `prefix/`, at any depth) or `*` (all).
 
+pub mod budget;
+pub mod compiled;
 pub mod literal;
 pub mod selector;
 pub mod template;

@@ -2,13 +2,18 @@
 //!
 //! One type for every kind of selector a token can carry, so the checks elsewhere never care
 //! which kind they hold: `*`, an exact topic, ssehub's `prefix/*`, and a WHATWG URL Pattern
-//! (draft-08 `match_type: "urlpattern"`), evaluated by the `urlpattern` crate on the `regex`
-//! engine, which runs in linear time. (Legacy URI templates slot in as one more variant.)
+//! (draft-08 `match_type: "urlpattern"`), evaluated by the `urlpattern` crate, and an RFC 6570
+//! URI template. Both compile to regular expressions under hard limits (`topic::compiled`),
+//! matched in linear time, whose bytes are charged to the pattern budget (`topic::budget`) for
+//! as long as the selector lives.
 
 use std::fmt;
 use std::sync::Arc;
 
 use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
+
+use super::budget::{Charge, Spend, SpendError};
+use super::compiled::{self, Compiled, UrlRegex};
 
 /// Longest selector accepted in a token.
 pub const MAX_SELECTOR_LEN: usize = 2048;
@@ -24,9 +29,25 @@ pub enum Selector {
     Prefix(String),
     /// A URL pattern, and the hub URL that relative topics resolve against (draft-08, "URL
     /// Pattern"); without one, only absolute URL topics can match it.
-    UrlPattern(Arc<(UrlPattern, Option<url::Url>)>, String),
+    UrlPattern(Arc<UrlMatcher>, String),
     /// An RFC 6570 URI template (legacy selectors).
-    Template(Arc<regex::Regex>, String),
+    Template(Arc<TemplateMatcher>, String),
+}
+
+/// A compiled URL pattern, the base relative topics resolve against, and its charge.
+#[derive(Debug)]
+pub struct UrlMatcher {
+    pub(super) pattern: UrlPattern<UrlRegex>,
+    pub(super) base: Option<url::Url>,
+    bytes: usize,
+    _charge: Option<Charge>,
+}
+
+/// A compiled URI template and its charge.
+#[derive(Debug)]
+pub struct TemplateMatcher {
+    regex: Compiled,
+    _charge: Option<Charge>,
 }
 
 impl fmt::Debug for Selector {
@@ -63,21 +84,45 @@ impl std::hash::Hash for Selector {
 }
 
 /// A draft-08 `match_urlpattern` selector, relative patterns resolved against `base` (the hub
-/// URL).
+/// URL), with no budget but the per-expression caps.
 ///
 /// # Errors
-/// An invalid or over-long pattern.
+/// An invalid, over-long or too complex pattern.
 pub fn url_pattern_with_base(text: &str, base: &str) -> Result<Selector, SelectorError> {
+    url_pattern_in(text, Some(base), &mut Spend::unlimited())
+}
+
+/// A URL pattern compiled and charged to `spend`; relative ones resolve against `base`.
+///
+/// # Errors
+/// An invalid, over-long or too complex pattern, or one over the budget.
+pub fn url_pattern_in(
+    text: &str,
+    base: Option<&str>,
+    spend: &mut Spend,
+) -> Result<Selector, SelectorError> {
     if text.len() > MAX_SELECTOR_LEN {
         return Err(SelectorError::TooLong);
     }
-    let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
-    let base = url::Url::parse(base).ok();
-    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, base.clone())
-        .map_err(bad)?;
-    let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
+    let base = base.and_then(|b| url::Url::parse(b).ok());
+    compiled::take_cost();
+    let parsed = UrlPatternInit::parse_constructor_string::<UrlRegex>(text, base.clone())
+        .and_then(|init| UrlPattern::<UrlRegex>::parse(init, UrlPatternOptions::default()));
+    let (bytes, too_costly) = compiled::take_cost();
+    let pattern = match parsed {
+        Ok(pattern) => pattern,
+        Err(_) if too_costly => return Err(SelectorError::TooComplex),
+        Err(err) => return Err(SelectorError::BadPattern(err.to_string())),
+    };
+    let bytes = bytes + text.len();
+    let charge = spend.take(bytes)?;
     Ok(Selector::UrlPattern(
-        Arc::new((pattern, base)),
+        Arc::new(UrlMatcher {
+            pattern,
+            base,
+            bytes,
+            _charge: charge,
+        }),
         text.to_owned(),
     ))
 }
@@ -91,9 +136,15 @@ pub enum SelectorError {
     /// A `match_type` this hub does not know.
     #[error("unsupported match_type {0:?}")]
     UnknownType(String),
-    /// Not a valid URL pattern.
+    /// Not a valid URL pattern or URI template.
     #[error("invalid URL pattern: {0}")]
     BadPattern(String),
+    /// Compiles to an automaton past the per-expression cap.
+    #[error("{}", compiled::CompileError::TooCostly)]
+    TooComplex,
+    /// Over the request's allowance or the hub's pattern budget.
+    #[error(transparent)]
+    Budget(#[from] SpendError),
 }
 
 impl Selector {
@@ -104,13 +155,28 @@ impl Selector {
     /// # Errors
     /// An over-long selector or a malformed template.
     pub fn legacy(text: &str) -> Result<Self, SelectorError> {
+        Self::legacy_in(text, &mut Spend::unlimited())
+    }
+
+    /// [`Selector::legacy`], a template's automaton charged to `spend`.
+    ///
+    /// # Errors
+    /// As [`Selector::legacy`], and a template over the budget.
+    pub fn legacy_in(text: &str, spend: &mut Spend) -> Result<Self, SelectorError> {
         if text.len() > MAX_SELECTOR_LEN {
             return Err(SelectorError::TooLong);
         }
         if super::template::is_template(text) {
-            let regex = super::template::compile(text)
-                .map_err(|e| SelectorError::BadPattern(e.to_string()))?;
-            return Ok(Self::Template(Arc::new(regex), text.to_owned()));
+            let regex = super::template::compile(text).map_err(|e| match e {
+                super::template::TemplateError::TooComplex => SelectorError::TooComplex,
+                e => SelectorError::BadPattern(e.to_string()),
+            })?;
+            let charge = spend.take(regex.bytes() + text.len())?;
+            let matcher = TemplateMatcher {
+                regex,
+                _charge: charge,
+            };
+            return Ok(Self::Template(Arc::new(matcher), text.to_owned()));
         }
         Ok(match text {
             "*" => Self::Any,
@@ -141,13 +207,26 @@ impl Selector {
         if text.len() > MAX_SELECTOR_LEN {
             return Err(SelectorError::TooLong);
         }
+        // The type is checked first: an unknown one refuses the token whatever `match` says.
+        let kind = match match_type.unwrap_or("exact") {
+            kind @ ("exact" | "urlpattern") => kind,
+            other => return Err(SelectorError::UnknownType(other.to_owned())),
+        };
         if text == "*" {
             return Ok(Self::Any);
         }
-        match match_type.unwrap_or("exact") {
+        match kind {
             "exact" => Ok(Self::Exact(text.to_owned())),
-            "urlpattern" => url_pattern(text),
-            other => Err(SelectorError::UnknownType(other.to_owned())),
+            _ => url_pattern_in(text, None, &mut Spend::unlimited()),
+        }
+    }
+
+    /// Heap bytes of the compiled automata (0 for the selectors that compile nothing).
+    pub fn compiled_bytes(&self) -> usize {
+        match self {
+            Self::UrlPattern(matcher, _) => matcher.bytes,
+            Self::Template(matcher, _) => matcher.regex.bytes(),
+            _ => 0,
         }
     }
 
@@ -157,27 +236,14 @@ impl Selector {
             Self::Any => true,
             Self::Exact(exact) => exact == topic,
             Self::Prefix(prefix) => topic.starts_with(prefix.as_str()),
-            Self::UrlPattern(pattern, _) => {
-                let (pattern, base) = &**pattern;
-                url::Url::parse(topic)
-                    .ok()
-                    .or_else(|| base.as_ref().and_then(|b| b.join(topic).ok()))
-                    .and_then(|url| pattern.test(UrlPatternMatchInput::Url(url)).ok())
-                    .unwrap_or(false)
-            }
-            Self::Template(regex, _) => regex.is_match(topic),
+            Self::UrlPattern(matcher, _) => url::Url::parse(topic)
+                .ok()
+                .or_else(|| matcher.base.as_ref().and_then(|b| b.join(topic).ok()))
+                .and_then(|url| matcher.pattern.test(UrlPatternMatchInput::Url(url)).ok())
+                .unwrap_or(false),
+            Self::Template(matcher, _) => matcher.regex.is_match(topic),
         }
     }
-}
-
-fn url_pattern(text: &str) -> Result<Selector, SelectorError> {
-    let bad = |err: urlpattern::Error| SelectorError::BadPattern(err.to_string());
-    let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(text, None).map_err(bad)?;
-    let pattern = UrlPattern::parse(init, UrlPatternOptions::default()).map_err(bad)?;
-    Ok(Selector::UrlPattern(
-        Arc::new((pattern, None)),
-        text.to_owned(),
-    ))
 }
 
 #[cfg(test)]

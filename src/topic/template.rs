@@ -1,12 +1,13 @@
 //! RFC 6570 URI templates as topic selectors (draft-07 `topic=https://example.com/books/{id}`),
-//! matched by turning the template into an anchored regular expression for the `regex` crate,
-//! whose matching is linear in the topic's length whatever the template.
+//! matched by turning the template into an anchored regular expression compiled under the
+//! caps of `topic::compiled`, whose matching is linear in the topic's length whatever the
+//! template.
 //!
 //! Each expression matches what its operator can expand to: `{var}` a value without `/`, `?`
 //! or `#`; `{+var}` anything; `{#var}` a `#` then anything; `{.var}`, `{/var}`, `{;var}` zero or
 //! more labels, segments or parameters; `{?var}`, `{&var}` an optional query part.
 
-use regex::Regex;
+use super::compiled::{CompileError, Compiled};
 
 /// Longest template accepted.
 pub const MAX_TEMPLATE_LEN: usize = 2048;
@@ -20,6 +21,9 @@ pub enum TemplateError {
     /// Longer than [`MAX_TEMPLATE_LEN`].
     #[error("URI template longer than {MAX_TEMPLATE_LEN} bytes")]
     TooLong,
+    /// Its automaton would pass the per-expression cap.
+    #[error("{}", CompileError::TooCostly)]
+    TooComplex,
 }
 
 /// Whether `text` holds a template expression at all.
@@ -31,7 +35,7 @@ pub fn is_template(text: &str) -> bool {
 ///
 /// # Errors
 /// [`TemplateError`] for a malformed or over-long template.
-pub fn compile(template: &str) -> Result<Regex, TemplateError> {
+pub fn compile(template: &str) -> Result<Compiled, TemplateError> {
     if template.len() > MAX_TEMPLATE_LEN {
         return Err(TemplateError::TooLong);
     }
@@ -62,7 +66,10 @@ pub fn compile(template: &str) -> Result<Regex, TemplateError> {
     }
     pattern.push_str(&regex::escape(rest));
     pattern.push('$');
-    Regex::new(&pattern).map_err(|_| TemplateError::Malformed)
+    Compiled::new(&pattern).map_err(|e| match e {
+        CompileError::TooCostly => TemplateError::TooComplex,
+        CompileError::Invalid => TemplateError::Malformed,
+    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ mod state;
 
 use self::state::State;
 use super::durable::Journal;
-use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
+use super::{Broker, BrokerError, Cursor, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{unix_now, Draft, Event};
 use crate::sse::EventId;
 use crate::topic::{Pattern, TopicName};
@@ -119,6 +119,11 @@ impl MemoryBroker {
     fn publish_now(&self, draft: Draft) -> Result<Arc<Event>, BrokerError> {
         let now = unix_now();
         let mut state = self.lock();
+        if let Some(custom) = &draft.custom_id {
+            if state.ledger.custom_ids.contains_key(custom.as_str()) {
+                return Err(BrokerError::IdInUse(custom.as_str().to_owned()));
+            }
+        }
         if state.topics.len() >= self.limits.max_topics && !state.topics.contains_key(&draft.topic)
         {
             self.make_room(&mut state)?;
@@ -267,8 +272,11 @@ impl Broker for MemoryBroker {
         std::future::ready(Ok((last != EventId::default()).then_some(last))).boxed()
     }
 
-    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
-        let found = self.lock().ledger.custom_ids.get(id).copied();
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>, BrokerError>> {
+        let found = self.lock().ledger.custom_ids.get(id).map(|event| Cursor {
+            id: event.id,
+            topics: event.topics().cloned().collect(),
+        });
         std::future::ready(Ok(found)).boxed()
     }
 

@@ -35,8 +35,9 @@ pub(super) struct Ledger {
     pub(super) bytes: usize,
     /// Events held, over all topics.
     pub(super) events: usize,
-    /// Publisher-chosen ids of events held → the earliest event bearing each.
-    pub(super) custom_ids: HashMap<Arc<str>, EventId>,
+    /// Publisher-chosen ids of events held → the event bearing each (publishing an id in use
+    /// is refused, so there is one).
+    pub(super) custom_ids: HashMap<Arc<str>, Arc<Event>>,
     /// Ids that left history since the journal was last told (journaled brokers only).
     pub(super) evicted: Option<Vec<EventId>>,
 }
@@ -111,7 +112,7 @@ impl Ledger {
         history.private_held -= usize::from(old.private);
         history.alternates_held -= usize::from(!old.alternates.is_empty());
         if let Some(custom) = &old.custom_id {
-            if self.custom_ids.get(custom.as_str()) == Some(&old.id) {
+            if self.custom_ids.get(custom.as_str()).map(|e| e.id) == Some(old.id) {
                 self.custom_ids.remove(custom.as_str());
             }
         }
@@ -136,7 +137,7 @@ impl Ledger {
         if let Some(custom) = &event.custom_id {
             self.custom_ids
                 .entry(custom.as_str().into())
-                .or_insert(event.id);
+                .or_insert_with(|| Arc::clone(event));
         }
         if event.private {
             history.private_held += 1;

@@ -37,7 +37,7 @@ mod scripts;
 use self::codec::decode_entries;
 use self::scripts::{PUBLISH_LUA, READ_LUA};
 
-use super::{Broker, BrokerError, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
+use super::{Broker, BrokerError, Cursor, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{Draft, Event};
 use crate::sse::EventId;
 use crate::topic::{Pattern, TopicName};
@@ -172,7 +172,7 @@ impl Broker for RedisBroker {
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
-            let id: String = self
+            let id: Option<String> = self
                 .timed(
                     self.publish
                         .key(self.key("meta"))
@@ -200,6 +200,10 @@ impl Broker for RedisBroker {
                         .invoke_async(&mut con),
                 )
                 .await?;
+            let Some(id) = id else {
+                let custom = draft.custom_id.as_ref().map_or("", |i| i.as_str());
+                return Err(BrokerError::IdInUse(custom.to_owned()));
+            };
             let id: EventId = id
                 .parse()
                 .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))?;
@@ -274,7 +278,7 @@ impl Broker for RedisBroker {
         .boxed()
     }
 
-    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<EventId>, BrokerError>> {
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
             let found: Option<String> = self
@@ -284,7 +288,13 @@ impl Broker for RedisBroker {
                         .query_async(&mut con),
                 )
                 .await?;
-            Ok(found.and_then(|raw| raw.parse().ok()))
+            // `HUB-ID<TAB>TOPIC<TAB>ALTERNATE...` (topics cannot hold a tab).
+            Ok(found.and_then(|raw| {
+                let mut parts = raw.split('\t');
+                let id = parts.next()?.parse().ok()?;
+                let topics = parts.filter_map(|t| TopicName::any(t).ok()).collect();
+                Some(Cursor { id, topics })
+            }))
         }
         .boxed()
     }

@@ -1,13 +1,17 @@
 //! The Lua scripts the Redis broker runs: each is atomic on the server.
 
 /// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with `MAXLEN`
-/// and `MINID` trimming, the topic's last publish time, the publisher's id → hub id mapping
-/// (kept for the history age; the first event with an id wins), and the channel message.
+/// and `MINID` trimming, the topic's last publish time, the publisher's id → hub id and topics
+/// mapping (kept for the history age), and the channel message. A publisher id already mapped
+/// refuses the publish before anything is written: the script returns `false` (a nil reply).
 /// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
 /// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
 /// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
 /// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads).
 pub(super) const PUBLISH_LUA: &str = r"
+if ARGV[9] ~= '' and redis.call('EXISTS', ARGV[11] .. ARGV[9]) == 1 then
+  return false
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
@@ -19,7 +23,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], '
 redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[5])))
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 if ARGV[9] ~= '' then
-  redis.call('SET', ARGV[11] .. ARGV[9], id, 'NX', 'PX', ARGV[5])
+  local named = ARGV[1]
+  if ARGV[8] ~= '' then named = named .. '\t' .. ARGV[8] end
+  redis.call('SET', ARGV[11] .. ARGV[9], id .. '\t' .. named, 'PX', ARGV[5])
 end
 for alternate in string.gmatch(ARGV[8], '[^\t]+') do
   redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])

@@ -121,6 +121,11 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
     if len > MAX_HEAD {
         return Head::TooLarge;
     }
+    // A head that could be read two ways is hyper's to refuse, as it refuses it on its own.
+    let headers = request.headers.iter().map(|h| (h.name, h.value));
+    if crate::http::request::ambiguity(headers).is_some() {
+        return Head::Other;
+    }
     let (path, query) = match request.path.unwrap_or("").split_once('?') {
         Some((path, query)) => (path, Some(query.to_owned())),
         None => (request.path.unwrap_or(""), None),

@@ -20,16 +20,17 @@ use axum::Extension;
 
 mod form;
 pub(super) mod publish;
+pub(crate) mod selectors;
 
 use super::request::{ClientAddr, RequestMeta};
 use super::stream::{start, stream_response, StreamSpec};
-use super::subscriptions::{Active, Matcher};
+use super::subscriptions::Active;
 use super::AppState;
 use crate::auth::HUB_PATH;
 use crate::error::{ApiError, ErrorBody};
 use crate::session::{Mode, Session};
 use crate::sse::has_forbidden_char;
-use crate::topic::{selector, Pattern, Selector, TopicName};
+use crate::topic::TopicName;
 
 /// Most topics one update may name.
 pub(super) const MAX_UPDATE_TOPICS: usize = 64;
@@ -147,22 +148,6 @@ fn clean(value: &str, what: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A legacy `topic` selector as a subscription pattern.
-fn legacy_pattern(value: &str) -> Result<Pattern, ApiError> {
-    clean(value, "topic")?;
-    if value.is_empty() {
-        return Err(bad("topic is empty"));
-    }
-    Ok(
-        match Selector::legacy(value).map_err(|e| bad(e.to_string()))? {
-            Selector::Any => Pattern::Prefix("".into()),
-            Selector::Prefix(prefix) => Pattern::Prefix(prefix.into()),
-            Selector::Exact(topic) => Pattern::Exact(topic_name(&topic)?),
-            matcher => Pattern::Matcher(matcher),
-        },
-    )
-}
-
 pub(super) fn topic_name(text: &str) -> Result<TopicName, ApiError> {
     TopicName::any(text).map_err(|_| {
         bad(format!(
@@ -234,68 +219,42 @@ pub(crate) async fn open(
     meta: &RequestMeta,
 ) -> Result<(Session, Vec<(&'static str, String)>), ApiError> {
     let pairs = form::pairs(query.unwrap_or("").as_bytes())?;
-    let mut patterns: Vec<Pattern> = Vec::new();
-    let mut matchers: Vec<Matcher> = Vec::new();
+    let mut raw: Vec<selectors::Raw> = Vec::new();
     let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
+    let max = app.config().max_topics_per_stream;
     for (key, value) in pairs {
-        let (key, value) = (key.into_owned(), value.into_owned());
-        let matcher = match key.as_str() {
-            "topic" => Matcher::Legacy(value.clone()),
-            "match_urlpattern" => Matcher::Typed("urlpattern", value.clone()),
-            _ => Matcher::Typed("exact", value.clone()),
-        };
-        let pattern = match key.as_str() {
-            "topic" => legacy_pattern(&value)?,
-            "match" | "match_exact" => {
-                clean(&value, &key)?;
-                match value.as_str() {
-                    "*" => Pattern::Prefix("".into()),
-                    _ => Pattern::Exact(topic_name(&value)?),
-                }
-            }
-            "match_urlpattern" => {
-                clean(&value, &key)?;
-                match value.as_str() {
-                    "*" => Pattern::Prefix("".into()),
-                    _ => Pattern::Matcher(
-                        selector::url_pattern_with_base(&value, &hub_url(meta))
-                            .map_err(|e| bad(e.to_string()))?,
-                    ),
+        match &*key {
+            "topic" | "match" | "match_exact" | "match_urlpattern" => {
+                let pair = (key.into_owned(), value.into_owned());
+                if !raw.contains(&pair) {
+                    // Refused before anything is compiled.
+                    if raw.len() == max {
+                        return Err(bad(format!(
+                            "at most {max} topic selectors per subscription"
+                        )));
+                    }
+                    raw.push(pair);
                 }
             }
             name if name.len() >= 5 && name.as_bytes()[..5].eq_ignore_ascii_case(b"match") => {
                 return Err(bad(format!("unsupported matcher parameter {name:?}")));
             }
             "last_event_id" => {
-                draft_cursor.get_or_insert(value);
-                continue;
+                draft_cursor.get_or_insert(value.into_owned());
             }
             "lastEventID" => {
-                legacy_cursor.get_or_insert(value);
-                continue;
+                legacy_cursor.get_or_insert(value.into_owned());
             }
-            "authorization" => {
-                token = Some(value);
-                continue;
-            }
-            _ => continue,
-        };
-        if !patterns.contains(&pattern) {
-            patterns.push(pattern);
-            matchers.push(matcher);
+            "authorization" => token = Some(value.into_owned()),
+            _ => {}
         }
     }
-    if patterns.is_empty() {
+    if raw.is_empty() {
         return Err(bad(
             "name at least one topic (topic=, match= or match_urlpattern=)",
         ));
     }
-    if patterns.len() > app.config().max_topics_per_stream {
-        return Err(bad(format!(
-            "at most {} topic selectors per subscription",
-            app.config().max_topics_per_stream
-        )));
-    }
+    let selectors::Selectors { patterns, matchers } = selectors::read(app, meta, raw).await?;
     let spec = StreamSpec {
         patterns,
         mode: Mode::Mercure,

@@ -20,6 +20,8 @@ struct ByLiterals {
     buckets: HashMap<String, Vec<Selector>>,
     /// How many patterns have each (prefix length, suffix length).
     shapes: HashMap<(usize, usize), usize>,
+    /// Patterns beyond the first in each bucket: those the literals cannot tell apart.
+    crowd: usize,
 }
 
 fn key(buf: &mut String, prefix: &str, suffix: &str) {
@@ -33,7 +35,9 @@ impl ByLiterals {
     fn insert(&mut self, literals: &Literals<'_>, selector: Selector) {
         let mut k = String::new();
         key(&mut k, literals.prefix, literals.suffix);
-        self.buckets.entry(k).or_default().push(selector);
+        let bucket = self.buckets.entry(k).or_default();
+        self.crowd += usize::from(!bucket.is_empty());
+        bucket.push(selector);
         *self
             .shapes
             .entry((literals.prefix.len(), literals.suffix.len()))
@@ -50,6 +54,7 @@ impl ByLiterals {
             return;
         };
         bucket.swap_remove(at);
+        self.crowd -= usize::from(!bucket.is_empty());
         if bucket.is_empty() {
             self.buckets.remove(&k);
         }
@@ -64,6 +69,18 @@ impl ByLiterals {
 
     fn is_empty(&self) -> bool {
         self.buckets.is_empty()
+    }
+
+    /// Whether adding a pattern with `literals` would add a shape, and whether it would share
+    /// a bucket.
+    fn admission(&self, literals: &Literals<'_>) -> (bool, bool) {
+        let mut k = String::new();
+        key(&mut k, literals.prefix, literals.suffix);
+        let shape = (literals.prefix.len(), literals.suffix.len());
+        (
+            !self.shapes.contains_key(&shape),
+            self.buckets.contains_key(&k),
+        )
     }
 
     /// Adds the patterns whose literals `probe` holds.
@@ -85,6 +102,14 @@ impl ByLiterals {
     }
 }
 
+/// What adding one pattern would cost every new topic: look-ups, and whether it is one more
+/// pattern the index cannot tell apart from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Admission {
+    pub(super) new_probes: usize,
+    pub(super) new_broad: bool,
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(super) struct MatcherIndex {
@@ -98,6 +123,56 @@ pub(super) struct MatcherIndex {
 }
 
 impl MatcherIndex {
+    /// Look-ups a topic makes: one per literal shape in use, and one URL parse per base.
+    pub(super) fn probes(&self) -> usize {
+        let urls: usize = self
+            .urls
+            .values()
+            .map(|hosts| 1 + hosts.values().map(|by| by.shapes.len()).sum::<usize>())
+            .sum();
+        self.templates.shapes.len() + urls
+    }
+
+    /// Patterns the index cannot tell apart: all but one in each bucket, and the unfiled ones.
+    pub(super) fn broad(&self) -> usize {
+        let urls: usize = self
+            .urls
+            .values()
+            .flat_map(HashMap::values)
+            .map(|by| by.crowd)
+            .sum();
+        self.others.len() + self.templates.crowd + urls
+    }
+
+    /// What adding `selector` would cost (see [`Admission`]).
+    pub(super) fn admission(&self, selector: &Selector) -> Admission {
+        let Some(literals) = selector.literals() else {
+            return Admission {
+                new_probes: 0,
+                new_broad: true,
+            };
+        };
+        let (new_shape, shared) = match selector {
+            Selector::Template(..) => self.templates.admission(&literals),
+            _ => match self.urls.get(&selector.base().cloned()) {
+                None => {
+                    return Admission {
+                        new_probes: 2,
+                        new_broad: false,
+                    }
+                }
+                Some(hosts) => match hosts.get(&literals.host.map(str::to_owned)) {
+                    None => (true, false),
+                    Some(by) => by.admission(&literals),
+                },
+            },
+        };
+        Admission {
+            new_probes: usize::from(new_shape),
+            new_broad: shared,
+        }
+    }
+
     pub(super) fn insert(&mut self, selector: &Selector) {
         let Some(literals) = selector.literals() else {
             return self.others.push(selector.clone());

@@ -14,7 +14,6 @@
 //! falls `queue` events behind is marked lagged, its queue freed; its stream ends and the client
 //! resumes from history.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::activity::Activity;
@@ -25,8 +24,10 @@ use crate::topic::{Pattern, Selector, TopicName};
 mod index;
 mod members;
 mod subscription;
+mod table;
 
 use members::Members;
+use table::Table;
 
 use subscription::Slot;
 pub use subscription::{Access, Lagged, Subscription};
@@ -42,75 +43,34 @@ pub struct Fanout {
     activity: Activity,
 }
 
-/// Topics whose matching URI templates and URL patterns are remembered, at most.
-const MATCH_CACHE: usize = 16_384;
-
-#[derive(Debug, Default)]
-struct Table {
-    exact: HashMap<TopicName, Members>,
-    prefix: HashMap<Arc<str>, Members>,
-    /// URI templates and URL patterns: evaluated per topic, not looked up. Subscriptions of the
-    /// same text share this key's compiled selector.
-    matchers: HashMap<Selector, Members>,
-    /// The matchers above by the literal text they require, so a topic runs only those that
-    /// can match it.
-    index: index::MatcherIndex,
-    /// Per topic, the matchers that match it, so a publish runs each pattern once per topic,
-    /// not once per publish. Cleared whenever the set of matchers changes (refilled through the
-    /// index, which keeps that cheap).
-    matched: HashMap<TopicName, Arc<[Selector]>>,
-}
-
-impl Table {
-    fn list(&mut self, pattern: &Pattern) -> Option<&mut Members> {
-        match pattern {
-            Pattern::Exact(name) => self.exact.get_mut(name),
-            Pattern::Prefix(prefix) => self.prefix.get_mut(prefix),
-            Pattern::Matcher(selector) => self.matchers.get_mut(selector),
-        }
-    }
-
-    fn contains(&self, pattern: &Pattern) -> bool {
-        match pattern {
-            Pattern::Exact(name) => self.exact.contains_key(name),
-            Pattern::Prefix(prefix) => self.prefix.contains_key(prefix),
-            Pattern::Matcher(selector) => self.matchers.contains_key(selector),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.exact.len() + self.prefix.len() + self.matchers.len()
-    }
-
-    /// The matchers that match `topic`, from the cache or evaluated once.
-    fn matching(&mut self, topic: &TopicName) -> Arc<[Selector]> {
-        if let Some(found) = self.matched.get(topic) {
-            return Arc::clone(found);
-        }
-        let found: Arc<[Selector]> = self.index.matching(topic.as_str()).into();
-        if self.matched.len() >= MATCH_CACHE {
-            self.matched.clear();
-        }
-        self.matched.insert(topic.clone(), Arc::clone(&found));
-        found
-    }
-}
-
 /// Why a subscription could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many subscribed topics")]
-pub struct TooManyPatterns;
+pub enum TooManyPatterns {
+    /// Past the cap on distinct topics and patterns subscribed.
+    #[error("too many subscribed topics")]
+    Topics,
+    /// Past the caps on patterns the index cannot narrow (`--max-broad-patterns`) or on the
+    /// look-ups a topic makes.
+    #[error("too many subscription patterns that match every topic alike")]
+    Broad,
+}
 
 impl Fanout {
     /// Queues of at most `queue` events each; at most `max_patterns` distinct topics and
     /// prefixes subscribed at once.
     pub fn new(queue: usize, max_patterns: usize) -> Self {
         Self {
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(Table::new(crate::config::DEFAULT_MAX_BROAD_PATTERNS)),
             queue: queue.max(1),
             max_patterns: max_patterns.max(1),
             activity: Activity::new(max_patterns),
         }
+    }
+
+    /// Sets how many patterns the index cannot narrow may be subscribed at once
+    /// (`--max-broad-patterns`).
+    pub fn set_max_broad(&self, max: usize) {
+        self.lock().max_broad = max;
     }
 
     /// Wakes every subscription's waiting stream once, as an event would: shutdown does, so
@@ -122,7 +82,7 @@ impl Fanout {
             .exact
             .values()
             .chain(table.prefix.values())
-            .chain(table.matchers.values());
+            .chain(table.matchers.values().map(|m| &m.members));
         for list in lists {
             list.for_each(|slot| slot.ready.notify_one());
         }
@@ -150,7 +110,19 @@ impl Fanout {
         let mut table = self.lock();
         let new = patterns.iter().filter(|p| !table.contains(p)).count();
         if new > 0 && table.len() + new > self.max_patterns {
-            return Err(TooManyPatterns);
+            return Err(TooManyPatterns::Topics);
+        }
+        let new_matchers: Vec<&Selector> = patterns
+            .iter()
+            .filter_map(|p| match p {
+                Pattern::Matcher(selector) if !table.contains(p) => Some(selector),
+                _ => None,
+            })
+            .collect();
+        if !new_matchers.is_empty() {
+            table
+                .admit(&new_matchers)
+                .map_err(|_| TooManyPatterns::Broad)?;
         }
         let mut kept = Vec::with_capacity(patterns.len());
         for pattern in patterns {
@@ -159,21 +131,10 @@ impl Fanout {
                 Pattern::Prefix(prefix) => table.prefix.entry(Arc::clone(prefix)).or_default(),
                 Pattern::Matcher(selector) => {
                     // Thousands of subscribers sending the same pattern share one compiled
-                    // copy (a URL pattern is about 100 KiB of automata); theirs is dropped.
-                    let shared = match table.matchers.get_key_value(selector) {
-                        Some((shared, _)) => shared.clone(),
-                        None => {
-                            table.matched.clear();
-                            table.index.insert(selector);
-                            selector.clone()
-                        }
-                    };
-                    kept.push(Pattern::Matcher(shared.clone()));
-                    table
-                        .matchers
-                        .entry(shared)
-                        .or_default()
-                        .insert(Arc::clone(&slot));
+                    // copy (tens of KiB of automata); theirs is dropped.
+                    let (shared, members) = table.matcher(selector);
+                    members.insert(Arc::clone(&slot));
+                    kept.push(Pattern::Matcher(shared));
                     continue;
                 }
             };
@@ -197,8 +158,8 @@ impl Fanout {
             let matching = table.matching(topic);
             matching
                 .iter()
-                .filter_map(|m| table.matchers.get(m))
-                .map(Members::len)
+                .filter_map(|id| table.matchers.get(id))
+                .map(|m| m.members.len())
                 .sum()
         };
         let exact = table.exact.get(topic).map_or(0, Members::len);
@@ -241,11 +202,7 @@ impl Fanout {
                     Pattern::Prefix(prefix) => {
                         table.prefix.remove(prefix);
                     }
-                    Pattern::Matcher(selector) => {
-                        table.matchers.remove(selector);
-                        table.index.remove(selector);
-                        table.matched.clear();
-                    }
+                    Pattern::Matcher(selector) => table.remove_matcher(selector),
                 }
             }
         }
@@ -273,9 +230,9 @@ impl Delivery for Fanout {
                 }
             }
             if !table.matchers.is_empty() {
-                for selector in table.matching(topic).iter() {
-                    if let Some(list) = table.matchers.get(selector) {
-                        offer(list);
+                for id in table.matching(topic).iter() {
+                    if let Some(matcher) = table.matchers.get(id) {
+                        offer(&matcher.members);
                     }
                 }
             }
@@ -293,7 +250,12 @@ impl Delivery for Fanout {
             .cloned()
             .map(Pattern::Exact)
             .chain(table.prefix.keys().cloned().map(Pattern::Prefix))
-            .chain(table.matchers.keys().cloned().map(Pattern::Matcher))
+            .chain(
+                table
+                    .matchers
+                    .values()
+                    .map(|m| Pattern::Matcher(m.selector.clone())),
+            )
             .collect()
     }
 
@@ -305,7 +267,7 @@ impl Delivery for Fanout {
         let mut table = self.lock();
         table.exact.contains_key(topic)
             || (!table.prefix.is_empty() && topic.prefixes().any(|p| table.prefix.contains_key(p)))
-            || (!table.matchers.is_empty() && !table.matching(topic).is_empty())
+            || table.any_matcher_matches(topic)
     }
 }
 
