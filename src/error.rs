@@ -71,9 +71,6 @@ pub enum ApiError {
     /// 503: the hub holds as many topics as it may.
     #[error("too many topics, retry later")]
     TooManyTopics,
-    /// 409: a publisher-chosen id already in use; nothing was published.
-    #[error("{0}")]
-    Conflict(String),
     /// 503 with `Retry-After`: the hub's pattern budget (bytes, or patterns it cannot index)
     /// is used up.
     #[error("{0}")]
@@ -103,7 +100,6 @@ impl ApiError {
             Self::Auth(AuthError::Missing | AuthError::Invalid) => StatusCode::UNAUTHORIZED,
             Self::Auth(AuthError::Malformed) => StatusCode::BAD_REQUEST,
             Self::Auth(AuthError::Forbidden | AuthError::Origin) => StatusCode::FORBIDDEN,
-            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyStreams
             | Self::PatternsFull(_)
             | Self::TooManyTopics
@@ -117,9 +113,6 @@ impl From<BrokerError> for ApiError {
     fn from(err: BrokerError) -> Self {
         match err {
             BrokerError::TooManyTopics => Self::TooManyTopics,
-            BrokerError::IdInUse(id) => Self::Conflict(format!(
-                "the id {id:?} is already in use (or has the form of the hub's own ids): choose another"
-            )),
             BrokerError::TooManyPatterns => Self::PatternsFull(
                 "the hub holds as many subscription patterns that match every topic alike as it may (--max-broad-patterns): use patterns with a fixed beginning or end, or retry later".into(),
             ),

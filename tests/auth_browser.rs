@@ -97,6 +97,10 @@ async fn ordinary_responses_carry_cors_headers_for_allowed_origins_only() {
     let evil = Reply::read(post(EVIL, json!({"message": "m"}))).await;
     assert_eq!(evil.status, 201);
     assert_eq!(cors_of(&evil), Vec::<String>::new());
+    // The answer depends on the origin, allowed or not: a shared cache must know.
+    for reply in [&accepted, &refused, &evil] {
+        assert_eq!(list(reply, "vary"), ["origin"], "{reply:?}");
+    }
     let ping = app.client.get(app.url("/api/ping")).header("origin", APP);
     let ping = Reply::read(ping).await;
     assert_eq!(ping.header("access-control-allow-origin"), Some(APP));
@@ -118,6 +122,7 @@ async fn streams_carry_cors_headers_on_both_paths() {
     let (head, _evil) = raw_get(app.addr, "/stream?mode=live", &[("Origin", EVIL)]).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(!head.contains("access-control-"), "{head}");
+    assert!(head.contains("\r\nvary: origin\r\n"), "{head}");
     // HTTP/2 streams go through hyper and the same policy.
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()

@@ -77,7 +77,34 @@ async fn draft_08_tokens_are_refused_for_wrong_aud_iss_typ_or_missing_exp() {
     no_iss.as_object_mut().unwrap().remove("iss");
     let mut no_exp = good.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
-    for claims in [wrong_aud, no_aud, wrong_iss, no_iss, no_exp] {
+    // A time claim that is not a number: the verifier would skip it (a future `nbf` as a
+    // string would let the token in early).
+    let future = (now() + 3600).to_string();
+    let mut string_nbf = good.clone();
+    string_nbf["nbf"] = json!(future);
+    let mut string_iat = good.clone();
+    string_iat["iat"] = json!("yesterday");
+    let mut string_exp = good.clone();
+    string_exp["exp"] = json!(future);
+    // An unknown match_type refuses the token, whatever `match` says.
+    let unknown_type = draft08(
+        RESOURCE,
+        json!([detail(
+            json!(["publish"]),
+            json!([{"match": "*", "match_type": "regex"}])
+        )]),
+    );
+    for claims in [
+        wrong_aud,
+        no_aud,
+        wrong_iss,
+        no_iss,
+        no_exp,
+        string_nbf,
+        string_iat,
+        string_exp,
+        unknown_type,
+    ] {
         cases.push(at_jwt(SECRET, &claims));
     }
     // The right claims under `typ: JWT`, or no `typ`.

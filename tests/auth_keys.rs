@@ -210,6 +210,21 @@ async fn ssehub_token_mints_draft_08_tokens_for_the_resource_identifier() {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
+/// A PEM key given as the flag's text (`--publisher-jwt-key "$(cat pub.pem)"`) begins with
+/// `-`: it is the flag's value, not another flag.
+#[tokio::test]
+async fn a_pem_key_given_as_flag_text_is_read() {
+    let pair = KeyPair::generate("ed25519");
+    let pem = pair.public_pem.clone();
+    assert!(pem.starts_with('-'));
+    let args = ["--publisher-jwt-key", &pem, "--publisher-jwt-alg", "EdDSA"];
+    let (_server, addr) = spawn_binary(&args).await;
+    let claims = legacy(&["*"], &[]);
+    let token = pair.sign(Algorithm::EdDSA, None, &claims);
+    let reply = publish_to(&addr, Some(&token), "a").await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+}
+
 #[tokio::test]
 async fn ssehub_token_signs_with_a_private_key() {
     let pair = KeyPair::generate("ed25519");

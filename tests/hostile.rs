@@ -3,6 +3,14 @@
 //! out. (HTTP/2 clients: `hostile_h2.rs`.)
 
 mod common;
+#[path = "hostile/headers.rs"]
+mod headers;
+#[path = "hostile/ids.rs"]
+mod ids;
+#[path = "hostile/logs.rs"]
+mod logs;
+#[path = "hostile/patterns.rs"]
+mod patterns;
 
 use std::time::{Duration, Instant};
 

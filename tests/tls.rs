@@ -222,3 +222,59 @@ async fn plain_http_is_redirected_to_https() {
     drop(stop);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Over TLS the first request head gets `--header-timeout`, as in cleartext: a client that
+/// completes the handshake and sends nothing is closed then, not after `--idle-timeout`.
+#[tokio::test]
+async fn a_silent_client_after_the_handshake_is_closed_at_the_header_deadline() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let dir = dir("silent");
+    let (ca, cert, key) = make_certificates(&dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::with_bind(addr);
+    config.tls_cert = Some(cert);
+    config.tls_key = Some(key);
+    config.header_timeout = Duration::from_millis(600);
+    config.idle_timeout = Duration::from_secs(8);
+    let state = AppState::new(config).unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(ssehub::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    for alpn in [None, Some(b"h2".to_vec())] {
+        let mut config = client.clone();
+        config.alpn_protocols = alpn.into_iter().collect();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, socket).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(PATIENCE, async {
+            // An h2 server sends its SETTINGS first; read until the close.
+            while let Ok(1..) = tls.read(&mut buf).await {}
+        })
+        .await;
+        assert!(read.is_ok(), "never closed");
+        let took = started.elapsed();
+        // Not before the deadline, and well before the 8 s idle deadline (CI slack).
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(4),
+            "closed after {took:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

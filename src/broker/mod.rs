@@ -31,17 +31,13 @@ pub enum BrokerError {
     /// The broker cannot be set up as configured (a bad URL or certificate file).
     #[error("broker setup: {0}")]
     Setup(String),
-    /// A publisher-chosen id that an event in history already has (or that has the form of
-    /// the hub's own ids): nothing was published.
-    #[error("the id {0:?} is already in use")]
-    IdInUse(String),
     /// The fan-out holds as many patterns that match every topic alike as it may.
     #[error("too many broad subscription patterns")]
     TooManyPatterns,
 }
 
-/// What a publisher-chosen id names: the event's hub id and its topics (canonical first, then
-/// alternates), so that a stream resolves a cursor only among the topics it watches.
+/// One held event bearing a publisher-chosen id: its hub id and its topics (canonical first,
+/// then alternates), so that a stream resolves a cursor only among the topics it watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// The hub id of the event that bears the publisher's id.
@@ -139,8 +135,7 @@ pub trait Delivery: Send + Sync + 'static {
 
 /// A backend. Every method is cheap to call concurrently.
 pub trait Broker: Send + Sync + 'static {
-    /// Numbers, stores and delivers an event; resolves once it is accepted. A publisher-chosen
-    /// id that an event in history has already is refused ([`BrokerError::IdInUse`]).
+    /// Numbers, stores and delivers an event; resolves once it is accepted.
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>>;
 
     /// Matching events after `from`, for a resuming stream, the newest that fit `limit`.
@@ -159,9 +154,11 @@ pub trait Broker: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Arc<Event>>, BrokerError>>;
 
-    /// The event in history that a publisher gave `id` (Mercure's publisher-chosen ids are
-    /// resume cursors too; an id names one event at a time, see [`BrokerError::IdInUse`]).
-    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>, BrokerError>>;
+    /// The held events a publisher gave `id`, earliest first (Mercure's publisher-chosen ids
+    /// are resume cursors too, and may be reused: a cursor resolves to the earliest such event
+    /// on the resuming stream's topics). A backend may list one event per topic only: the
+    /// earliest of each.
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Cursor>, BrokerError>>;
 
     /// The id issued last, if any (the hub's reconciliation cursor).
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, BrokerError>>;

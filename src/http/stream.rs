@@ -19,6 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Access, EventId, Pattern, ResumeFrom, TopicName};
 use crate::metrics::StreamKind;
 use crate::session::{Mode, Session, StreamGuard};
+use crate::sse::fields::ID_PREFIX;
 
 /// Where native streams are served.
 pub(crate) const STREAM_PATH: &str = "/stream";
@@ -236,9 +237,14 @@ pub(crate) fn take_slot(
     Ok(guard)
 }
 
-/// Where a cursor points: `earliest`, one of the hub's ids (they always win: no publisher id
-/// has their form), or a publisher-chosen id the hub still holds on one of the stream's own
-/// topics; anything else is unknown (and the stream is told of a gap).
+/// Where a cursor points, first match wins:
+/// 1. `earliest`;
+/// 2. one of the hub's ids as it sends them (`urn:ssehub:MS-SEQ`: no publisher may choose one);
+/// 3. a publisher-chosen id on one of the stream's own topics (the earliest such event), so
+///    that no publisher can move another topic's subscribers;
+/// 4. a hub id in its bare `MS-SEQ` form.
+///
+/// Anything else is unknown (and the stream is told of a gap).
 async fn resume_from(
     app: &AppState,
     cursor: &str,
@@ -247,12 +253,16 @@ async fn resume_from(
     if cursor == "earliest" {
         return Ok(ResumeFrom::Earliest);
     }
-    if let Ok(id) = cursor.parse::<EventId>() {
+    let hub_id = cursor.parse::<EventId>();
+    if let (Ok(id), true) = (&hub_id, cursor.trim().starts_with(ID_PREFIX)) {
+        return Ok(ResumeFrom::After(*id));
+    }
+    if let Some(id) = app.hub().resolve(cursor, patterns).await? {
         return Ok(ResumeFrom::After(id));
     }
-    Ok(match app.hub().resolve(cursor, patterns).await? {
-        Some(id) => ResumeFrom::After(id),
-        None => ResumeFrom::Unknown,
+    Ok(match hub_id {
+        Ok(id) => ResumeFrom::After(id),
+        Err(_) => ResumeFrom::Unknown,
     })
 }
 

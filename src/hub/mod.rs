@@ -167,12 +167,6 @@ impl Hub {
     /// # Errors
     /// When the broker refuses or cannot be reached.
     pub async fn publish(&self, draft: Draft) -> Result<Published, BrokerError> {
-        // Hub ids always win as cursors: a publisher id of their form could never be one.
-        if let Some(custom) = &draft.custom_id {
-            if custom.as_str().parse::<EventId>().is_ok() {
-                return Err(BrokerError::IdInUse(custom.as_str().to_owned()));
-            }
-        }
         let event = self.broker.publish(draft).await?;
         let subscribers = self.fanout.subscribers(&event.topic);
         Ok(Published { event, subscribers })
@@ -214,9 +208,9 @@ impl Hub {
         Ok((subscription, replay))
     }
 
-    /// The hub id of the held event a publisher gave `id`, if that event is on a topic (or
-    /// alternate) that `patterns` watch: a cursor names a place only in the stream's own topics,
-    /// so no publisher can move another topic's subscribers.
+    /// The hub id of the earliest held event a publisher gave `id` on a topic (or alternate)
+    /// that `patterns` watch: a cursor names a place only in the stream's own topics, so no
+    /// publisher can move another topic's subscribers by reusing their ids.
     ///
     /// # Errors
     /// When the broker cannot be reached.
@@ -228,14 +222,17 @@ impl Hub {
         if id.is_empty() || id.len() > crate::sse::fields::MAX_LINE_TEXT {
             return Ok(None);
         }
-        let Some(cursor) = self.broker.resolve(id).await? else {
-            return Ok(None);
-        };
-        let watched = cursor
-            .topics
+        let cursors = self.broker.resolve(id).await?;
+        Ok(cursors
             .iter()
-            .any(|topic| patterns.iter().any(|p| p.matches(topic)));
-        Ok(watched.then_some(cursor.id))
+            .filter(|cursor| {
+                cursor
+                    .topics
+                    .iter()
+                    .any(|topic| patterns.iter().any(|p| p.matches(topic)))
+            })
+            .map(|cursor| cursor.id)
+            .min())
     }
 
     /// The id issued last, if any.

@@ -127,6 +127,12 @@ pub fn url_pattern_in(
     ))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Patterns run on this thread (tests count the fan-out's work with it).
+    pub(crate) static RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Why a selector could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
@@ -232,6 +238,10 @@ impl Selector {
 
     /// Whether `topic` is selected.
     pub fn matches(&self, topic: &str) -> bool {
+        #[cfg(test)]
+        if matches!(self, Self::UrlPattern(..) | Self::Template(..)) {
+            RUNS.with(|runs| runs.set(runs.get() + 1));
+        }
         match self {
             Self::Any => true,
             Self::Exact(exact) => exact == topic,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod logs;
 pub mod mercure;
 pub mod metrics;
+pub mod raw;
 pub mod redis;
 
 use std::collections::VecDeque;

@@ -119,11 +119,6 @@ impl MemoryBroker {
     fn publish_now(&self, draft: Draft) -> Result<Arc<Event>, BrokerError> {
         let now = unix_now();
         let mut state = self.lock();
-        if let Some(custom) = &draft.custom_id {
-            if state.ledger.custom_ids.contains_key(custom.as_str()) {
-                return Err(BrokerError::IdInUse(custom.as_str().to_owned()));
-            }
-        }
         if state.topics.len() >= self.limits.max_topics && !state.topics.contains_key(&draft.topic)
         {
             self.make_room(&mut state)?;
@@ -272,11 +267,21 @@ impl Broker for MemoryBroker {
         std::future::ready(Ok((last != EventId::default()).then_some(last))).boxed()
     }
 
-    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>, BrokerError>> {
-        let found = self.lock().ledger.custom_ids.get(id).map(|event| Cursor {
-            id: event.id,
-            topics: event.topics().cloned().collect(),
-        });
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Cursor>, BrokerError>> {
+        let state = self.lock();
+        let found = state
+            .ledger
+            .custom_ids
+            .get(id)
+            .map_or_else(Vec::new, |bearers| {
+                bearers
+                    .values()
+                    .map(|event| Cursor {
+                        id: event.id,
+                        topics: event.topics().cloned().collect(),
+                    })
+                    .collect()
+            });
         std::future::ready(Ok(found)).boxed()
     }
 

@@ -35,9 +35,9 @@ pub(super) struct Ledger {
     pub(super) bytes: usize,
     /// Events held, over all topics.
     pub(super) events: usize,
-    /// Publisher-chosen ids of events held → the event bearing each (publishing an id in use
-    /// is refused, so there is one).
-    pub(super) custom_ids: HashMap<Arc<str>, Arc<Event>>,
+    /// Publisher-chosen ids of events held → the events bearing each, by hub id (ids may be
+    /// reused: a cursor resolves to the earliest on the stream's topics).
+    pub(super) custom_ids: HashMap<Arc<str>, BTreeMap<EventId, Arc<Event>>>,
     /// Ids that left history since the journal was last told (journaled brokers only).
     pub(super) evicted: Option<Vec<EventId>>,
 }
@@ -112,8 +112,11 @@ impl Ledger {
         history.private_held -= usize::from(old.private);
         history.alternates_held -= usize::from(!old.alternates.is_empty());
         if let Some(custom) = &old.custom_id {
-            if self.custom_ids.get(custom.as_str()).map(|e| e.id) == Some(old.id) {
-                self.custom_ids.remove(custom.as_str());
+            if let Some(bearers) = self.custom_ids.get_mut(custom.as_str()) {
+                bearers.remove(&old.id);
+                if bearers.is_empty() {
+                    self.custom_ids.remove(custom.as_str());
+                }
             }
         }
         self.bytes = self.bytes.saturating_sub(old.weight());
@@ -137,7 +140,8 @@ impl Ledger {
         if let Some(custom) = &event.custom_id {
             self.custom_ids
                 .entry(custom.as_str().into())
-                .or_insert_with(|| Arc::clone(event));
+                .or_default()
+                .insert(event.id, Arc::clone(event));
         }
         if event.private {
             history.private_held += 1;

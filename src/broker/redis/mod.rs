@@ -35,7 +35,7 @@ mod reads;
 mod scripts;
 
 use self::codec::decode_entries;
-use self::scripts::{PUBLISH_LUA, READ_LUA};
+use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA};
 
 use super::{Broker, BrokerError, Cursor, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{Draft, Event};
@@ -172,7 +172,7 @@ impl Broker for RedisBroker {
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
-            let id: Option<String> = self
+            let id: String = self
                 .timed(
                     self.publish
                         .key(self.key("meta"))
@@ -200,10 +200,6 @@ impl Broker for RedisBroker {
                         .invoke_async(&mut con),
                 )
                 .await?;
-            let Some(id) = id else {
-                let custom = draft.custom_id.as_ref().map_or("", |i| i.as_str());
-                return Err(BrokerError::IdInUse(custom.to_owned()));
-            };
             let id: EventId = id
                 .parse()
                 .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))?;
@@ -278,23 +274,28 @@ impl Broker for RedisBroker {
         .boxed()
     }
 
-    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>, BrokerError>> {
+    fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Cursor>, BrokerError>> {
         async move {
             let mut con = self.commands.clone();
-            let found: Option<String> = self
+            let pairs: Vec<(String, String)> = self
                 .timed(
-                    redis::cmd("GET")
-                        .arg(format!("{}{id}", self.key("id:")))
-                        .query_async(&mut con),
+                    redis::Script::new(RESOLVE_LUA)
+                        .key(format!("{}{id}", self.key("id:")))
+                        .invoke_async(&mut con),
                 )
                 .await?;
-            // `HUB-ID<TAB>TOPIC<TAB>ALTERNATE...` (topics cannot hold a tab).
-            Ok(found.and_then(|raw| {
-                let mut parts = raw.split('\t');
-                let id = parts.next()?.parse().ok()?;
-                let topics = parts.filter_map(|t| TopicName::any(t).ok()).collect();
-                Some(Cursor { id, topics })
-            }))
+            // Topic → the hub id of its earliest event bearing `id`.
+            let mut cursors: Vec<Cursor> = pairs
+                .into_iter()
+                .filter_map(|(topic, hub_id)| {
+                    Some(Cursor {
+                        id: hub_id.parse().ok()?,
+                        topics: vec![TopicName::any(&topic).ok()?],
+                    })
+                })
+                .collect();
+            cursors.sort_by_key(|c| c.id);
+            Ok(cursors)
         }
         .boxed()
     }

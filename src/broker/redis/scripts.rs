@@ -1,17 +1,14 @@
 //! The Lua scripts the Redis broker runs: each is atomic on the server.
 
 /// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with `MAXLEN`
-/// and `MINID` trimming, the topic's last publish time, the publisher's id → hub id and topics
-/// mapping (kept for the history age), and the channel message. A publisher id already mapped
-/// refuses the publish before anything is written: the script returns `false` (a nil reply).
+/// and `MINID` trimming, the topic's last publish time, the publisher's id → (topic → hub id)
+/// hash (the earliest event of each topic and alternate bearing it, kept for the history age),
+/// and the channel message.
 /// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
 /// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
 /// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
 /// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads).
 pub(super) const PUBLISH_LUA: &str = r"
-if ARGV[9] ~= '' and redis.call('EXISTS', ARGV[11] .. ARGV[9]) == 1 then
-  return false
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
@@ -23,9 +20,15 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], '
 redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[5])))
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 if ARGV[9] ~= '' then
-  local named = ARGV[1]
-  if ARGV[8] ~= '' then named = named .. '\t' .. ARGV[8] end
-  redis.call('SET', ARGV[11] .. ARGV[9], id .. '\t' .. named, 'PX', ARGV[5])
+  local key = ARGV[11] .. ARGV[9]
+  -- Before 0.2 this was a string (one hub id): replaced by the hash.
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', key) end
+  redis.call('HSETNX', key, ARGV[1], id)
+  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
+    redis.call('HSETNX', key, alternate, id)
+  end
+  redis.call('PEXPIRE', key, ARGV[5])
 end
 for alternate in string.gmatch(ARGV[8], '[^\t]+') do
   redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])
@@ -55,4 +58,11 @@ else
   entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
 end
 return {deleted, entries}
+";
+
+/// The publisher id → (topic → hub id) hash of KEYS[1] as a flat list (empty if there is none,
+/// or it is still a string of an older version).
+pub(super) const RESOLVE_LUA: &str = r"
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return {} end
+return redis.call('HGETALL', KEYS[1])
 ";

@@ -213,6 +213,13 @@ fn update_draft(
         Some(id) if id.starts_with('#') || id == "earliest" => {
             return Err(bad("an id may not start with # or be earliest"));
         }
+        // The hub's own ids always mean the hub's events as cursors.
+        Some(id) if id.starts_with(crate::sse::fields::ID_PREFIX) => {
+            return Err(bad(format!(
+                "ids beginning with {} are the hub's own",
+                crate::sse::fields::ID_PREFIX
+            )));
+        }
         Some(id) => Some(LineText::new(id, MAX_LINE_TEXT).map_err(|e| bad(format!("id {e}")))?),
     };
     let name = match update.kind.as_deref() {

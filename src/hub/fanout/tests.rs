@@ -6,7 +6,7 @@ use crate::sse::{EventId, EventName};
 
 fn event(seq: u64, topic: &str) -> Arc<Event> {
     let draft = Draft::new(
-        TopicName::new(topic).unwrap(),
+        TopicName::any(topic).unwrap(),
         EventName::message(),
         format!("m{seq}"),
     );
@@ -229,4 +229,78 @@ async fn concurrent_deliveries_reach_a_waiting_reader_in_order() {
     read.await.expect("every event arrived");
     publisher.join().unwrap();
     assert!(sub.try_recv().unwrap().is_none());
+}
+
+/// Patterns run on this thread since the last call.
+fn runs() -> usize {
+    crate::topic::selector::RUNS.with(|runs| runs.replace(0))
+}
+
+fn template(text: &str) -> Pattern {
+    Pattern::Matcher(Selector::legacy(text).unwrap())
+}
+
+/// Round 2's attack: 450 streams × 16 templates like `{a}x…{b}` (no literal to index by)
+/// made every publish to a new topic run 7,200 patterns under the lock. Past the broad cap
+/// subscriptions are refused, so a new topic runs at most the cap (and one more).
+#[test]
+fn patterns_the_index_cannot_narrow_are_capped() {
+    let fanout = Arc::new(Fanout::new(16, 100_000));
+    fanout.set_max_broad(64);
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for stream in 0..450 {
+        let patterns: Vec<Pattern> = (0..16)
+            .map(|i| template(&format!("{{a}}x{stream}y{i}{{b}}")))
+            .collect();
+        match fanout.subscribe(&patterns, None) {
+            Ok(sub) => held.push(sub),
+            Err(err) => {
+                assert_eq!(err, TooManyPatterns::Broad);
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(held.len(), 4, "65 fit: 4 streams of 16");
+    assert_eq!(refused, 446);
+    runs();
+    for n in 0..100 {
+        fanout.deliver(&event(n, &format!("fresh/{n}")));
+    }
+    assert!(runs() <= 100 * 65, "more than the cap per new topic");
+    // Patterns with their own literal text are still welcome.
+    let indexed: Vec<Pattern> = (0..16)
+        .map(|i| template(&format!("https://e.test/{i}/{{id}}")))
+        .collect();
+    assert!(fanout.subscribe(&indexed, None).is_ok());
+}
+
+/// One client opening and closing subscriptions must not make every other topic's publish
+/// run its patterns again: a new pattern is checked once against a remembered topic, a gone
+/// one costs nothing.
+#[test]
+fn subscription_churn_does_not_rematch_remembered_topics() {
+    let fanout = Arc::new(Fanout::new(16, 100_000));
+    let steady: Vec<Pattern> = (0..50)
+        .map(|i| template(&format!("https://e.test/steady/{i}/{{id}}")))
+        .collect();
+    let mut steady_sub = fanout.subscribe(&steady, None).unwrap();
+    let topic = "https://e.test/steady/7/x";
+    fanout.deliver(&event(1, topic));
+    assert_eq!(drain(&mut steady_sub), [1]);
+    runs();
+    for n in 0..1000u64 {
+        let churn = fanout
+            .subscribe(
+                &[template(&format!("https://e.test/churn/{n}/{{id}}"))],
+                None,
+            )
+            .unwrap();
+        fanout.deliver(&event(2 + n, topic));
+        assert_eq!(drain(&mut steady_sub), [2 + n]);
+        drop(churn);
+    }
+    // Each churned pattern is checked against the topic once, the steady ones never again.
+    let churn_runs = runs();
+    assert!(churn_runs <= 1000, "{churn_runs} runs");
 }
