@@ -25,7 +25,7 @@ pub const DEFAULT_REPEATS: u32 = 3;
 /// Pause between two repeats of a burst (the seed's 1 s).
 pub const DEFAULT_INTERVAL: &str = "1s";
 /// Least time between two bursts' first copies (see `session::Pacer`).
-pub const DEFAULT_BURST_PACE: &str = "20us";
+pub const DEFAULT_BURST_PACE: &str = "0s";
 /// Largest accepted request body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Largest accepted message text.
@@ -56,13 +56,13 @@ pub const DEFAULT_MAX_TOPICS_PER_STREAM: usize = 16;
 /// Topics the hub keeps at once.
 pub const DEFAULT_MAX_TOPICS: usize = 10_000;
 /// Bytes of compiled URI templates and URL patterns one subscription may hold (a typical URL
-/// pattern is 20 to 60 KiB of automata, a template 5 to 10 KiB).
+/// pattern is ~60 KiB of automata, a template ~11 KiB).
 pub const DEFAULT_MAX_PATTERN_BYTES_PER_STREAM: &str = "1MiB";
 /// Bytes of compiled URI templates and URL patterns the whole hub may hold.
 pub const DEFAULT_MAX_PATTERN_BYTES: &str = "128MiB";
 /// Distinct patterns the fan-out cannot narrow by their literal text (a template or URL pattern
 /// with no fixed prefix or suffix): each runs for every new topic, under the fan-out lock.
-pub const DEFAULT_MAX_BROAD_PATTERNS: usize = 64;
+pub const DEFAULT_MAX_BROAD_PATTERNS: usize = 32;
 /// `retry:` hint sent at the start of live streams, in milliseconds.
 pub const DEFAULT_RETRY_MS: u64 = 2000;
 /// How long shutdown waits for connections to finish before it drops them.
@@ -92,10 +92,10 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_INTERVAL", default_value = DEFAULT_INTERVAL, value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// Least time between the first copies of two burst streams, e.g. `20us`; `0s` turns pacing
-    /// off. When thousands of streams take the same message, their first copies go out at most
-    /// this fast, so the later copies, due one interval after each, can keep their schedule
-    /// (19,000 streams: the last first copy 380 ms after the publish).
+    /// Least time between the first copies of two burst streams, e.g. `20us`; `0s` (the
+    /// default) sends first copies as fast as the machine can, and the later copies of a
+    /// message in one pass per round, on the message's clock. With a pace, each stream's later
+    /// copies follow its own first copy instead (round 2's behaviour).
     #[arg(long, env = "SSEHUB_BURST_PACE", default_value = DEFAULT_BURST_PACE, value_parser = parse_duration)]
     pub burst_pace: Duration,
 

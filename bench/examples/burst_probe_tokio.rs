@@ -1,0 +1,183 @@
+//! The burst rhythm as an ordinary async client sees it: one current-thread tokio runtime, one
+//! task per connection, each `read`ing into its own buffer and timestamping every `data:` line
+//! of the message as it comes off the socket. No code shared with the generator or with
+//! `burst_probe.rs` (the epoll client): how a client reads changes what a loopback server pays
+//! per write, and the rhythm must hold for both.
+//!
+//!   taskset -c 0 target/release/ssehub --bind 127.0.0.1:8000 &
+//!   taskset -c 1 target/release/examples/burst_probe_tokio 127.0.0.1:8000 19000
+//! (`ulimit -n` must allow N + a few files.)
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, Barrier};
+
+/// What one connection saw: when each copy's `data:` line arrived, and whether `close` came.
+struct Seen {
+    copies: Vec<Instant>,
+    closed: bool,
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8000".into())
+        .parse()
+        .expect("address");
+    let clients: usize = args.next().map_or(1000, |n| n.parse().expect("count"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(addr, clients));
+}
+
+async fn run(addr: SocketAddr, clients: usize) {
+    let headed = std::sync::Arc::new(Barrier::new(clients + 1));
+    let (done, mut results) = mpsc::unbounded_channel::<Seen>();
+    for i in 0..clients {
+        let stream = connect(addr, i).await;
+        let (headed, done) = (headed.clone(), done.clone());
+        tokio::spawn(async move {
+            let seen = client(stream, headed).await;
+            let _ = done.send(seen);
+        });
+    }
+    drop(done);
+    if tokio::time::timeout(Duration::from_secs(60), headed.wait())
+        .await
+        .is_err()
+    {
+        eprintln!("not every stream opened in 60 s; publishing anyway");
+    }
+    eprintln!("{clients} streams open; publishing");
+    let sent = Instant::now();
+    publish(addr).await;
+    let mut all = Vec::with_capacity(clients);
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    while all.len() < clients {
+        tokio::select! {
+            seen = results.recv() => match seen {
+                Some(seen) => all.push(seen),
+                None => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    let (mut gaps, mut first, mut complete) = (Vec::new(), Vec::new(), 0);
+    for seen in &all {
+        complete += usize::from(seen.copies.len() == 3 && seen.closed);
+        if let Some(t) = seen.copies.first() {
+            first.push(ms(t.duration_since(sent)));
+        }
+        for pair in seen.copies.windows(2) {
+            gaps.push(ms(pair[1].duration_since(pair[0])));
+        }
+    }
+    gaps.sort_by(f64::total_cmp);
+    first.sort_by(f64::total_cmp);
+    let mut errors: Vec<f64> = gaps.iter().map(|g| (g - 1000.0).abs()).collect();
+    errors.sort_by(f64::total_cmp);
+    println!(
+        "{complete} of {clients} complete; gaps min {:.1} p50 {:.1} max {:.1} ms; interval error p99 {:.1} worst {:.1} ms; first copy p50 {:.1} p99 {:.1} max {:.1} ms",
+        pct(&gaps, 0.0),
+        pct(&gaps, 0.5),
+        pct(&gaps, 1.0),
+        pct(&errors, 0.99),
+        pct(&errors, 1.0),
+        pct(&first, 0.5),
+        pct(&first, 0.99),
+        pct(&first, 1.0),
+    );
+}
+
+/// Connects from one of 32 loopback source addresses (19,000 clients would run short of
+/// ephemeral ports from one).
+async fn connect(addr: SocketAddr, i: usize) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    let source = SocketAddr::from(([127, 0, 0, 1 + (i % 32) as u8], 0));
+    socket.bind(source).expect("bind");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: probe\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .expect("request");
+    stream
+}
+
+/// Reads one stream to its end, timestamping each `data:` line of the message.
+async fn client(mut stream: TcpStream, headed: std::sync::Arc<Barrier>) -> Seen {
+    let mut seen = Seen {
+        copies: Vec::with_capacity(3),
+        closed: false,
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut head_done = false;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        pending.extend_from_slice(&buf[..n]);
+        if !head_done {
+            let Some(end) = find(&pending, b"\r\n\r\n") else {
+                continue;
+            };
+            pending.drain(..end + 4);
+            head_done = true;
+            headed.wait().await;
+        }
+        while let Some(end) = find(&pending, b"\n") {
+            let line = &pending[..end];
+            if line.starts_with(b"data:") && find(line, b"probe-message").is_some() {
+                seen.copies.push(now);
+            } else if line.starts_with(b"event: close") || line.starts_with(b"event:close") {
+                seen.closed = true;
+            }
+            pending.drain(..end + 1);
+        }
+        if seen.closed {
+            break;
+        }
+    }
+    seen
+}
+
+async fn publish(addr: SocketAddr) {
+    let body = br#"{"message":"probe-message"}"#;
+    let mut stream = TcpStream::connect(addr).await.expect("publish connect");
+    let head = format!(
+        "POST /api/messages HTTP/1.1\r\nHost: probe\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("publish");
+    stream.write_all(body).await.expect("publish body");
+    // The answer is read by a task of its own: this one goes back to reading the streams.
+    tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        assert!(answer.starts_with(b"HTTP/1.1 20"), "publish answered");
+    });
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
