@@ -16,9 +16,13 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Barrier};
 
 /// What one connection saw: when each copy's `data:` line arrived, and whether `close` came.
+/// The connection is kept until the report, as the epoll client keeps its sockets: closing
+/// 19,000 of them during the last round would charge the client's core with their teardown
+/// while it is still timestamping other streams' copies.
 struct Seen {
     copies: Vec<Instant>,
     closed: bool,
+    _stream: Option<TcpStream>,
 }
 
 fn main() {
@@ -79,6 +83,35 @@ async fn run(addr: SocketAddr, clients: usize) {
             gaps.push(ms(pair[1].duration_since(pair[0])));
         }
     }
+    if std::env::var_os("PROBE_DEBUG").is_some() {
+        // Mean gaps by when the first copy came: a round slower or faster than the first.
+        let mut rows: Vec<(f64, f64, f64)> = all
+            .iter()
+            .filter(|s| s.copies.len() == 3)
+            .map(|s| {
+                let c = &s.copies;
+                let f = ms(c[0].duration_since(sent));
+                (
+                    f,
+                    ms(c[1].duration_since(c[0])),
+                    ms(c[2].duration_since(c[1])),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for chunk in rows.chunks(rows.len().div_ceil(10).max(1)) {
+            let n = chunk.len() as f64;
+            let (f, g1, g2) = chunk
+                .iter()
+                .fold((0.0, 0.0, 0.0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2));
+            eprintln!(
+                "first {:7.1} ms: gap1 {:7.1} gap2 {:7.1}",
+                f / n,
+                g1 / n,
+                g2 / n
+            );
+        }
+    }
     gaps.sort_by(f64::total_cmp);
     first.sort_by(f64::total_cmp);
     let mut errors: Vec<f64> = gaps.iter().map(|g| (g - 1000.0).abs()).collect();
@@ -115,6 +148,7 @@ async fn client(mut stream: TcpStream, headed: std::sync::Arc<Barrier>) -> Seen 
     let mut seen = Seen {
         copies: Vec::with_capacity(3),
         closed: false,
+        _stream: None,
     };
     let mut buf = vec![0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
@@ -147,6 +181,7 @@ async fn client(mut stream: TcpStream, headed: std::sync::Arc<Barrier>) -> Seen 
             break;
         }
     }
+    seen._stream = Some(stream);
     seen
 }
 

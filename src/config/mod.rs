@@ -25,7 +25,7 @@ pub const DEFAULT_REPEATS: u32 = 3;
 /// Pause between two repeats of a burst (the seed's 1 s).
 pub const DEFAULT_INTERVAL: &str = "1s";
 /// Least time between two bursts' first copies (see `session::Pacer`).
-pub const DEFAULT_BURST_PACE: &str = "0s";
+pub const DEFAULT_BURST_PACE: &str = "20us";
 /// Largest accepted request body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Largest accepted message text.
@@ -92,10 +92,10 @@ pub struct Config {
     #[arg(long, env = "SSEHUB_INTERVAL", default_value = DEFAULT_INTERVAL, value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// Least time between the first copies of two burst streams, e.g. `20us`; `0s` (the
-    /// default) sends first copies as fast as the machine can, and the later copies of a
-    /// message in one pass per round, on the message's clock. With a pace, each stream's later
-    /// copies follow its own first copy instead (round 2's behaviour).
+    /// Least time between the first copies of two burst streams, e.g. `20us`; `0s` turns pacing
+    /// off. When thousands of streams take the same message, their first copies go out at most
+    /// this fast, so the later copies, due one interval after each, can keep their schedule
+    /// (19,000 streams: the last first copy 380 ms after the publish).
     #[arg(long, env = "SSEHUB_BURST_PACE", default_value = DEFAULT_BURST_PACE, value_parser = parse_duration)]
     pub burst_pace: Duration,
 

@@ -153,7 +153,6 @@ impl AppState {
             drain_spread: config.drain_spread.min(config.shutdown_grace / 2),
             shutdown_grace: config.shutdown_grace,
             pacer: Pacer::new(config.burst_pace),
-            clocks: Default::default(),
         });
         let auth = Auth::from_config(&config.auth)?;
         hub.set_max_broad_patterns(config.max_broad_patterns);

@@ -1,9 +1,6 @@
-//! The seed's mode: one event, sent `--repeats` times `--interval` apart, then `close` and the
-//! end of the response. The first copy goes out as soon as the stream takes the event (or when
-//! the [`Pacer`](super::Pacer) gives it a slot, with `--burst-pace`); the later ones with the
-//! message's [`BurstClock`](super::clock::BurstClock), in one pass with every stream that took
-//! it together, or, for a stream that took it on its own (a resume), each one interval after
-//! its own first copy.
+//! The seed's mode: one event, sent `--repeats` times `--interval` apart (each copy one interval
+//! after the previous one went out, the first when the [`Pacer`](super::Pacer) gives it a
+//! slot), then `close` and the end of the response.
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -41,66 +38,33 @@ impl Session {
             };
             self.subscription = None;
             let due = self.settings.pacer.slot(Instant::now());
-            let settings = &self.settings;
-            let clock = settings
-                .pacer
-                .is_off()
-                .then(|| settings.clocks.join(event.id, repeats, interval));
             self.state = State::Repeating {
                 event,
                 sent: 0,
                 due,
-                clock,
             };
         }
-        let State::Repeating {
-            sent, due, clock, ..
-        } = &self.state
-        else {
+        let State::Repeating { sent, due, .. } = &self.state else {
             return None;
         };
         let (sent, due) = (*sent, *due);
         if sent >= repeats {
             return Some(self.complete());
         }
-        // Nothing changes before these waits, so dropping the future here (the connection went
-        // away) loses no frame.
-        match clock.clone().filter(|_| sent > 0) {
-            Some(clock) => {
-                let round = Box::pin(clock.wait(sent));
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                    () = round => {}
-                }
+        if due > Instant::now() {
+            // Nothing changes before this wait, so dropping the future here (the connection
+            // went away) loses no frame.
+            timer.as_mut().reset(due);
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
+                () = timer => {}
             }
-            None if due > Instant::now() => {
-                timer.as_mut().reset(due);
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled(), if !self.draining => return Some(self.begin_drain()),
-                    () = timer => {}
-                }
-            }
-            None => {}
         }
-        let State::Repeating {
-            event,
-            sent,
-            due,
-            clock,
-        } = &mut self.state
-        else {
+        let State::Repeating { event, sent, due } = &mut self.state else {
             return None;
         };
-        if *sent == 0 {
-            // Part of the message's first round, or on a schedule of its own from now.
-            if clock.as_ref().is_some_and(|c| !c.first_copy()) {
-                *clock = None;
-            }
-            *due = Instant::now();
-        }
-        *due += interval;
+        *due = Instant::now() + interval;
         let frame = event.burst_frames(repeats, interval)[*sent as usize].clone();
         *sent += 1;
         self.sent();

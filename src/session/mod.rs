@@ -17,7 +17,6 @@ use tokio::time::{sleep, Instant, Sleep};
 use crate::event::{control, control_frame, unix_now};
 
 mod burst;
-pub mod clock;
 mod drain;
 mod guard;
 mod live;
@@ -57,22 +56,18 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// First copies of bursts go out at most one per `--burst-pace` (see [`pace`]).
     pub pacer: Pacer,
-    /// The rounds of the messages being burst (see [`clock`]).
-    pub clocks: clock::Clocks,
 }
 
 enum State {
     /// Waiting for an event (burst: the one to repeat; live: the next one).
     Waiting,
-    /// Burst: `sent` repeats of `event` are out. With a `clock` (the stream took the message
-    /// in its first round) copy k goes out when the clock's round k fires; without, at `due`:
-    /// one interval after the previous copy was due, counting from this stream's first copy
-    /// (see `clock`).
+    /// Burst: `sent` repeats of `event` are out and the next is due at `due`. Each copy is due
+    /// one interval after the one before it actually went out, so a copy that was late
+    /// (thousands of other streams due in the same instant) does not make the next gap short.
     Repeating {
         event: Arc<Event>,
         sent: u32,
         due: Instant,
-        clock: Option<Arc<clock::BurstClock>>,
     },
     Done,
 }
@@ -145,7 +140,6 @@ impl Session {
                         event,
                         sent: 0,
                         due: Instant::now(),
-                        clock: None,
                     }
                 }
                 None => State::Waiting,

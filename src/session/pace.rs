@@ -36,12 +36,6 @@ impl Pacer {
         }
     }
 
-    /// Whether first copies go out unpaced (`--burst-pace 0s`, the default): then later copies
-    /// follow their message's clock (`session::clock`); with a pace, each stream's own.
-    pub fn is_off(&self) -> bool {
-        self.step.is_zero()
-    }
-
     /// The time a first copy may go out: `now`, or the next free slot if the slots handed out
     /// recently run ahead of `now`.
     pub fn slot(&self, now: Instant) -> Instant {
