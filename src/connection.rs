@@ -67,7 +67,7 @@ pub(crate) fn serve<H: Send + 'static>(
                 if let Ok(peer) = socket.peer_addr() {
                     // Boxed: the hyper connection is large.
                     // The first head was read under --header-timeout already.
-                    Box::pin(serve_with_hyper(socket, prefix, peer, router, app, None)).await;
+                    Box::pin(serve_with_hyper(socket, prefix, peer, router, app, true)).await;
                 }
             }
             Ok(Outcome::Served) => {}
@@ -107,14 +107,13 @@ pub(crate) async fn serve_tls<H: Send + 'static>(
         () = stop.cancelled() => return,
     };
     // The first request head gets --header-timeout, as on a cleartext connection.
-    let first_head = Some(app.config().header_timeout);
     Box::pin(serve_with_hyper(
         stream,
         Vec::new(),
         peer,
         router,
         app,
-        first_head,
+        false,
     ))
     .await;
 }
@@ -128,31 +127,31 @@ pub(crate) async fn serve_plain(
     app: AppState,
 ) {
     let _ = socket.set_nodelay(true);
-    let first_head = Some(app.config().header_timeout);
     Box::pin(serve_with_hyper(
         socket,
         Vec::new(),
         peer,
         router,
         app,
-        first_head,
+        false,
     ))
     .await;
 }
 
-/// `first_head`: how long the first request's head may take to arrive (`None` when it has
-/// been read already).
+/// `head_read`: the first request's head was read already (the direct path's fallback); else
+/// it must arrive within `--header-timeout`.
 async fn serve_with_hyper<S>(
     socket: S,
     prefix: Vec<u8>,
     peer: SocketAddr,
     router: Router,
     app: AppState,
-    first_head: Option<Duration>,
+    head_read: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let config = app.config();
+    let first_head = (!head_read).then_some(config.header_timeout);
     let io = TokioIo::new(Rewind::new(
         prefix,
         WriteWatchdog::new(socket, config.write_timeout),

@@ -22,6 +22,14 @@ fn dir(name: &str) -> std::path::PathBuf {
 }
 
 async fn serve_tls(name: &str) -> (Served, std::path::PathBuf) {
+    serve_tls_with(name, |_| {}).await
+}
+
+/// [`serve_tls`] with the configuration adjusted; the CA is `DIR/ca.pem`.
+async fn serve_tls_with(
+    name: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> (Served, std::path::PathBuf) {
     let dir = dir(name);
     let (ca, cert, key) = make_certificates(&dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -29,6 +37,7 @@ async fn serve_tls(name: &str) -> (Served, std::path::PathBuf) {
     let mut config = Config::with_bind(addr);
     config.tls_cert = Some(cert);
     config.tls_key = Some(key);
+    adjust(&mut config);
     let state = AppState::new(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(ssehub::serve(listener, state, async {
@@ -230,20 +239,14 @@ async fn a_silent_client_after_the_handshake_is_closed_at_the_header_deadline() 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     use tokio::io::AsyncReadExt;
-    let dir = dir("silent");
-    let (ca, cert, key) = make_certificates(&dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = Config::with_bind(addr);
-    config.tls_cert = Some(cert);
-    config.tls_key = Some(key);
-    config.header_timeout = Duration::from_millis(600);
-    config.idle_timeout = Duration::from_secs(8);
-    let state = AppState::new(config).unwrap();
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(ssehub::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let (served, dir) = serve_tls_with("silent", |config| {
+        config.header_timeout = Duration::from_millis(600);
+        config.idle_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let port = served.base.rsplit(':').next().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ca = dir.join("ca.pem");
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(&ca).unwrap())
@@ -276,5 +279,6 @@ async fn a_silent_client_after_the_handshake_is_closed_at_the_header_deadline() 
             "closed after {took:?}"
         );
     }
+    drop(served.stop);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -154,11 +154,6 @@ impl Spend {
         self.left -= bytes;
         Ok(charge)
     }
-
-    /// What is left of the request's allowance.
-    pub fn left(&self) -> usize {
-        self.left
-    }
 }
 
 #[cfg(test)]

@@ -157,37 +157,36 @@ impl Table {
     /// not in `matchers`).
     pub(super) fn matching(&mut self, topic: &TopicName) -> Arc<[u64]> {
         let now = self.next_id;
-        if let Some(cached) = self.matched.get(topic) {
+        if let Some(cached) = self.matched.get_mut(topic) {
             if cached.seen == now {
                 return Arc::clone(&cached.ids);
             }
-        }
-        let ids: Arc<[u64]> = match self.matched.get(topic) {
-            Some(cached) if cached.seen >= self.floor => {
+            if cached.seen >= self.floor {
+                // Catch up: drop the ids gone since, check the ones added since.
+                let (seen, matchers) = (cached.seen, &self.matchers);
                 let mut ids: Vec<u64> = cached
                     .ids
                     .iter()
                     .copied()
-                    .filter(|id| self.matchers.contains_key(id))
+                    .filter(|id| matchers.contains_key(id))
                     .collect();
-                let seen = cached.seen;
                 ids.extend(self.added.iter().copied().filter(|&id| {
                     id >= seen
-                        && self
-                            .matchers
+                        && matchers
                             .get(&id)
                             .is_some_and(|m| m.selector.matches(topic.as_str()))
                 }));
-                ids.into()
+                cached.ids = ids.into();
+                cached.seen = now;
+                return Arc::clone(&cached.ids);
             }
-            _ => {
-                let found = self.index.matching(topic.as_str());
-                found
-                    .iter()
-                    .filter_map(|selector| self.ids.get(selector).copied())
-                    .collect()
-            }
-        };
+        }
+        let ids: Arc<[u64]> = self
+            .index
+            .matching(topic.as_str())
+            .iter()
+            .filter_map(|selector| self.ids.get(selector).copied())
+            .collect();
         if self.matched.len() >= MATCH_CACHE && !self.matched.contains_key(topic) {
             self.matched.clear();
         }
