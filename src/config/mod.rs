@@ -240,8 +240,10 @@ pub struct Config {
     pub auth: AuthConfig,
 
     /// Run as a cluster node on Redis: `redis://[:password@]host:port/db` (`rediss://` for
-    /// TLS). Every node given the same Redis and prefix forms one hub. Without it, the
-    /// in-memory broker (a single node).
+    /// TLS), or a primary found through Redis Sentinel and followed through failovers:
+    /// `redis+sentinel://[:password@]host:port[,host:port…]/MASTER_NAME` (the sentinels'
+    /// addresses; the password is the data nodes'). Every node given the same Redis and prefix
+    /// forms one hub. Without it, the in-memory broker (a single node).
     #[arg(long, env = "SSEHUB_BROKER")]
     pub broker: Option<String>,
 
@@ -249,6 +251,12 @@ pub struct Config {
     /// public roots): for a Redis with a certificate from a private CA.
     #[arg(long, env = "SSEHUB_REDIS_CA")]
     pub redis_ca: Option<std::path::PathBuf>,
+
+    /// Replicas that must hold an event before its publish is answered (Redis `WAIT`); past
+    /// `--broker-timeout` without them the publish answers 503. Default: 1 with Sentinel, 0
+    /// with a single Redis.
+    #[arg(long, env = "SSEHUB_REDIS_MIN_REPLICAS")]
+    pub redis_min_replicas: Option<usize>,
 
     /// Prefix of every Redis key and channel; give separate hubs on one Redis different prefixes.
     #[arg(long, env = "SSEHUB_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
@@ -303,6 +311,7 @@ impl Config {
             burst_pace: duration(DEFAULT_BURST_PACE),
             broker: None,
             redis_ca: None,
+            redis_min_replicas: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             broker_timeout: duration(DEFAULT_BROKER_TIMEOUT),
         }

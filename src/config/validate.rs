@@ -90,8 +90,13 @@ impl Config {
             return fail("--tls-cert and --tls-key go together");
         }
         if let Some(url) = &self.broker {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return fail("--broker must be a redis:// or rediss:// URL");
+            let schemes = [
+                "redis://",
+                "rediss://",
+                crate::broker::redis::SENTINEL_SCHEME,
+            ];
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return fail("--broker must be a redis://, rediss:// or redis+sentinel:// URL");
             }
         }
         Ok(())

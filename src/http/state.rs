@@ -121,7 +121,9 @@ impl AppState {
                 })?),
                 None => None,
             };
+        let sentinel = url.starts_with(crate::broker::redis::SENTINEL_SCHEME);
         let settings = crate::broker::redis::RedisSettings {
+            min_replicas: config.redis_min_replicas.unwrap_or(usize::from(sentinel)),
             url,
             ca,
             prefix: config.redis_prefix.clone(),

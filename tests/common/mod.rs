@@ -9,6 +9,7 @@ pub mod mercure;
 pub mod metrics;
 pub mod raw;
 pub mod redis;
+pub mod sentinel;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

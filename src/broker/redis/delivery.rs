@@ -5,6 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often the subscription checks that its Redis still answers.
+const LIVENESS: Duration = Duration::from_secs(1);
+
 use futures_util::StreamExt;
 
 use super::codec::decode_message;
@@ -35,7 +38,8 @@ impl RedisBroker {
         &self,
         ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), BrokerError> {
-        let mut pubsub = self.timed(self.client.get_async_pubsub()).await?;
+        let feed = self.link.feed();
+        let mut pubsub = self.timed(feed.client.get_async_pubsub()).await?;
         self.timed(pubsub.subscribe(self.key("events"))).await?;
         // Anything published from here on is buffered on the subscription; first deliver what
         // was missed while it was down, from the streams.
@@ -44,15 +48,33 @@ impl RedisBroker {
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
-        tracing::info!("Redis subscription live");
-        let mut messages = pubsub.into_on_message();
-        while let Some(message) = messages.next().await {
-            match decode_message(message.get_payload_bytes()) {
-                Some(event) => self.hand_over(Arc::new(event)),
-                None => tracing::warn!("ignoring a malformed message on the events channel"),
+        tracing::info!(redis = %feed.addr, "Redis subscription live");
+        let (mut sink, mut messages) = pubsub.split();
+        // A frozen or partitioned Redis sends nothing and no error: a ping every second
+        // finds out; so does the primary moving elsewhere (Sentinel).
+        let mut tick = tokio::time::interval(LIVENESS);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { return Ok(()) };
+                    match decode_message(message.get_payload_bytes()) {
+                        Some(event) => self.hand_over(Arc::new(event)),
+                        None => tracing::warn!("ignoring a malformed message on the events channel"),
+                    }
+                }
+                _ = tick.tick() => {
+                    if !Arc::ptr_eq(&self.link.feed(), &feed) {
+                        return Ok(());
+                    }
+                    let pong = tokio::time::timeout(self.settings.timeout, sink.ping::<redis::Value>());
+                    if !matches!(pong.await, Ok(Ok(_))) {
+                        self.link.suspect();
+                        return Err(BrokerError::Unavailable("the subscription stopped answering".into()));
+                    }
+                }
             }
         }
-        Ok(())
     }
 
     /// Delivers an event unless an equal or newer one was delivered already.

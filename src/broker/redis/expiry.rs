@@ -22,7 +22,7 @@ impl RedisBroker {
     }
 
     async fn expire(&self) -> Result<(), BrokerError> {
-        let mut con = self.commands.clone();
+        let mut con = self.con();
         let cutoff = (crate::event::unix_now() * 1000.0) as u64;
         let cutoff = cutoff.saturating_sub(self.settings.max_age.as_millis() as u64);
         let stale: Vec<String> = self

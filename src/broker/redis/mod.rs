@@ -2,16 +2,22 @@
 //!
 //! - **Ids and history** live in Redis. One Lua script, atomic on the server, takes the next id
 //!   (`MS-SEQ`: Redis' clock in ms, never decreasing, and a counter in a hash), appends the
-//!   event to the topic's stream (`XADD`, `MAXLEN` = history count, `MINID` trimming for age)
-//!   and `PUBLISH`es it on one channel. A publish is accepted only when the script returns.
+//!   event to the topic's stream (`XADD` with approximate `MAXLEN ~` trimming; reads hide what
+//!   is past the history count or age) and `PUBLISH`es it on one channel. A publish is
+//!   accepted only when the script returns, and with `min_replicas` only once `WAIT` says that
+//!   many replicas hold it ([`commit`]).
+//! - **Where**: one Redis by URL, or the primary that Redis Sentinel names, followed through
+//!   failovers ([`link`]).
 //! - **Delivery**: each node holds one `SUBSCRIBE` connection (not one per client) and hands
 //!   what arrives to its local fan-out. Redis runs scripts one at a time and delivers a
-//!   channel's messages in order, so every node sees events in id order.
-//! - **Faults**: when the subscription drops (Redis restarted, network cut), the node
-//!   reconnects with backoff and, before going live again, reads from the streams every event
-//!   after the last one it delivered to topics its clients subscribe to: no gap. Readiness is
-//!   false until then. Commands time out after `timeout`, so a publish during an outage gets
-//!   a 503 quickly instead of hanging.
+//!   channel's messages in order, so every node sees events in id order. With Sentinel and
+//!   replicas to wait for, the node subscribes on a replica, so what it delivers survives the
+//!   primary's death.
+//! - **Faults**: when the subscription drops or stops answering pings (Redis restarted, frozen,
+//!   network cut, primary moved), the node reconnects with backoff and, before going live
+//!   again, reads from the streams every event after the last one it delivered to topics its
+//!   clients subscribe to: no gap. Readiness is false until then. Commands time out after
+//!   `timeout`, so a publish during an outage gets a 503 quickly instead of hanging.
 //!
 //! Keys (under the prefix, `ssehub:` by default): `meta` (hash: last `ms`, `seq`, and `forgotten`, the newest ms of a removed topic),
 //! `topics` (sorted set: topic → last publish ms), `topic:NAME` (stream), and the channel
@@ -24,15 +30,19 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::{Cmd, Script, Value};
 
 use tokio_util::sync::CancellationToken;
 
 mod codec;
+mod commit;
 mod delivery;
 mod expiry;
+mod link;
 mod reads;
 mod scripts;
+
+pub use self::link::SENTINEL_SCHEME;
 
 use self::codec::decode_entries;
 use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA};
@@ -45,8 +55,11 @@ use crate::topic::{Pattern, TopicName};
 /// Settings of the Redis broker.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[:password@]host:port/db` or `rediss://...` for TLS.
+    /// `redis://[:password@]host:port/db`, `rediss://...` for TLS, or
+    /// `redis+sentinel://[:password@]host:port[,host:port…]/MASTER_NAME`.
     pub url: String,
+    /// Replicas that must hold an event before its publish is answered (`WAIT`); 0 for none.
+    pub min_replicas: usize,
     /// Prefix of every key and channel.
     pub prefix: String,
     /// Events kept per topic.
@@ -66,8 +79,9 @@ const LISTING_WINDOW: usize = 100;
 
 /// See the module docs.
 pub struct RedisBroker {
-    client: redis::Client,
-    commands: ConnectionManager,
+    link: Arc<link::Link>,
+    /// With `min_replicas` > 0: where publishes go to be acknowledged.
+    lanes: Option<commit::Lanes>,
     settings: RedisSettings,
     delivery: Arc<dyn Delivery>,
     publish: Script,
@@ -92,35 +106,29 @@ impl RedisBroker {
         delivery: Arc<dyn Delivery>,
     ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let setup = |err: redis::RedisError| BrokerError::Setup(err.to_string());
-        let client = match &settings.ca {
-            None => redis::Client::open(settings.url.as_str()).map_err(setup)?,
-            Some(ca) => {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                };
-                redis::Client::build_with_tls(settings.url.as_str(), certificates).map_err(setup)?
-            }
-        };
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let commands = tokio::time::timeout(
+        let target = link::Target::parse(&settings.url)?;
+        let link = link::Link::connect(
+            target,
+            settings.ca.clone(),
             settings.timeout,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| BrokerError::Unavailable("timed out connecting to Redis".into()))?
-        .map_err(unavailable)?;
+            settings.min_replicas > 0,
+        );
+        let link = Arc::new(link.await?);
+        let publish = Script::new(PUBLISH_LUA);
+        let lanes = (settings.min_replicas > 0).then(|| {
+            commit::Lanes::start(
+                Arc::clone(&link),
+                publish.clone(),
+                settings.min_replicas,
+                settings.timeout,
+            )
+        });
         let broker = Arc::new(Self {
-            client,
-            commands,
+            link,
+            lanes,
             settings,
             delivery,
-            publish: Script::new(PUBLISH_LUA),
+            publish,
             read: Script::new(READ_LUA),
             live: AtomicBool::new(false),
             delivered: Mutex::new(EventId::default()),
@@ -138,7 +146,21 @@ impl RedisBroker {
         let stop = broker.stop.clone();
         let task = Arc::clone(&broker).expire_forever();
         tokio::spawn(async move { stop.run_until_cancelled(task).await });
+        let stop = broker.stop.clone();
+        let task = Arc::clone(&broker.link).watch_forever();
+        tokio::spawn(async move { stop.run_until_cancelled(task).await });
         Ok(broker)
+    }
+
+    /// A handle on the current primary's command connection: for writes.
+    fn con(&self) -> ConnectionManager {
+        self.link.primary().commands.clone()
+    }
+
+    /// A handle on the connection to what the node delivers from (see `Link::feed`): for
+    /// reads, so history agrees with what streams were sent.
+    fn reader(&self) -> ConnectionManager {
+        self.link.feed().commands.clone()
     }
 
     fn key(&self, name: &str) -> String {
@@ -162,44 +184,85 @@ impl RedisBroker {
         self.settings
             .round_trip
             .record(started.elapsed().as_secs_f64());
+        let answer = answer
+            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))
+            .and_then(|a| a.map_err(unavailable));
+        if answer.is_err() {
+            // The primary may have moved (Sentinel): look now rather than at the next tick.
+            self.link.suspect();
+        }
         answer
-            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))?
-            .map_err(unavailable)
+    }
+
+    /// The publish script for `draft`, as an `EVALSHA`.
+    fn publish_cmd(&self, draft: &Draft) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.publish.get_hash())
+            .arg(3)
+            .arg(self.key("meta"))
+            .arg(self.stream_key(draft.topic.as_str()))
+            .arg(self.key("topics"))
+            .arg(draft.topic.as_str())
+            .arg(draft.name.as_str())
+            .arg(&draft.message)
+            .arg(self.settings.history)
+            .arg(self.settings.max_age.as_millis() as u64)
+            .arg(self.key("events"))
+            .arg(if draft.private { "1" } else { "0" })
+            .arg(
+                draft
+                    .alternates
+                    .iter()
+                    .map(TopicName::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            )
+            .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
+            .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
+            .arg(self.key("id:"))
+            .arg(&self.settings.prefix);
+        cmd
+    }
+
+    /// Runs the publish script on the shared connection (no replicas to wait for), loading
+    /// it first if the server does not know it (`NOSCRIPT`: it did not run).
+    async fn publish_now(&self, cmd: &Cmd) -> Result<String, BrokerError> {
+        let mut con = self.con();
+        let started = std::time::Instant::now();
+        let limit = self.settings.timeout;
+        let mut answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
+        if matches!(&answer, Ok(Err(err)) if err.code() == Some("NOSCRIPT")) {
+            let _ = self.publish.load_async(&mut con).await;
+            answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
+        }
+        self.settings
+            .round_trip
+            .record(started.elapsed().as_secs_f64());
+        let answer = answer
+            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))
+            .and_then(|a| a.map_err(unavailable));
+        if answer.is_err() {
+            self.link.suspect();
+        }
+        answer
     }
 }
 
 impl Broker for RedisBroker {
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>> {
         async move {
-            let mut con = self.commands.clone();
-            let id: String = self
-                .timed(
-                    self.publish
-                        .key(self.key("meta"))
-                        .key(self.stream_key(draft.topic.as_str()))
-                        .key(self.key("topics"))
-                        .arg(draft.topic.as_str())
-                        .arg(draft.name.as_str())
-                        .arg(&draft.message)
-                        .arg(self.settings.history)
-                        .arg(self.settings.max_age.as_millis() as u64)
-                        .arg(self.key("events"))
-                        .arg(if draft.private { "1" } else { "0" })
-                        .arg(
-                            draft
-                                .alternates
-                                .iter()
-                                .map(TopicName::as_str)
-                                .collect::<Vec<_>>()
-                                .join("\t"),
-                        )
-                        .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
-                        .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
-                        .arg(self.key("id:"))
-                        .arg(&self.settings.prefix)
-                        .invoke_async(&mut con),
-                )
-                .await?;
+            let cmd = self.publish_cmd(&draft);
+            let id = match &self.lanes {
+                Some(lanes) => {
+                    let started = std::time::Instant::now();
+                    let id = lanes.publish(cmd).await;
+                    self.settings
+                        .round_trip
+                        .record(started.elapsed().as_secs_f64());
+                    id?
+                }
+                None => self.publish_now(&cmd).await?,
+            };
             let id: EventId = id
                 .parse()
                 .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))?;
@@ -226,7 +289,7 @@ impl Broker for RedisBroker {
                 _ => (EventId::default(), true),
             };
             if !gap {
-                let mut con = self.commands.clone();
+                let mut con = self.reader();
                 let forgotten_ms: Option<u64> = self
                     .timed(
                         redis::cmd("HGET")
@@ -276,7 +339,7 @@ impl Broker for RedisBroker {
 
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Cursor>, BrokerError>> {
         async move {
-            let mut con = self.commands.clone();
+            let mut con = self.reader();
             let pairs: Vec<(String, String)> = self
                 .timed(
                     redis::Script::new(RESOLVE_LUA)
@@ -302,7 +365,7 @@ impl Broker for RedisBroker {
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {
         async move {
-            let mut con = self.commands.clone();
+            let mut con = self.reader();
             let names = self.known_topics().await?;
             let mut pipe = redis::pipe();
             for name in &names {
@@ -321,7 +384,10 @@ impl Broker for RedisBroker {
                 .zip(replies.chunks(2))
                 .map(|(name, reply)| {
                     let history = match reply.first() {
-                        Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+                        // Approximate trimming may leave more in the stream than history holds.
+                        Some(Value::Int(n)) => {
+                            usize::try_from(*n).unwrap_or(0).min(self.settings.history)
+                        }
                         _ => 0,
                     };
                     let window = reply

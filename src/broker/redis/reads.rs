@@ -15,7 +15,7 @@ use crate::topic::{Pattern, TopicName};
 impl RedisBroker {
     /// The newest id Redis has issued (`0-0` before the first publish).
     pub(super) async fn last_issued(&self) -> Result<EventId, BrokerError> {
-        let mut con = self.commands.clone();
+        let mut con = self.reader();
         let (ms, seq): (Option<u64>, Option<u64>) = self
             .timed(
                 redis::cmd("HMGET")
@@ -28,8 +28,8 @@ impl RedisBroker {
         Ok(EventId::new(ms.unwrap_or(0), seq.unwrap_or(0)))
     }
 
-    /// Reads one topic's stream after `after` (and up to `until`, if given): the
-    /// deleted-up-to id and the events.
+    /// Reads one topic's history after `after` (and up to `until`, if given): the newest id
+    /// no longer in history (a cursor before it missed events) and the events.
     pub(super) async fn read_topic(
         &self,
         topic: &TopicName,
@@ -38,7 +38,7 @@ impl RedisBroker {
         count: usize,
         newest: bool,
     ) -> Result<(Option<EventId>, Vec<Arc<Event>>), BrokerError> {
-        let mut con = self.commands.clone();
+        let mut con = self.reader();
         let start = format!("({}", after.raw());
         let end = until.map_or_else(|| "+".to_owned(), |id| id.raw());
         let value: Value = self
@@ -49,6 +49,8 @@ impl RedisBroker {
                     .arg(&end)
                     .arg(count.max(1))
                     .arg(if newest { "rev" } else { "fwd" })
+                    .arg(self.settings.history)
+                    .arg(self.settings.max_age.as_millis() as u64)
                     .invoke_async(&mut con),
             )
             .await?;
@@ -76,7 +78,7 @@ impl RedisBroker {
 
     /// The topic names held in the sorted set `set` (under the key prefix).
     async fn topic_set(&self, set: &str) -> Result<Vec<TopicName>, BrokerError> {
-        let mut con = self.commands.clone();
+        let mut con = self.reader();
         let names: Vec<String> = self
             .timed(
                 redis::cmd("ZRANGE")
@@ -113,7 +115,7 @@ impl RedisBroker {
         }
         // Topics whose events have an alternate topic that matches: read them too (replay
         // then keeps only the events that match by one of their topics).
-        let mut con = self.commands.clone();
+        let mut con = self.reader();
         for alternate in self.topic_set("alternates").await? {
             if !patterns.iter().any(|p| p.matches(&alternate)) {
                 continue;

@@ -1,7 +1,9 @@
 //! The Lua scripts the Redis broker runs: each is atomic on the server.
 
-/// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with `MAXLEN`
-/// and `MINID` trimming, the topic's last publish time, the publisher's id → (topic → hub id)
+/// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with
+/// approximate `MAXLEN ~` trimming (Redis drops whole stream nodes, so a stream holds up to ~100
+/// entries more than the history; reads hide them, and those past the age, see [`READ_LUA`]),
+/// the topic's last publish time, the publisher's id → (topic → hub id)
 /// hash (the earliest event of each topic and alternate bearing it, kept for the history age),
 /// and the channel message.
 /// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
@@ -15,9 +17,8 @@ local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
 if now < last then now = last end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'ms', now)
-local id = string.format('%d-%d', now, seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7], 'a', ARGV[8], 'i', ARGV[9], 'r', ARGV[10])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', now - tonumber(ARGV[5])))
+local id = now .. '-' .. seq
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7], 'a', ARGV[8], 'i', ARGV[9], 'r', ARGV[10])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 if ARGV[9] ~= '' then
   local key = ARGV[11] .. ARGV[9]
@@ -30,34 +31,64 @@ if ARGV[9] ~= '' then
   end
   redis.call('PEXPIRE', key, ARGV[5])
 end
-for alternate in string.gmatch(ARGV[8], '[^\t]+') do
-  redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])
-  redis.call('ZADD', ARGV[12] .. 'alternates', now, alternate)
+local topics = ARGV[1]
+if ARGV[8] ~= '' then
+  topics = topics .. '\t' .. ARGV[8]
+  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
+    redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])
+    redis.call('ZADD', ARGV[12] .. 'alternates', now, alternate)
+  end
 end
 local flags = ''
 if ARGV[7] == '1' then flags = 'p' end
-local topics = ARGV[1]
-if ARGV[8] ~= '' then topics = topics .. '\t' .. ARGV[8] end
 redis.call('PUBLISH', ARGV[6], id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3])
 return id
 ";
 
-/// Reads one topic between ARGV[1] (exclusive) and ARGV[2]: `{max-deleted-entry-id, entries}`;
-/// `rev` takes the newest `count`, `fwd` the oldest.
+/// Reads one topic between ARGV[1] (exclusive) and ARGV[2]: `{out-of-history id, entries}`;
+/// `rev` takes the newest `count`, `fwd` the oldest. Only the newest ARGV[5] entries younger
+/// than ARGV[6] ms (by Redis' clock) are history: the publish script trims approximately, so older entries may
+/// still be in the stream. The first element is the newest id no longer in history (deleted, or
+/// still there but past the count or the age), or `''`: a cursor before it has missed events.
 pub(super) const READ_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'', {}} end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local deleted = ''
-for i = 1, #info, 2 do
-  if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
 end
+local function later(a, b)
+  if b == '' then return true end
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am > bm or (am == bm and as > bs)
+end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local gone = ''
+for i = 1, #info, 2 do
+  if info[i] == 'max-deleted-entry-id' and info[i + 1] ~= '0-0' then gone = info[i + 1] end
+end
+local keep = tonumber(ARGV[5])
+if redis.call('XLEN', KEYS[1]) > keep then
+  local beyond = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', keep + 1)
+  local id = beyond[#beyond][1]
+  if later(id, gone) then gone = id end
+end
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[6])
+local aged = {}
+if cutoff > 0 then
+  aged = redis.call('XREVRANGE', KEYS[1], string.format('%d-18446744073709551615', cutoff), '-', 'COUNT', 1)
+end
+if #aged > 0 and later(aged[1][1], gone) then gone = aged[1][1] end
+local start = ARGV[1]
+if gone ~= '' and later(gone, string.sub(start, 2)) then start = '(' .. gone end
 local entries
 if ARGV[4] == 'rev' then
-  entries = redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[1], 'COUNT', ARGV[3])
+  entries = redis.call('XREVRANGE', KEYS[1], ARGV[2], start, 'COUNT', ARGV[3])
 else
-  entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+  entries = redis.call('XRANGE', KEYS[1], start, ARGV[2], 'COUNT', ARGV[3])
 end
-return {deleted, entries}
+return {gone, entries}
 ";
 
 /// The publisher id → (topic → hub id) hash of KEYS[1] as a flat list (empty if there is none,

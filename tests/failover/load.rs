@@ -1,0 +1,233 @@
+//! The load a failover test runs and what it checks: publishers on every node, live streams
+//! on every node (one topic and several), a stream that resumes on another node, and the
+//! counts: every acknowledged event reaches every matching stream exactly once in its topic's
+//! order; an event whose publish failed reaches all of them or none.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::common::{message, SseStream, TestApp};
+
+/// What the message of the last event of a run starts with.
+pub const END: &str = "end/";
+
+/// One publish and how it ended.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub topic: String,
+    pub message: String,
+    /// 201 with this id; `None` when refused (503) or unanswered in time.
+    pub id: Option<String>,
+    /// When it was sent and answered, since the run began.
+    pub sent: Duration,
+    pub at: Duration,
+}
+
+/// The publishes so far.
+#[derive(Default, Clone)]
+pub struct Ledger(Arc<Mutex<Vec<Publish>>>);
+
+impl Ledger {
+    pub fn acknowledged(&self) -> usize {
+        self.lock().iter().filter(|p| p.id.is_some()).count()
+    }
+
+    pub fn all(&self) -> Vec<Publish> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Publish>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts a publisher per node and topic; each publishes `TOPIC/NODE/I` in turn until `stop`.
+pub fn publishers(
+    nodes: &[String],
+    topics: &[&str],
+    stop: watch::Receiver<bool>,
+    began: tokio::time::Instant,
+) -> (Ledger, Vec<JoinHandle<()>>) {
+    let ledger = Ledger::default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut tasks = vec![];
+    for (n, base) in nodes.iter().enumerate() {
+        for topic in topics {
+            let (ledger, client, stop) = (ledger.clone(), client.clone(), stop.clone());
+            let (url, topic) = (format!("{base}/api/messages"), topic.to_string());
+            tasks.push(tokio::spawn(async move {
+                for i in 0.. {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    let message = format!("{topic}/{n}/{i}");
+                    let sent = began.elapsed();
+                    let answer = client
+                        .post(&url)
+                        .json(&json!({"topic": topic, "message": message}))
+                        .send()
+                        .await;
+                    let id = match answer {
+                        Ok(r) if r.status() == 201 => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .ok()
+                            .and_then(|body| body["data"]["id"].as_str().map(str::to_owned)),
+                        Ok(_) | Err(_) => {
+                            // Refused or cut off: do not spin while the hub recovers.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            None
+                        }
+                    };
+                    ledger.lock().push(Publish {
+                        topic: topic.clone(),
+                        message,
+                        id,
+                        sent,
+                        at: began.elapsed(),
+                    });
+                }
+            }));
+        }
+    }
+    (ledger, tasks)
+}
+
+/// Every event (message, id) a stream received, in order.
+pub type Received = Vec<(String, String)>;
+
+/// Reads a live stream until it has the end marker of every topic it watches.
+pub fn reader(mut stream: SseStream, topics: Vec<String>) -> JoinHandle<Received> {
+    tokio::spawn(async move {
+        let mut seen = Received::new();
+        read_until_ends(&mut stream, &topics, &mut seen).await;
+        seen
+    })
+}
+
+/// Reads `stream` until the end markers of `topics`, appending to `seen`; `false` if the
+/// stream ended first.
+pub async fn read_until_ends(
+    stream: &mut SseStream,
+    topics: &[String],
+    seen: &mut Received,
+) -> bool {
+    let mut ends: HashSet<String> = HashSet::new();
+    while ends.len() < topics.len() {
+        let Ok(Some(event)) = stream.next_within(Duration::from_secs(60)).await else {
+            return false;
+        };
+        if event.event != "message" {
+            assert_ne!(
+                event.event,
+                "gap",
+                "a stream was told it missed events: {event:?} after {:?}",
+                seen.last()
+            );
+            continue;
+        }
+        let text = message(&event);
+        if let Some(topic) = text.strip_prefix(END) {
+            ends.insert(topic.to_owned());
+        }
+        seen.push((text, event.id.clone().unwrap_or_default()));
+    }
+    true
+}
+
+/// Publishes the end marker of each topic through `node`, retrying until accepted.
+pub async fn end(node: &TestApp, topics: &[&str]) {
+    for topic in topics {
+        loop {
+            let (status, _) = node
+                .post_json(json!({"topic": topic, "message": format!("{END}{topic}")}))
+                .await;
+            if status == 201 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The counts of a run.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub acknowledged: usize,
+    pub refused: usize,
+    /// Deliveries of acknowledged events to the streams that should get them.
+    pub expected: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub out_of_order: usize,
+    /// Refused events that reached some matching streams but not all.
+    pub partial: usize,
+}
+
+/// Checks every stream (its topics, what it received) against the ledger.
+pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts {
+    let mut counts = Counts::default();
+    let topic_of: HashMap<&str, &str> = ledger
+        .iter()
+        .map(|p| (p.message.as_str(), p.topic.as_str()))
+        .collect();
+    let mut refused_reach: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (topics, received) in streams {
+        let mut counted: HashMap<&str, usize> = HashMap::new();
+        for (message, _) in received {
+            *counted.entry(message.as_str()).or_default() += 1;
+        }
+        counts.duplicated += counted.values().map(|n| n - 1).sum::<usize>();
+        // Per topic, ids and each publisher's sequence only go up.
+        let mut last_id: HashMap<&str, crate::EventKey> = HashMap::new();
+        let mut last_seq: HashMap<String, u64> = HashMap::new();
+        for (message, id) in received {
+            let Some(topic) = topic_of.get(message.as_str()) else {
+                continue;
+            };
+            let key = crate::EventKey::parse(id);
+            if last_id.get(topic).is_some_and(|prev| *prev >= key) {
+                counts.out_of_order += 1;
+            }
+            last_id.insert(topic, key);
+            if let Some((publisher, seq)) = message.rsplit_once('/') {
+                let seq: u64 = seq.parse().unwrap_or(0);
+                if last_seq.get(publisher).is_some_and(|prev| *prev >= seq) {
+                    counts.out_of_order += 1;
+                }
+                last_seq.insert(publisher.to_owned(), seq);
+            }
+        }
+        for publish in ledger.iter().filter(|p| topics.contains(&p.topic)) {
+            let got = counted.contains_key(publish.message.as_str());
+            if publish.id.is_some() {
+                counts.expected += 1;
+                if got {
+                    counts.delivered += 1;
+                } else {
+                    counts.lost += 1;
+                }
+            } else {
+                let reach = refused_reach.entry(&publish.message).or_default();
+                reach.0 += 1;
+                reach.1 += usize::from(got);
+            }
+        }
+    }
+    counts.acknowledged = ledger.iter().filter(|p| p.id.is_some()).count();
+    counts.refused = ledger.len() - counts.acknowledged;
+    counts.partial = refused_reach
+        .values()
+        .filter(|(streams, got)| *got != 0 && got != streams)
+        .count();
+    counts
+}

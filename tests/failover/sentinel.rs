@@ -1,0 +1,162 @@
+//! Redis Sentinel: a primary killed or frozen mid-publish, with three ssehub nodes publishing
+//! and streaming throughout.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::load::{self, Counts};
+use crate::common::sentinel::Sentinels;
+use crate::common::{spawn_app, SseStream, TestApp};
+
+const TOPICS: [&str; 2] = ["a", "b"];
+
+async fn node(sentinels: &Sentinels) -> TestApp {
+    let url = sentinels.url();
+    let app = spawn_app(move |c| {
+        c.broker = Some(url);
+        c.broker_timeout = Duration::from_secs(1);
+        // Enough for the resuming stream's absence: a gap would be right, and no test.
+        c.history = 100_000;
+    })
+    .await;
+    app.wait_ready().await;
+    app
+}
+
+/// How the primary fails.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `kill -9`, with two replicas: one is promoted, the other acknowledges for it.
+    Kill,
+    /// `kill -STOP` past the failover, then `-CONT`, with one replica: the promoted replica
+    /// has none left to acknowledge writes until the old primary rejoins as one (Sentinel
+    /// converts it ~8 s after it answers again, then it resynchronises).
+    Freeze,
+}
+
+async fn run(fault: Fault) -> Counts {
+    let replicas = match fault {
+        Fault::Kill => 2,
+        Fault::Freeze => 1,
+    };
+    let mut sentinels = Sentinels::start(replicas).await;
+    let nodes = [
+        node(&sentinels).await,
+        node(&sentinels).await,
+        node(&sentinels).await,
+    ];
+    // Live streams on every node: each topic alone, and both.
+    let mut readers = vec![];
+    for app in &nodes {
+        for topics in [&["a"][..], &["b"], &["a", "b"]] {
+            let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
+            let stream = app
+                .stream(&format!("/stream?mode=live&{}", query.join("&")))
+                .await;
+            let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+            readers.push((topics.clone(), load::reader(stream, topics)));
+        }
+    }
+    // A stream that leaves node 0 mid-run and resumes on node 1 with its last id.
+    let resumer = SseStream::open(
+        &nodes[0].client,
+        &nodes[0].url("/stream?mode=live&topic=a&topic=b"),
+        &[],
+    )
+    .await;
+
+    let began = tokio::time::Instant::now();
+    let (stop, stopped) = watch::channel(false);
+    let urls: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
+    let (ledger, publishers) = load::publishers(&urls, &TOPICS, stopped, began);
+
+    let until_acked = |n: usize| {
+        let ledger = ledger.clone();
+        async move {
+            while ledger.acknowledged() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    until_acked(300).await;
+
+    // The resumer reads a while, drops, and resumes on another node.
+    let mut resumer = resumer;
+    let mut resumed = load::Received::new();
+    while resumed.len() < 100 {
+        let event = resumer.next_event().await.expect("stream ended");
+        resumed.push((crate::common::message(&event), event.id.clone().unwrap()));
+    }
+    drop(resumer);
+
+    let old = sentinels.primary_port().await.unwrap();
+    match fault {
+        Fault::Kill => sentinels.primary().await.kill(),
+        Fault::Freeze => sentinels.primary().await.pause(),
+    }
+    let faulted = began.elapsed();
+    let acked_before = ledger.acknowledged();
+    let new = sentinels.until_failover_from(old).await;
+    let failed_over = began.elapsed();
+    if let Fault::Freeze = fault {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let old_node = sentinels.nodes.iter().find(|n| n.port == old).unwrap();
+        old_node.resume();
+    }
+    sentinels.until_replicas(1).await;
+    let last_id = resumed.last().unwrap().1.clone();
+    let mut resumer = nodes[1]
+        .stream_with(
+            "/stream?mode=live&topic=a&topic=b",
+            &[("last-event-id", last_id.as_str())],
+        )
+        .await;
+    until_acked(acked_before + 300).await;
+    stop.send(true).unwrap();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    load::end(&nodes[2], &TOPICS).await;
+
+    let topics_ab = vec!["a".to_owned(), "b".to_owned()];
+    assert!(load::read_until_ends(&mut resumer, &topics_ab, &mut resumed).await);
+    let mut streams = vec![(topics_ab, resumed)];
+    for (topics, reader) in readers {
+        streams.push((topics, reader.await.unwrap()));
+    }
+    let all = ledger.all();
+    // Recovery: from the fault to the first acknowledgement of a publish sent after it.
+    let recovered = all
+        .iter()
+        .filter(|p| p.id.is_some() && p.sent > faulted)
+        .map(|p| p.at - faulted)
+        .min()
+        .unwrap();
+    let counts = load::check(&all, &streams);
+    eprintln!(
+        "{fault:?}: primary {old} -> {new} (sentinels agreed {:?} after the fault); first \
+         acknowledged publish {recovered:?} after it; {counts:?}",
+        failed_over - faulted
+    );
+    counts
+}
+
+fn assert_exact(counts: &Counts) {
+    assert!(counts.acknowledged >= 600, "{counts:?}");
+    assert_eq!(counts.lost, 0, "{counts:?}");
+    assert_eq!(counts.duplicated, 0, "{counts:?}");
+    assert_eq!(counts.out_of_order, 0, "{counts:?}");
+    assert_eq!(counts.partial, 0, "{counts:?}");
+    assert_eq!(counts.delivered, counts.expected, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_loses_no_acknowledged_event() {
+    assert_exact(&run(Fault::Kill).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_loses_no_acknowledged_event() {
+    assert_exact(&run(Fault::Freeze).await);
+}
