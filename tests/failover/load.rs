@@ -104,11 +104,25 @@ pub fn publishers(
 /// Every event (message, id) a stream received, in order.
 pub type Received = Vec<(String, String)>;
 
-/// Reads a live stream until it has the end marker of every topic it watches.
-pub fn reader(mut stream: SseStream, topics: Vec<String>) -> JoinHandle<Received> {
+/// Reads a live stream until it has the end marker of every topic it watches. When its node
+/// goes away, it resumes on the next of `others` (base URLs) with its last id, as an
+/// `EventSource` would.
+pub fn reader(stream: SseStream, topics: Vec<String>, others: Vec<String>) -> JoinHandle<Received> {
     tokio::spawn(async move {
         let mut seen = Received::new();
-        read_until_ends(&mut stream, &topics, &mut seen).await;
+        let mut stream = stream;
+        let mut others = others.into_iter();
+        while !read_until_ends(&mut stream, &topics, &mut seen).await {
+            let base = others
+                .next()
+                .expect("a stream ended on a node that stayed up");
+            let last = seen.last().map(|(_, id)| id.clone()).unwrap_or_default();
+            let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
+            let client = reqwest::Client::new();
+            let url = format!("{base}/stream?mode=live&{}", query.join("&"));
+            stream = SseStream::open(&client, &url, &[("last-event-id", last.as_str())]).await;
+            assert_eq!(stream.status, 200);
+        }
         seen
     })
 }
@@ -120,7 +134,10 @@ pub async fn read_until_ends(
     topics: &[String],
     seen: &mut Received,
 ) -> bool {
-    let mut ends: HashSet<String> = HashSet::new();
+    let mut ends: HashSet<String> = seen
+        .iter()
+        .filter_map(|(m, _)| m.strip_prefix(END).map(str::to_owned))
+        .collect();
     while ends.len() < topics.len() {
         let Ok(Some(event)) = stream.next_within(Duration::from_secs(60)).await else {
             return false;

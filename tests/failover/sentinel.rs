@@ -35,6 +35,21 @@ enum Fault {
     Freeze,
 }
 
+/// A node as its own process, to be killed: `(process, base URL)`.
+async fn doomed_node(sentinels: &Sentinels) -> (tokio::process::Child, String) {
+    let url = sentinels.url();
+    let args = [
+        "--broker",
+        &url,
+        "--broker-timeout",
+        "1s",
+        "--history",
+        "100000",
+    ];
+    let (child, addr) = crate::common::spawn_binary(&args).await;
+    (child, format!("http://{addr}"))
+}
+
 async fn run(fault: Fault) -> Counts {
     let replicas = match fault {
         Fault::Kill => 2,
@@ -46,16 +61,26 @@ async fn run(fault: Fault) -> Counts {
         node(&sentinels).await,
         node(&sentinels).await,
     ];
+    // A fourth node, killed with the primary: its streams resume on node 0.
+    let (mut doomed, doomed_url) = doomed_node(&sentinels).await;
     // Live streams on every node: each topic alone, and both.
     let mut readers = vec![];
-    for app in &nodes {
+    let mut bases: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
+    bases.push(doomed_url.clone());
+    let client = reqwest::Client::new();
+    for (i, base) in bases.iter().enumerate() {
         for topics in [&["a"][..], &["b"], &["a", "b"]] {
             let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
-            let stream = app
-                .stream(&format!("/stream?mode=live&{}", query.join("&")))
-                .await;
+            let url = format!("{base}/stream?mode=live&{}", query.join("&"));
+            let stream = SseStream::open(&client, &url, &[]).await;
+            assert_eq!(stream.status, 200);
             let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-            readers.push((topics.clone(), load::reader(stream, topics)));
+            let others = if i == 3 {
+                vec![bases[0].clone()]
+            } else {
+                vec![]
+            };
+            readers.push((topics.clone(), load::reader(stream, topics, others)));
         }
     }
     // A stream that leaves node 0 mid-run and resumes on node 1 with its last id.
@@ -68,8 +93,7 @@ async fn run(fault: Fault) -> Counts {
 
     let began = tokio::time::Instant::now();
     let (stop, stopped) = watch::channel(false);
-    let urls: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
-    let (ledger, publishers) = load::publishers(&urls, &TOPICS, stopped, began);
+    let (ledger, publishers) = load::publishers(&bases, &TOPICS, stopped, began);
 
     let until_acked = |n: usize| {
         let ledger = ledger.clone();
@@ -96,6 +120,7 @@ async fn run(fault: Fault) -> Counts {
         Fault::Freeze => sentinels.primary().await.pause(),
     }
     let faulted = began.elapsed();
+    doomed.start_kill().unwrap();
     let acked_before = ledger.acknowledged();
     let new = sentinels.until_failover_from(old).await;
     let failed_over = began.elapsed();
@@ -159,4 +184,46 @@ async fn a_killed_primary_loses_no_acknowledged_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_primary_loses_no_acknowledged_event() {
     assert_exact(&run(Fault::Freeze).await);
+}
+
+/// The interleaving behind the promise: a publish is answered only once its replica holds it.
+/// With the replica frozen, the publish is refused (503, JSON); it is on the primary, so once
+/// the replica catches up it reaches the stream, which delivers from the replica, followed by
+/// the next publish: all or nothing, in order.
+#[tokio::test]
+async fn a_publish_is_acknowledged_only_once_a_replica_holds_it() {
+    let sentinels = Sentinels::start(1).await;
+    let app = node(&sentinels).await;
+    let mut stream = app.stream("/stream?mode=live&topic=w").await;
+    app.publish("w", "first").await;
+    assert_eq!(
+        crate::common::message(&stream.next_event().await.unwrap()),
+        "first"
+    );
+    sentinels.nodes[1].pause();
+    let started = tokio::time::Instant::now();
+    let (status, body) = app
+        .post_json(serde_json::json!({"topic": "w", "message": "unacknowledged"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "WAIT waited"
+    );
+    sentinels.nodes[1].resume();
+    let mut second = 0;
+    while second == 0 {
+        let (status, _) = app
+            .post_json(serde_json::json!({"topic": "w", "message": "second"}))
+            .await;
+        second = usize::from(status == 201);
+    }
+    let mut got = vec![];
+    while got.last().map(String::as_str) != Some("second") {
+        got.push(crate::common::message(&stream.next_event().await.unwrap()));
+    }
+    // The refused publish reached the stream (its primary survived), once, before `second`.
+    assert_eq!(got[0], "unacknowledged", "{got:?}");
+    assert!(got[1..].iter().all(|m| m == "second"), "{got:?}");
 }
