@@ -121,6 +121,11 @@ pub fn reader(stream: SseStream, topics: Vec<String>, others: Vec<String>) -> Jo
             let client = reqwest::Client::new();
             let url = format!("{base}/stream?mode=live&{}", query.join("&"));
             stream = SseStream::open(&client, &url, &[("last-event-id", last.as_str())]).await;
+            // Refused (503) while the node moves to a new primary: retry.
+            while stream.status == 503 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                stream = SseStream::open(&client, &url, &[("last-event-id", last.as_str())]).await;
+            }
             assert_eq!(stream.status, 200);
         }
         seen

@@ -131,12 +131,21 @@ async fn run(fault: Fault) -> Counts {
     }
     sentinels.until_replicas(1).await;
     let last_id = resumed.last().unwrap().1.clone();
-    let mut resumer = nodes[1]
-        .stream_with(
-            "/stream?mode=live&topic=a&topic=b",
+    // Opening a stream may be refused (503) while the node moves to the new primary: retry,
+    // as a client library would.
+    let mut resumer = loop {
+        let stream = SseStream::open(
+            &nodes[1].client,
+            &nodes[1].url("/stream?mode=live&topic=a&topic=b"),
             &[("last-event-id", last_id.as_str())],
         )
         .await;
+        if stream.status == 200 {
+            break stream;
+        }
+        assert_eq!(stream.status, 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     until_acked(acked_before + 300).await;
     stop.send(true).unwrap();
     for publisher in publishers {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use redis::aio::ConnectionManager;
-use redis::{Cmd, Script, Value};
+use redis::{Script, Value};
 
 use tokio_util::sync::CancellationToken;
 
@@ -39,10 +39,12 @@ mod commit;
 mod delivery;
 mod expiry;
 mod link;
+mod publish;
 mod reads;
 mod scripts;
+mod sentinel;
 
-pub use self::link::SENTINEL_SCHEME;
+pub use self::sentinel::SENTINEL_SCHEME;
 
 use self::codec::decode_entries;
 use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA};
@@ -106,7 +108,7 @@ impl RedisBroker {
         delivery: Arc<dyn Delivery>,
     ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let target = link::Target::parse(&settings.url)?;
+        let target = sentinel::Target::parse(&settings.url)?;
         let link = link::Link::connect(
             target,
             settings.ca.clone(),
@@ -189,59 +191,6 @@ impl RedisBroker {
             .and_then(|a| a.map_err(unavailable));
         if answer.is_err() {
             // The primary may have moved (Sentinel): look now rather than at the next tick.
-            self.link.suspect();
-        }
-        answer
-    }
-
-    /// The publish script for `draft`, as an `EVALSHA`.
-    fn publish_cmd(&self, draft: &Draft) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.publish.get_hash())
-            .arg(3)
-            .arg(self.key("meta"))
-            .arg(self.stream_key(draft.topic.as_str()))
-            .arg(self.key("topics"))
-            .arg(draft.topic.as_str())
-            .arg(draft.name.as_str())
-            .arg(&draft.message)
-            .arg(self.settings.history)
-            .arg(self.settings.max_age.as_millis() as u64)
-            .arg(self.key("events"))
-            .arg(if draft.private { "1" } else { "0" })
-            .arg(
-                draft
-                    .alternates
-                    .iter()
-                    .map(TopicName::as_str)
-                    .collect::<Vec<_>>()
-                    .join("\t"),
-            )
-            .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
-            .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
-            .arg(self.key("id:"))
-            .arg(&self.settings.prefix);
-        cmd
-    }
-
-    /// Runs the publish script on the shared connection (no replicas to wait for), loading
-    /// it first if the server does not know it (`NOSCRIPT`: it did not run).
-    async fn publish_now(&self, cmd: &Cmd) -> Result<String, BrokerError> {
-        let mut con = self.con();
-        let started = std::time::Instant::now();
-        let limit = self.settings.timeout;
-        let mut answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
-        if matches!(&answer, Ok(Err(err)) if err.code() == Some("NOSCRIPT")) {
-            let _ = self.publish.load_async(&mut con).await;
-            answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
-        }
-        self.settings
-            .round_trip
-            .record(started.elapsed().as_secs_f64());
-        let answer = answer
-            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))
-            .and_then(|a| a.map_err(unavailable));
-        if answer.is_err() {
             self.link.suspect();
         }
         answer

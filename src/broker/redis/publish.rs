@@ -1,0 +1,64 @@
+//! The publish path to Redis: the script's arguments, and running it, on the shared connection
+//! or (with replicas to wait for) through the commit lanes.
+
+use redis::Cmd;
+
+use super::{unavailable, RedisBroker};
+use crate::broker::BrokerError;
+use crate::event::Draft;
+use crate::topic::TopicName;
+
+impl RedisBroker {
+    /// The publish script for `draft`, as an `EVALSHA`.
+    pub(super) fn publish_cmd(&self, draft: &Draft) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.publish.get_hash())
+            .arg(3)
+            .arg(self.key("meta"))
+            .arg(self.stream_key(draft.topic.as_str()))
+            .arg(self.key("topics"))
+            .arg(draft.topic.as_str())
+            .arg(draft.name.as_str())
+            .arg(&draft.message)
+            .arg(self.settings.history)
+            .arg(self.settings.max_age.as_millis() as u64)
+            .arg(self.key("events"))
+            .arg(if draft.private { "1" } else { "0" })
+            .arg(
+                draft
+                    .alternates
+                    .iter()
+                    .map(TopicName::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            )
+            .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
+            .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
+            .arg(self.key("id:"))
+            .arg(&self.settings.prefix);
+        cmd
+    }
+
+    /// Runs the publish script on the shared connection (no replicas to wait for), loading
+    /// it first if the server does not know it (`NOSCRIPT`: it did not run).
+    pub(super) async fn publish_now(&self, cmd: &Cmd) -> Result<String, BrokerError> {
+        let mut con = self.con();
+        let started = std::time::Instant::now();
+        let limit = self.settings.timeout;
+        let mut answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
+        if matches!(&answer, Ok(Err(err)) if err.code() == Some("NOSCRIPT")) {
+            let _ = self.publish.load_async(&mut con).await;
+            answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
+        }
+        self.settings
+            .round_trip
+            .record(started.elapsed().as_secs_f64());
+        let answer = answer
+            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))
+            .and_then(|a| a.map_err(unavailable));
+        if answer.is_err() {
+            self.link.suspect();
+        }
+        answer
+    }
+}

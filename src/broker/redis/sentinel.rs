@@ -1,0 +1,260 @@
+//! Asking Redis Sentinel: what a `redis+sentinel://` URL names, where the primary is, and which
+//! replicas are healthy.
+
+use std::time::Duration;
+
+use crate::broker::BrokerError;
+
+/// The URL scheme of a Sentinel-managed Redis.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+/// What `--broker` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// `redis://…` or `rediss://…`: one server.
+    Single(String),
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[?db=N]`.
+    Sentinel {
+        /// The sentinels' `host:port`s.
+        sentinels: Vec<String>,
+        /// The monitored primary's name.
+        master: String,
+        /// `user:password` or `:password` for the data nodes (as written, percent-encoded).
+        userinfo: Option<String>,
+        /// The database number on the data nodes.
+        db: u32,
+    },
+}
+
+impl Target {
+    /// Reads a `--broker` URL.
+    ///
+    /// # Errors
+    /// [`BrokerError::Setup`] for a Sentinel URL without sentinels or a primary's name.
+    pub(super) fn parse(url: &str) -> Result<Self, BrokerError> {
+        let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
+            return Ok(Self::Single(url.to_owned()));
+        };
+        let bad = |why: &str| BrokerError::Setup(format!("{SENTINEL_SCHEME} URL: {why}"));
+        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no /MASTER_NAME"))?;
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((user, hosts)) => (Some(user.to_owned()), hosts),
+            None => (None, authority),
+        };
+        let sentinels: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                if h.contains(':') {
+                    h.to_owned()
+                } else {
+                    format!("{h}:26379")
+                }
+            })
+            .collect();
+        if sentinels.is_empty() {
+            return Err(bad("no sentinel HOST:PORT"));
+        }
+        let (master, query) = path.split_once('?').unwrap_or((path, ""));
+        if master.is_empty() {
+            return Err(bad("no MASTER_NAME after the sentinels"));
+        }
+        let mut db = 0;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("db", n)) => db = n.parse().map_err(|_| bad("db must be a number"))?,
+                _ => return Err(bad("the only query parameter is db")),
+            }
+        }
+        Ok(Self::Sentinel {
+            sentinels,
+            master: master.to_owned(),
+            userinfo,
+            db,
+        })
+    }
+}
+
+/// The data-node URL and `host:port` of a replica the sentinels call healthy (linked to its
+/// primary, not down), if any.
+pub(super) async fn replica(
+    target: &Target,
+    timeout: Duration,
+) -> Result<Option<(String, String)>, BrokerError> {
+    let Target::Sentinel {
+        sentinels,
+        master,
+        userinfo,
+        db,
+    } = target
+    else {
+        return Ok(None);
+    };
+    let mut last = BrokerError::Unavailable("no sentinel answered".into());
+    for sentinel in sentinels {
+        let client = redis::Client::open(format!("redis://{sentinel}")).map_err(setup)?;
+        let work = async {
+            let mut con = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg(master)
+                .query_async::<Vec<Vec<String>>>(&mut con)
+                .await
+        };
+        let replicas = match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(replicas)) => replicas,
+            Ok(Err(err)) => {
+                last = unavailable(err);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let healthy = replicas.iter().find_map(|fields| {
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|pair| pair[0] == name)
+                    .and_then(|pair| pair.get(1))
+                    .map(String::as_str)
+            };
+            let flags = field("flags")?;
+            let down = ["down", "disconnected"].iter().any(|f| flags.contains(f));
+            (!down && field("master-link-status") == Some("ok"))
+                .then(|| Some((field("ip")?.to_owned(), field("port")?.to_owned())))
+                .flatten()
+        });
+        let Some((host, port)) = healthy else {
+            return Ok(None);
+        };
+        let auth = userinfo
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        return Ok(Some((
+            format!("redis://{auth}{host}:{port}/{db}"),
+            format!("{host}:{port}"),
+        )));
+    }
+    Err(last)
+}
+
+/// The data-node URL and `host:port` of the primary the sentinels name, checked with `ROLE`.
+pub(super) async fn locate(
+    target: &Target,
+    timeout: Duration,
+) -> Result<(String, String), BrokerError> {
+    let Target::Sentinel {
+        sentinels,
+        master,
+        userinfo,
+        db,
+    } = target
+    else {
+        return Err(BrokerError::Setup("not a Sentinel target".into()));
+    };
+    let mut last = BrokerError::Unavailable("no sentinel answered".into());
+    for sentinel in sentinels {
+        let asked = ask_sentinel(sentinel, master, timeout).await;
+        let (host, port) = match asked {
+            Ok(Some(addr)) => addr,
+            Ok(None) => {
+                last = BrokerError::Unavailable(format!("sentinel {sentinel} knows no {master}"));
+                continue;
+            }
+            Err(err) => {
+                last = err;
+                continue;
+            }
+        };
+        let auth = userinfo
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let url = format!("redis://{auth}{host}:{port}/{db}");
+        let addr = format!("{host}:{port}");
+        match role(&url, timeout).await {
+            Ok(role) if role == "master" => return Ok((url, addr)),
+            Ok(role) => {
+                last = BrokerError::Unavailable(format!("{addr} is a {role}, not a primary"))
+            }
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+async fn ask_sentinel(
+    sentinel: &str,
+    master: &str,
+    timeout: Duration,
+) -> Result<Option<(String, u16)>, BrokerError> {
+    let client = redis::Client::open(format!("redis://{sentinel}")).map_err(setup)?;
+    let work = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(master)
+            .query_async::<Option<(String, u16)>>(&mut con)
+            .await
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| BrokerError::Unavailable(format!("sentinel {sentinel} did not answer")))?
+        .map_err(unavailable)
+}
+
+async fn role(url: &str, timeout: Duration) -> Result<String, BrokerError> {
+    let client = redis::Client::open(url).map_err(setup)?;
+    let work = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        let reply: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut con).await?;
+        Ok::<_, redis::RedisError>(match reply.first() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            _ => String::new(),
+        })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| BrokerError::Unavailable("ROLE did not answer".into()))?
+        .map_err(unavailable)
+}
+
+fn setup(err: redis::RedisError) -> BrokerError {
+    BrokerError::Setup(err.to_string())
+}
+
+fn unavailable(err: redis::RedisError) -> BrokerError {
+    BrokerError::Unavailable(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_name_sentinels_a_primary_and_a_password() {
+        assert_eq!(
+            Target::parse("redis+sentinel://:s3cret@a:1,b,c:3/main?db=2").unwrap(),
+            Target::Sentinel {
+                sentinels: vec!["a:1".into(), "b:26379".into(), "c:3".into()],
+                master: "main".into(),
+                userinfo: Some(":s3cret".into()),
+                db: 2,
+            }
+        );
+        assert_eq!(
+            Target::parse("redis://x:1/0").unwrap(),
+            Target::Single("redis://x:1/0".into())
+        );
+        for bad in [
+            "redis+sentinel://a:1",
+            "redis+sentinel://a:1/",
+            "redis+sentinel:///m",
+            "redis+sentinel://a:1/m?db=x",
+            "redis+sentinel://a:1/m?tls=1",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
