@@ -2,6 +2,8 @@
 //! ssehub nodes publishing and streaming throughout; every acknowledged event reaches every
 //! matching stream exactly once, in order.
 
+#[path = "failover/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "failover/load.rs"]
 mod load;

@@ -138,6 +138,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Numbers, stores and delivers an event; resolves once it is accepted.
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>>;
 
+    /// Makes sure every event matching `patterns` published from now on reaches this node's
+    /// [`Delivery`]; resolves once it does. The hub calls it when a stream opens, after the
+    /// stream joined the fan-out and before any replay. A backend that shards its delivery
+    /// (Redis Cluster) subscribes here to what the stream needs; the others get everything
+    /// already.
+    fn watch<'a>(&'a self, _patterns: &'a [Pattern]) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Matching events after `from`, for a resuming stream, the newest that fit `limit`.
     fn replay<'a>(
         &'a self,

@@ -253,10 +253,17 @@ pub struct Config {
     pub redis_ca: Option<std::path::PathBuf>,
 
     /// Replicas that must hold an event before its publish is answered (Redis `WAIT`); past
-    /// `--broker-timeout` without them the publish answers 503. Default: 1 with Sentinel, 0
-    /// with a single Redis.
+    /// `--broker-timeout` without them the publish answers 503. Default: 1 with Sentinel or a
+    /// Cluster, 0 with a single Redis.
     #[arg(long, env = "SSEHUB_REDIS_MIN_REPLICAS")]
     pub redis_min_replicas: Option<usize>,
+
+    /// Partitions topics are spread over in a Redis Cluster (`redis+cluster://`): a topic's
+    /// events, id counter and delivery channel live on one partition, each pinned to a slot.
+    /// The default, 12, splits evenly over 1, 2, 3, 4, 6 or 12 primaries and keeps what a node
+    /// watching every topic follows small. Every node of a hub must use the same number.
+    #[arg(long, env = "SSEHUB_PARTITIONS", default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub partitions: u16,
 
     /// Prefix of every Redis key and channel; give separate hubs on one Redis different prefixes.
     #[arg(long, env = "SSEHUB_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
@@ -312,6 +319,7 @@ impl Config {
             broker: None,
             redis_ca: None,
             redis_min_replicas: None,
+            partitions: 12,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             broker_timeout: duration(DEFAULT_BROKER_TIMEOUT),
         }

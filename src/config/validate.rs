@@ -94,9 +94,12 @@ impl Config {
                 "redis://",
                 "rediss://",
                 crate::broker::redis::SENTINEL_SCHEME,
+                crate::broker::redis::CLUSTER_SCHEME,
             ];
             if !schemes.iter().any(|s| url.starts_with(s)) {
-                return fail("--broker must be a redis://, rediss:// or redis+sentinel:// URL");
+                return fail(
+                    "--broker must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL",
+                );
             }
         }
         Ok(())

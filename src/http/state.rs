@@ -121,9 +121,11 @@ impl AppState {
                 })?),
                 None => None,
             };
-        let sentinel = url.starts_with(crate::broker::redis::SENTINEL_SCHEME);
+        let replicated = url.starts_with(crate::broker::redis::SENTINEL_SCHEME)
+            || url.starts_with(crate::broker::redis::CLUSTER_SCHEME);
         let settings = crate::broker::redis::RedisSettings {
-            min_replicas: config.redis_min_replicas.unwrap_or(usize::from(sentinel)),
+            min_replicas: config.redis_min_replicas.unwrap_or(usize::from(replicated)),
+            partitions: usize::from(config.partitions),
             url,
             ca,
             prefix: config.redis_prefix.clone(),

@@ -192,6 +192,7 @@ impl Hub {
                     TooManyPatterns::Topics => BrokerError::TooManyTopics,
                     TooManyPatterns::Broad => BrokerError::TooManyPatterns,
                 })?;
+        self.broker.watch(patterns).await?;
         let Some(from) = resume else {
             return Ok((subscription, Replay::default()));
         };

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod cluster;
 pub mod logs;
 pub mod mercure;
 pub mod metrics;

@@ -80,7 +80,10 @@ async fn run(fault: Fault) -> Counts {
             } else {
                 vec![]
             };
-            readers.push((topics.clone(), load::reader(stream, topics, others)));
+            readers.push((
+                topics.clone(),
+                load::reader(stream, topics, base.clone(), others),
+            ));
         }
     }
     // A stream that leaves node 0 mid-run and resumes on node 1 with its last id.

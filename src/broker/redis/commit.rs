@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::link::{Link, Node};
 use crate::broker::BrokerError;
 
-/// Lanes per node.
-const LANES: usize = 4;
+/// Lanes per partition, when there is one partition (a Cluster has one lane per partition).
+pub(super) const LANES: usize = 4;
 /// Publishes per pipeline at most.
 const BATCH: usize = 64;
 
@@ -35,15 +35,18 @@ impl Lanes {
     /// Starts the lanes; they end when this is dropped.
     pub(super) fn start(
         link: Arc<Link>,
+        partition: usize,
+        count: usize,
         script: Script,
         replicas: usize,
         timeout: Duration,
     ) -> Self {
-        let lanes = (0..LANES)
+        let lanes = (0..count.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(BATCH * 4);
                 let lane = Lane {
                     link: Arc::clone(&link),
+                    partition,
                     script: script.clone(),
                     replicas,
                     timeout,
@@ -74,6 +77,7 @@ impl Lanes {
 
 struct Lane {
     link: Arc<Link>,
+    partition: usize,
     script: Script,
     replicas: usize,
     timeout: Duration,
@@ -171,7 +175,7 @@ impl Lane {
     }
 
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, BrokerError> {
-        let primary = self.link.primary();
+        let primary = self.link.primary(self.partition);
         if self
             .con
             .as_ref()

@@ -38,9 +38,9 @@ impl RedisBroker {
         &self,
         ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), BrokerError> {
-        let feed = self.link.feed();
+        let feed = self.link.feed(0);
         let mut pubsub = self.timed(feed.client.get_async_pubsub()).await?;
-        self.timed(pubsub.subscribe(self.key("events"))).await?;
+        self.timed(pubsub.subscribe(self.key(0, "events"))).await?;
         // Anything published from here on is buffered on the subscription; first deliver what
         // was missed while it was down, from the streams.
         self.catch_up().await?;
@@ -64,7 +64,7 @@ impl RedisBroker {
                     }
                 }
                 _ = tick.tick() => {
-                    if !Arc::ptr_eq(&self.link.feed(), &feed) {
+                    if !Arc::ptr_eq(&self.link.feed(0), &feed) {
                         return Ok(());
                     }
                     let pong = tokio::time::timeout(self.settings.timeout, sink.ping::<redis::Value>());
@@ -97,7 +97,7 @@ impl RedisBroker {
         if patterns.is_empty() {
             return Ok(());
         }
-        let high = self.last_issued().await?;
+        let high = self.last_issued(0).await?;
         let mut missed = Vec::new();
         for topic in self.matching_topics(&patterns).await? {
             let (_, events) = self

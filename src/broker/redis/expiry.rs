@@ -15,20 +15,22 @@ impl RedisBroker {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            if let Err(err) = self.expire().await {
-                tracing::debug!(%err, "history expiry skipped");
+            for p in 0..self.layout.count() {
+                if let Err(err) = self.expire(p).await {
+                    tracing::debug!(%err, partition = p, "history expiry skipped");
+                }
             }
         }
     }
 
-    async fn expire(&self) -> Result<(), BrokerError> {
-        let mut con = self.con();
+    async fn expire(&self, p: usize) -> Result<(), BrokerError> {
+        let mut con = self.con(p);
         let cutoff = (crate::event::unix_now() * 1000.0) as u64;
         let cutoff = cutoff.saturating_sub(self.settings.max_age.as_millis() as u64);
         let stale: Vec<String> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.key("alternates"))
+                    .arg(self.key(p, "alternates"))
                     .arg("-inf")
                     .arg(format!("({cutoff}"))
                     .query_async(&mut con),
@@ -36,14 +38,17 @@ impl RedisBroker {
             .await?;
         for alternate in stale {
             let mut pipe = redis::pipe();
-            pipe.cmd("DEL").arg(self.key(&format!("alt:{alternate}")));
-            pipe.cmd("ZREM").arg(self.key("alternates")).arg(&alternate);
+            pipe.cmd("DEL")
+                .arg(self.key(p, &format!("alt:{alternate}")));
+            pipe.cmd("ZREM")
+                .arg(self.key(p, "alternates"))
+                .arg(&alternate);
             let _: Vec<Value> = self.timed(pipe.query_async(&mut con)).await?;
         }
         let idle: Vec<(String, u64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.key("topics"))
+                    .arg(self.key(p, "topics"))
                     .arg("-inf")
                     .arg(format!("({cutoff}"))
                     .arg("WITHSCORES")
@@ -63,9 +68,9 @@ return 1",
             let _: i64 = self
                 .timed(
                     script
-                        .key(self.key("meta"))
-                        .key(self.stream_key(&topic))
-                        .key(self.key("topics"))
+                        .key(self.key(p, "meta"))
+                        .key(self.stream_key(p, &topic))
+                        .key(self.key(p, "topics"))
                         .arg(last_ms)
                         .arg(&topic)
                         .invoke_async(&mut con),

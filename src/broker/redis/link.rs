@@ -1,5 +1,6 @@
-//! Where the Redis broker's commands go: one Redis named by its URL, or the primary that the
-//! sentinels name, followed through failovers.
+//! Where the Redis broker's commands go: one Redis named by its URL, the primary that the
+//! sentinels name, or, per partition, the primary of the Cluster shard serving its slot;
+//! followed through failovers (and, in a Cluster, slot moves).
 //!
 //! With Sentinel the node asks the sentinels for the primary's address
 //! (`SENTINEL get-master-addr-by-name`), checks with `ROLE` that the server there really is a
@@ -14,7 +15,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::partition::Layout;
 use super::sentinel::{locate, replica, Target};
+use super::topology;
 use crate::broker::BrokerError;
 
 /// One connected Redis server: a client for new connections (subscriptions, commit lanes)
@@ -24,6 +27,15 @@ pub(super) struct Node {
     pub commands: ConnectionManager,
     /// `host:port`.
     pub addr: String,
+    /// The URL it was opened with.
+    pub url: String,
+}
+
+/// Where one partition's commands and deliveries go.
+#[derive(Clone)]
+struct Route {
+    primary: Arc<Node>,
+    feed: Arc<Node>,
 }
 
 /// See the module docs.
@@ -31,10 +43,12 @@ pub(super) struct Link {
     target: Target,
     ca: Option<Vec<u8>>,
     timeout: Duration,
-    /// Deliver from a replica (Sentinel with replicas to wait for): see [`Link::feed`].
+    /// Deliver from a replica (Sentinel or Cluster with replicas to wait for): see
+    /// [`Link::feed`].
     from_replica: bool,
-    primary: Mutex<Arc<Node>>,
-    feed: Mutex<Arc<Node>>,
+    layout: Layout,
+    /// Per partition (one, but for a Cluster).
+    routes: Mutex<Vec<Route>>,
     /// One look-up at a time.
     resolving: tokio::sync::Mutex<()>,
 }
@@ -44,6 +58,7 @@ impl Link {
     /// Sentinel) to a replica to deliver from.
     pub(super) async fn connect(
         target: Target,
+        layout: Layout,
         ca: Option<Vec<u8>>,
         timeout: Duration,
         from_replica: bool,
@@ -51,41 +66,66 @@ impl Link {
         let url = match &target {
             Target::Single(url) => url.clone(),
             target @ Target::Sentinel { .. } => locate(target, timeout).await?.0,
+            Target::Cluster { seeds, userinfo } => {
+                let shards = topology::shards(seeds, userinfo.as_deref(), timeout).await?;
+                let shard = topology::serving(&shards, layout.slot(0))
+                    .ok_or_else(|| BrokerError::Unavailable("no shard serves a slot".into()))?;
+                topology::node_url(&shard.primary, userinfo.as_deref())
+            }
         };
         let primary = Arc::new(open(&url, ca.as_deref(), timeout).await?);
+        let route = Route {
+            feed: Arc::clone(&primary),
+            primary,
+        };
         let link = Self {
-            from_replica: from_replica && matches!(target, Target::Sentinel { .. }),
+            from_replica: from_replica && !matches!(target, Target::Single(_)),
+            routes: Mutex::new(vec![route; layout.count()]),
+            layout,
             target,
             ca,
             timeout,
-            feed: Mutex::new(Arc::clone(&primary)),
-            primary: Mutex::new(primary),
             resolving: tokio::sync::Mutex::new(()),
         };
         link.recheck().await;
+        if link.is_cluster() {
+            // Every partition must have found its shard before the node says it started.
+            link.cluster_routes(true).await?;
+        }
         Ok(link)
     }
 
-    /// The primary: where commands go.
-    pub(super) fn primary(&self) -> Arc<Node> {
-        Arc::clone(&self.primary.lock().unwrap_or_else(|p| p.into_inner()))
+    fn route(&self, partition: usize) -> Route {
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes[partition % routes.len()].clone()
     }
 
-    /// Where the node subscribes and reads what it delivers: the primary, or with Sentinel and
-    /// replicas to wait for, a healthy replica. A replica only has what reached it, so an
-    /// event delivered from one survives the primary's death (Sentinel promotes the replica
-    /// furthest ahead), and one lost with the primary reached no stream.
-    pub(super) fn feed(&self) -> Arc<Node> {
-        Arc::clone(&self.feed.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Partition `p`'s primary: where its commands go.
+    pub(super) fn primary(&self, p: usize) -> Arc<Node> {
+        self.route(p).primary
     }
 
-    /// Whether the primary can move (Sentinel).
+    /// Where the node subscribes to partition `p` and reads what it delivers: the primary, or
+    /// with replicas to wait for, a healthy replica. A replica only has what reached it, so an
+    /// event delivered from one survives the primary's death (the replica furthest ahead is
+    /// promoted), and one lost with the primary reached no stream.
+    pub(super) fn feed(&self, p: usize) -> Arc<Node> {
+        self.route(p).feed
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
+    }
+
+    /// Whether the primary can move (Sentinel, Cluster).
     pub(super) fn follows_failovers(&self) -> bool {
-        matches!(self.target, Target::Sentinel { .. })
+        !matches!(self.target, Target::Single(_))
     }
 
-    /// Asks the sentinels where the primary and a replica to deliver from are, and moves if
-    /// either changed. Does nothing for a single Redis, or when a look-up is already running.
+    /// Asks the sentinels (or the cluster) where the primary and a replica to deliver from
+    /// are, and moves if either changed. Does nothing for a single Redis, or when a look-up is
+    /// already running.
     pub(super) async fn recheck(&self) {
         if !self.follows_failovers() {
             return;
@@ -93,12 +133,18 @@ impl Link {
         let Ok(_one) = self.resolving.try_lock() else {
             return;
         };
+        if self.is_cluster() {
+            if let Err(err) = self.cluster_routes(false).await {
+                tracing::debug!(%err, "no cluster shape yet");
+            }
+            return;
+        }
         match locate(&self.target, self.timeout).await {
-            Ok((url, addr)) if addr != self.primary().addr => {
+            Ok((url, addr)) if addr != self.primary(0).addr => {
                 match open(&url, self.ca.as_deref(), self.timeout).await {
                     Ok(node) => {
                         tracing::warn!(redis = %node.addr, "Redis primary moved; following it");
-                        *self.primary.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(node);
+                        self.set(0, |r| r.primary = Arc::new(node));
                     }
                     Err(err) => tracing::debug!(%err, "the new primary does not answer yet"),
                 }
@@ -106,13 +152,13 @@ impl Link {
             Ok(_) => {}
             Err(err) => tracing::debug!(%err, "no primary from the sentinels yet"),
         }
-        let feed = self.feed();
+        let feed = self.feed(0);
         let wanted = if self.from_replica {
             replica(&self.target, self.timeout).await.ok().flatten()
         } else {
             None
         };
-        let primary = self.primary();
+        let primary = self.primary(0);
         let next = match wanted {
             // Keep a healthy replica we already deliver from.
             Some((_, addr)) if addr == feed.addr => return,
@@ -125,7 +171,101 @@ impl Link {
             None => primary,
         };
         tracing::warn!(redis = %next.addr, "delivering from another Redis");
-        *self.feed.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.set(0, |r| r.feed = next);
+    }
+
+    fn set(&self, p: usize, change: impl FnOnce(&mut Route)) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(route) = routes.get_mut(p) {
+            change(route);
+        }
+    }
+
+    /// Asks the cluster which shard serves each partition's slot, and moves each partition to
+    /// that shard's primary (and, with replicas to wait for, delivers from one of its online
+    /// replicas, keeping the one it has while it stays online). With `strict`, a partition
+    /// that finds no shard is an error.
+    async fn cluster_routes(&self, strict: bool) -> Result<(), BrokerError> {
+        let Target::Cluster { seeds, userinfo } = &self.target else {
+            return Ok(());
+        };
+        let current = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
+        for route in &current {
+            for node in [&route.primary, &route.feed] {
+                if !nodes.iter().any(|n| n.addr == node.addr) {
+                    nodes.push(Arc::clone(node));
+                }
+            }
+        }
+        let mut ask: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+        ask.extend(
+            seeds
+                .iter()
+                .filter(|s| !ask.contains(s))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let shards = topology::shards(&ask, userinfo.as_deref(), self.timeout).await?;
+        let mut next = current.clone();
+        for (p, route) in next.iter_mut().enumerate() {
+            let Some(shard) = topology::serving(&shards, self.layout.slot(p)) else {
+                if strict {
+                    return Err(BrokerError::Unavailable(format!(
+                        "no shard serves partition {p}'s slot"
+                    )));
+                }
+                continue;
+            };
+            let Ok(primary) = self.node(&mut nodes, &shard.primary, userinfo).await else {
+                continue;
+            };
+            route.primary = primary;
+            route.feed = if !self.from_replica {
+                Arc::clone(&route.primary)
+            } else if shard.replicas.contains(&route.feed.addr) {
+                Arc::clone(&route.feed)
+            } else {
+                let mut feed = Arc::clone(&route.primary);
+                for addr in &shard.replicas {
+                    if let Ok(node) = self.node(&mut nodes, addr, userinfo).await {
+                        feed = node;
+                        break;
+                    }
+                }
+                feed
+            };
+        }
+        for (p, (old, new)) in current.iter().zip(&next).enumerate() {
+            if !Arc::ptr_eq(&old.primary, &new.primary) {
+                tracing::warn!(partition = p, redis = %new.primary.addr, "partition moved to another primary");
+            }
+            if !Arc::ptr_eq(&old.feed, &new.feed) {
+                tracing::info!(partition = p, redis = %new.feed.addr, "partition delivered from another Redis");
+            }
+        }
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The connected node at `addr`, opened if new.
+    async fn node(
+        &self,
+        nodes: &mut Vec<Arc<Node>>,
+        addr: &str,
+        userinfo: &Option<String>,
+    ) -> Result<Arc<Node>, BrokerError> {
+        if let Some(node) = nodes.iter().find(|n| n.addr == addr) {
+            return Ok(Arc::clone(node));
+        }
+        let url = topology::node_url(addr, userinfo.as_deref());
+        let node = Arc::new(open(&url, self.ca.as_deref(), self.timeout).await?);
+        nodes.push(Arc::clone(&node));
+        Ok(node)
     }
 
     /// Rechecks in the background (Sentinel only): after a command failed.
@@ -176,6 +316,7 @@ async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, B
         client,
         commands,
         addr,
+        url: url.to_owned(),
     })
 }
 

@@ -7,7 +7,9 @@
 //!   accepted only when the script returns, and with `min_replicas` only once `WAIT` says that
 //!   many replicas hold it ([`commit`]).
 //! - **Where**: one Redis by URL, or the primary that Redis Sentinel names, followed through
-//!   failovers ([`link`]).
+//!   failovers ([`link`]); or a Redis Cluster, over which topics are spread in partitions
+//!   ([`partition`]), each followed to the shard that serves it ([`topology`]), delivered by
+//!   sharded pub/sub and merged back into one id order on each node ([`cluster`], [`merge`]).
 //! - **Delivery**: each node holds one `SUBSCRIBE` connection (not one per client) and hands
 //!   what arrives to its local fan-out. Redis runs scripts one at a time and delivers a
 //!   channel's messages in order, so every node sees events in id order. With Sentinel and
@@ -19,7 +21,8 @@
 //!   clients subscribe to: no gap. Readiness is false until then. Commands time out after
 //!   `timeout`, so a publish during an outage gets a 503 quickly instead of hanging.
 //!
-//! Keys (under the prefix, `ssehub:` by default): `meta` (hash: last `ms`, `seq`, and `forgotten`, the newest ms of a removed topic),
+//! Keys (under the prefix, `ssehub:` by default, and in a Cluster the partition's hash tag):
+//! `meta` (hash: last `ms`, `seq`, and `forgotten`, the newest ms of a removed topic),
 //! `topics` (sorted set: topic → last publish ms), `topic:NAME` (stream), and the channel
 //! `events`. Streams of topics idle longer than the history age are removed.
 
@@ -30,24 +33,30 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::Script;
 
 use tokio_util::sync::CancellationToken;
 
+mod cluster;
 mod codec;
 mod commit;
 mod delivery;
 mod expiry;
 mod link;
+mod listing;
+mod merge;
+mod partition;
 mod publish;
 mod reads;
 mod scripts;
 mod sentinel;
+mod topology;
 
 pub use self::sentinel::SENTINEL_SCHEME;
+pub use self::topology::CLUSTER_SCHEME;
 
-use self::codec::decode_entries;
-use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA};
+use self::partition::Layout;
+use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA, TICK_LUA};
 
 use super::{Broker, BrokerError, Cursor, Delivery, Replay, ReplayLimit, ResumeFrom, TopicStats};
 use crate::event::{Draft, Event};
@@ -57,9 +66,12 @@ use crate::topic::{Pattern, TopicName};
 /// Settings of the Redis broker.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[:password@]host:port/db`, `rediss://...` for TLS, or
-    /// `redis+sentinel://[:password@]host:port[,host:port…]/MASTER_NAME`.
+    /// `redis://[:password@]host:port/db`, `rediss://...` for TLS,
+    /// `redis+sentinel://[:password@]host:port[,host:port…]/MASTER_NAME`, or
+    /// `redis+cluster://[:password@]host:port[,host:port…]`.
     pub url: String,
+    /// Partitions topics are spread over in a Redis Cluster (ignored otherwise).
+    pub partitions: usize,
     /// Replicas that must hold an event before its publish is answered (`WAIT`); 0 for none.
     pub min_replicas: usize,
     /// Prefix of every key and channel.
@@ -76,18 +88,19 @@ pub struct RedisSettings {
     pub round_trip: metrics::Histogram,
 }
 
-/// Newest events of each topic a listing reads to tell public from private.
-const LISTING_WINDOW: usize = 100;
-
 /// See the module docs.
 pub struct RedisBroker {
     link: Arc<link::Link>,
-    /// With `min_replicas` > 0: where publishes go to be acknowledged.
-    lanes: Option<commit::Lanes>,
+    layout: Layout,
+    /// With `min_replicas` > 0, per partition: where publishes go to be acknowledged.
+    lanes: Vec<commit::Lanes>,
     settings: RedisSettings,
     delivery: Arc<dyn Delivery>,
     publish: Script,
     read: Script,
+    tick: Script,
+    /// In a Cluster: the task that follows partitions (see [`cluster`]).
+    follower: std::sync::OnceLock<cluster::Follower>,
     /// Whether the node's subscription is live (readiness).
     live: AtomicBool,
     /// Last id handed to the fan-out; a std mutex, only touched by the delivery task between
@@ -109,42 +122,74 @@ impl RedisBroker {
     ) -> Result<Arc<Self>, BrokerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let target = sentinel::Target::parse(&settings.url)?;
+        let layout = match target {
+            sentinel::Target::Cluster { .. } => {
+                if settings.prefix.contains(['{', '}']) {
+                    return Err(BrokerError::Setup(
+                        "in a Redis Cluster the key prefix cannot hold { or }".into(),
+                    ));
+                }
+                Layout::cluster(&settings.prefix, settings.partitions)
+            }
+            _ => Layout::single(&settings.prefix),
+        };
         let link = link::Link::connect(
             target,
+            layout.clone(),
             settings.ca.clone(),
             settings.timeout,
             settings.min_replicas > 0,
         );
         let link = Arc::new(link.await?);
         let publish = Script::new(PUBLISH_LUA);
-        let lanes = (settings.min_replicas > 0).then(|| {
-            commit::Lanes::start(
-                Arc::clone(&link),
-                publish.clone(),
-                settings.min_replicas,
-                settings.timeout,
-            )
-        });
+        let per_partition = if layout.count() > 1 { 1 } else { commit::LANES };
+        let lanes = if settings.min_replicas > 0 {
+            (0..layout.count())
+                .map(|p| {
+                    commit::Lanes::start(
+                        Arc::clone(&link),
+                        p,
+                        per_partition,
+                        publish.clone(),
+                        settings.min_replicas,
+                        settings.timeout,
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let broker = Arc::new(Self {
             link,
+            layout,
             lanes,
             settings,
             delivery,
             publish,
             read: Script::new(READ_LUA),
+            tick: Script::new(TICK_LUA),
+            follower: std::sync::OnceLock::new(),
             live: AtomicBool::new(false),
             delivered: Mutex::new(EventId::default()),
             stop: CancellationToken::new(),
         });
-        let start = broker.last_issued().await?;
+        let start = broker.newest_issued().await?;
         *broker.lock_delivered() = start;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let stop = broker.stop.clone();
-        let task = Arc::clone(&broker).deliver_forever(ready_tx);
-        tokio::spawn(async move { stop.run_until_cancelled(task).await });
-        // Wait (bounded) until the subscription is live, so a node that says it started
-        // does not miss the first publish.
-        let _ = tokio::time::timeout(broker.settings.timeout, ready_rx).await;
+        if broker.link.is_cluster() {
+            let (follower, task) = cluster::Follower::start(Arc::clone(&broker), start);
+            let _ = broker.follower.set(follower);
+            let stop = broker.stop.clone();
+            tokio::spawn(async move { stop.run_until_cancelled(task).await });
+            broker.live.store(true, Ordering::Release);
+        } else {
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let stop = broker.stop.clone();
+            let task = Arc::clone(&broker).deliver_forever(ready_tx);
+            tokio::spawn(async move { stop.run_until_cancelled(task).await });
+            // Wait (bounded) until the subscription is live, so a node that says it started
+            // does not miss the first publish.
+            let _ = tokio::time::timeout(broker.settings.timeout, ready_rx).await;
+        }
         let stop = broker.stop.clone();
         let task = Arc::clone(&broker).expire_forever();
         tokio::spawn(async move { stop.run_until_cancelled(task).await });
@@ -154,27 +199,50 @@ impl RedisBroker {
         Ok(broker)
     }
 
-    /// A handle on the current primary's command connection: for writes.
-    fn con(&self) -> ConnectionManager {
-        self.link.primary().commands.clone()
+    /// A handle on partition `p`'s primary's command connection: for writes.
+    fn con(&self, p: usize) -> ConnectionManager {
+        self.link.primary(p).commands.clone()
     }
 
-    /// A handle on the connection to what the node delivers from (see `Link::feed`): for
-    /// reads, so history agrees with what streams were sent.
-    fn reader(&self) -> ConnectionManager {
-        self.link.feed().commands.clone()
+    /// A handle for reading partition `p`: on what the node delivers from (see `Link::feed`),
+    /// so history agrees with what streams were sent. In a Cluster, a replica answers keyed
+    /// reads only after `READONLY`, so reads go to the primary there.
+    fn reader(&self, p: usize) -> ConnectionManager {
+        if self.link.is_cluster() {
+            self.con(p)
+        } else {
+            self.link.feed(p).commands.clone()
+        }
     }
 
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.settings.prefix)
+    fn key(&self, p: usize, name: &str) -> String {
+        self.layout.key(p, name)
     }
 
-    fn stream_key(&self, topic: &str) -> String {
-        format!("{}topic:{topic}", self.settings.prefix)
+    fn stream_key(&self, p: usize, topic: &str) -> String {
+        self.layout.key(p, &format!("topic:{topic}"))
     }
 
     fn lock_delivered(&self) -> std::sync::MutexGuard<'_, EventId> {
         self.delivered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Partitions that may hold events of `patterns`: an exact topic's own and 0 (events with
+    /// alternates); any other pattern needs every partition.
+    fn partitions_for(&self, patterns: &[Pattern]) -> Vec<usize> {
+        if patterns.iter().any(|p| !matches!(p, Pattern::Exact(_))) {
+            return (0..self.layout.count()).collect();
+        }
+        let mut out = vec![0];
+        for pattern in patterns {
+            if let Pattern::Exact(topic) = pattern {
+                let p = self.layout.of(topic);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 
     async fn timed<T>(
@@ -200,8 +268,9 @@ impl RedisBroker {
 impl Broker for RedisBroker {
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>> {
         async move {
-            let cmd = self.publish_cmd(&draft);
-            let id = match &self.lanes {
+            let partition = self.layout.of_draft(&draft);
+            let cmd = self.publish_cmd(partition, &draft);
+            let id = match self.lanes.get(partition) {
                 Some(lanes) => {
                     let started = std::time::Instant::now();
                     let id = lanes.publish(cmd).await;
@@ -210,7 +279,7 @@ impl Broker for RedisBroker {
                         .record(started.elapsed().as_secs_f64());
                     id?
                 }
-                None => self.publish_now(&cmd).await?,
+                None => self.publish_now(partition, &cmd).await?,
             };
             let id: EventId = id
                 .parse()
@@ -231,22 +300,32 @@ impl Broker for RedisBroker {
             // The high-water mark: the subscription already exists, so every event after it
             // reaches the stream live; the replay stops there, whatever is published while
             // the topics are read one after another.
-            let last = self.last_issued().await?;
+            // In a Cluster, the mark is what this node's merge released: every event after it
+            // still reaches the stream live (the hub has called `watch`).
+            let last = if self.link.is_cluster() {
+                *self.lock_delivered()
+            } else {
+                self.last_issued(0).await?
+            };
             let (after, mut gap) = match from {
-                ResumeFrom::After(id) if id <= last => (id, false),
+                ResumeFrom::After(id) if id <= last || self.issued(id).await? => (id, false),
                 ResumeFrom::Earliest => (EventId::default(), false),
                 _ => (EventId::default(), true),
             };
             if !gap {
-                let mut con = self.reader();
-                let forgotten_ms: Option<u64> = self
-                    .timed(
-                        redis::cmd("HGET")
-                            .arg(self.key("meta"))
-                            .arg("forgotten")
-                            .query_async(&mut con),
-                    )
-                    .await?;
+                let mut forgotten_ms: Option<u64> = None;
+                for p in 0..self.layout.count() {
+                    let mut con = self.reader(p);
+                    let ms: Option<u64> = self
+                        .timed(
+                            redis::cmd("HGET")
+                                .arg(self.key(p, "meta"))
+                                .arg("forgotten")
+                                .query_async(&mut con),
+                        )
+                        .await?;
+                    forgotten_ms = forgotten_ms.max(ms);
+                }
                 // A whole topic was removed with events up to this time: a resume from before
                 // it may have missed some of them.
                 if forgotten_ms.is_some_and(|ms| after.ms <= ms) {
@@ -278,9 +357,23 @@ impl Broker for RedisBroker {
         async move { Ok(self.read_topic(topic, after, None, limit, false).await?.1) }.boxed()
     }
 
+    fn watch<'a>(&'a self, patterns: &'a [Pattern]) -> BoxFuture<'a, Result<(), BrokerError>> {
+        async move {
+            match self.follower.get() {
+                Some(follower) => follower.watch(self.partitions_for(patterns)).await,
+                None => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, BrokerError>> {
         async move {
-            let last = self.last_issued().await?;
+            let last = if self.link.is_cluster() {
+                *self.lock_delivered()
+            } else {
+                self.last_issued(0).await?
+            };
             Ok((last != EventId::default()).then_some(last))
         }
         .boxed()
@@ -288,14 +381,18 @@ impl Broker for RedisBroker {
 
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Cursor>, BrokerError>> {
         async move {
-            let mut con = self.reader();
-            let pairs: Vec<(String, String)> = self
-                .timed(
-                    redis::Script::new(RESOLVE_LUA)
-                        .key(format!("{}{id}", self.key("id:")))
-                        .invoke_async(&mut con),
-                )
-                .await?;
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for p in 0..self.layout.count() {
+                let mut con = self.reader(p);
+                let found: Vec<(String, String)> = self
+                    .timed(
+                        redis::Script::new(RESOLVE_LUA)
+                            .key(self.key(p, &format!("id:{id}")))
+                            .invoke_async(&mut con),
+                    )
+                    .await?;
+                pairs.extend(found);
+            }
             // Topic → the hub id of its earliest event bearing `id`.
             let mut cursors: Vec<Cursor> = pairs
                 .into_iter()
@@ -313,51 +410,7 @@ impl Broker for RedisBroker {
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicStats>, BrokerError>> {
-        async move {
-            let mut con = self.reader();
-            let names = self.known_topics().await?;
-            let mut pipe = redis::pipe();
-            for name in &names {
-                let key = self.stream_key(name.as_str());
-                pipe.cmd("XLEN").arg(&key);
-                pipe.cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(LISTING_WINDOW);
-            }
-            let replies: Vec<Value> = self.timed(pipe.query_async(&mut con)).await?;
-            Ok(names
-                .into_iter()
-                .zip(replies.chunks(2))
-                .map(|(name, reply)| {
-                    let history = match reply.first() {
-                        // Approximate trimming may leave more in the stream than history holds.
-                        Some(Value::Int(n)) => {
-                            usize::try_from(*n).unwrap_or(0).min(self.settings.history)
-                        }
-                        _ => 0,
-                    };
-                    let window = reply
-                        .get(1)
-                        .cloned()
-                        .map(|v| decode_entries(&name, v))
-                        .unwrap_or_default();
-                    // Redis keeps no per-topic count of private events: they are counted in
-                    // the newest LISTING_WINDOW events, exact for topics holding no more.
-                    let private = window.iter().filter(|e| e.private).count();
-                    TopicStats {
-                        name,
-                        last_id: window.first().map(|e| e.id),
-                        history,
-                        last_public_id: window.iter().find(|e| !e.private).map(|e| e.id),
-                        public_history: history.saturating_sub(private),
-                    }
-                })
-                .collect())
-        }
-        .boxed()
+        self.list_topics().boxed()
     }
 
     fn ready(&self) -> bool {

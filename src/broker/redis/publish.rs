@@ -10,19 +10,19 @@ use crate::topic::TopicName;
 
 impl RedisBroker {
     /// The publish script for `draft`, as an `EVALSHA`.
-    pub(super) fn publish_cmd(&self, draft: &Draft) -> Cmd {
+    pub(super) fn publish_cmd(&self, p: usize, draft: &Draft) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.publish.get_hash())
             .arg(3)
-            .arg(self.key("meta"))
-            .arg(self.stream_key(draft.topic.as_str()))
-            .arg(self.key("topics"))
+            .arg(self.key(p, "meta"))
+            .arg(self.stream_key(p, draft.topic.as_str()))
+            .arg(self.key(p, "topics"))
             .arg(draft.topic.as_str())
             .arg(draft.name.as_str())
             .arg(&draft.message)
             .arg(self.settings.history)
             .arg(self.settings.max_age.as_millis() as u64)
-            .arg(self.key("events"))
+            .arg(self.key(p, "events"))
             .arg(if draft.private { "1" } else { "0" })
             .arg(
                 draft
@@ -34,15 +34,22 @@ impl RedisBroker {
             )
             .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
             .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
-            .arg(self.key("id:"))
-            .arg(&self.settings.prefix);
+            .arg(self.key(p, "id:"))
+            .arg(self.key(p, ""))
+            .arg(self.layout.count())
+            .arg(p)
+            .arg(if self.link.is_cluster() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            });
         cmd
     }
 
     /// Runs the publish script on the shared connection (no replicas to wait for), loading
     /// it first if the server does not know it (`NOSCRIPT`: it did not run).
-    pub(super) async fn publish_now(&self, cmd: &Cmd) -> Result<String, BrokerError> {
-        let mut con = self.con();
+    pub(super) async fn publish_now(&self, p: usize, cmd: &Cmd) -> Result<String, BrokerError> {
+        let mut con = self.con(p);
         let started = std::time::Instant::now();
         let limit = self.settings.timeout;
         let mut answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;

@@ -1,5 +1,6 @@
-//! Reading history back from Redis: the newest id issued, one topic's stream between two ids,
-//! and which topics a set of patterns names there (alternate topics included).
+//! Reading history back from Redis: the newest id issued, one topic's streams between two ids
+//! (its own partition's and partition 0's), and which topics a set of patterns names there
+//! (alternate topics included).
 
 use std::sync::Arc;
 
@@ -13,23 +14,44 @@ use crate::sse::EventId;
 use crate::topic::{Pattern, TopicName};
 
 impl RedisBroker {
-    /// The newest id Redis has issued (`0-0` before the first publish).
-    pub(super) async fn last_issued(&self) -> Result<EventId, BrokerError> {
-        let mut con = self.reader();
-        let (ms, seq): (Option<u64>, Option<u64>) = self
+    /// The newest id partition `p` has issued (`0-p` before its first publish): every id it
+    /// issues later is greater.
+    pub(super) async fn last_issued(&self, p: usize) -> Result<EventId, BrokerError> {
+        let mut con = self.reader(p);
+        let (ms, n): (Option<u64>, Option<u64>) = self
             .timed(
                 redis::cmd("HMGET")
-                    .arg(self.key("meta"))
+                    .arg(self.key(p, "meta"))
                     .arg("ms")
                     .arg("seq")
                     .query_async(&mut con),
             )
             .await?;
-        Ok(EventId::new(ms.unwrap_or(0), seq.unwrap_or(0)))
+        let count = self.layout.count() as u64;
+        Ok(EventId::new(
+            ms.unwrap_or(0),
+            n.unwrap_or(0) * count + p as u64,
+        ))
     }
 
-    /// Reads one topic's history after `after` (and up to `until`, if given): the newest id
-    /// no longer in history (a cursor before it missed events) and the events.
+    /// The newest id any partition has issued.
+    pub(super) async fn newest_issued(&self) -> Result<EventId, BrokerError> {
+        let mut newest = EventId::default();
+        for p in 0..self.layout.count() {
+            newest = newest.max(self.last_issued(p).await?);
+        }
+        Ok(newest)
+    }
+
+    /// Whether `id` was issued by the partition its sequence number names.
+    pub(super) async fn issued(&self, id: EventId) -> Result<bool, BrokerError> {
+        let p = (id.seq % self.layout.count() as u64) as usize;
+        Ok(id <= self.last_issued(p).await?)
+    }
+
+    /// Reads one topic's history after `after` (and up to `until`, if given), from every
+    /// partition that may hold it: the newest id no longer in history (a cursor before it
+    /// missed events) and the events, in id order.
     pub(super) async fn read_topic(
         &self,
         topic: &TopicName,
@@ -38,13 +60,41 @@ impl RedisBroker {
         count: usize,
         newest: bool,
     ) -> Result<(Option<EventId>, Vec<Arc<Event>>), BrokerError> {
-        let mut con = self.reader();
+        let mut gone = None;
+        let mut events = Vec::new();
+        for p in self.layout.holding(topic) {
+            let (deleted, mut found) = self.read_in(p, topic, after, until, count, newest).await?;
+            gone = gone.max(deleted);
+            events.append(&mut found);
+        }
+        events.sort_unstable_by_key(|e| e.id);
+        if events.len() > count {
+            if newest {
+                events.drain(..events.len() - count);
+            } else {
+                events.truncate(count);
+            }
+        }
+        Ok((gone, events))
+    }
+
+    /// [`Self::read_topic`] in partition `p` only.
+    pub(super) async fn read_in(
+        &self,
+        p: usize,
+        topic: &TopicName,
+        after: EventId,
+        until: Option<EventId>,
+        count: usize,
+        newest: bool,
+    ) -> Result<(Option<EventId>, Vec<Arc<Event>>), BrokerError> {
+        let mut con = self.reader(p);
         let start = format!("({}", after.raw());
         let end = until.map_or_else(|| "+".to_owned(), |id| id.raw());
         let value: Value = self
             .timed(
                 self.read
-                    .key(self.stream_key(topic.as_str()))
+                    .key(self.stream_key(p, topic.as_str()))
                     .arg(&start)
                     .arg(&end)
                     .arg(count.max(1))
@@ -71,18 +121,31 @@ impl RedisBroker {
         Ok((deleted, events))
     }
 
-    /// Every topic with a stream in Redis.
-    pub(super) async fn known_topics(&self) -> Result<Vec<TopicName>, BrokerError> {
-        self.topic_set("topics").await
+    /// Every topic with a stream in partition `p`.
+    pub(super) async fn known_topics_in(&self, p: usize) -> Result<Vec<TopicName>, BrokerError> {
+        self.topic_set(p, "topics").await
     }
 
-    /// The topic names held in the sorted set `set` (under the key prefix).
-    async fn topic_set(&self, set: &str) -> Result<Vec<TopicName>, BrokerError> {
-        let mut con = self.reader();
+    /// Every topic with a stream in Redis.
+    async fn known_topics(&self) -> Result<Vec<TopicName>, BrokerError> {
+        let mut names = Vec::new();
+        for p in 0..self.layout.count() {
+            for name in self.known_topics_in(p).await? {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// The topic names held in partition `p`'s sorted set `set`.
+    async fn topic_set(&self, p: usize, set: &str) -> Result<Vec<TopicName>, BrokerError> {
+        let mut con = self.reader(p);
         let names: Vec<String> = self
             .timed(
                 redis::cmd("ZRANGE")
-                    .arg(self.key(set))
+                    .arg(self.key(p, set))
                     .arg(0)
                     .arg(-1)
                     .query_async(&mut con),
@@ -115,21 +178,23 @@ impl RedisBroker {
         }
         // Topics whose events have an alternate topic that matches: read them too (replay
         // then keeps only the events that match by one of their topics).
-        let mut con = self.reader();
-        for alternate in self.topic_set("alternates").await? {
-            if !patterns.iter().any(|p| p.matches(&alternate)) {
-                continue;
-            }
-            let canonical: Vec<String> = self
-                .timed(
-                    redis::cmd("SMEMBERS")
-                        .arg(self.key(&format!("alt:{alternate}")))
-                        .query_async(&mut con),
-                )
-                .await?;
-            for name in canonical.iter().filter_map(|c| TopicName::any(c).ok()) {
-                if !names.contains(&name) {
-                    names.push(name);
+        for p in 0..self.layout.count() {
+            let mut con = self.reader(p);
+            for alternate in self.topic_set(p, "alternates").await? {
+                if !patterns.iter().any(|pattern| pattern.matches(&alternate)) {
+                    continue;
+                }
+                let canonical: Vec<String> = self
+                    .timed(
+                        redis::cmd("SMEMBERS")
+                            .arg(self.key(p, &format!("alt:{alternate}")))
+                            .query_async(&mut con),
+                    )
+                    .await?;
+                for name in canonical.iter().filter_map(|c| TopicName::any(c).ok()) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
                 }
             }
         }

@@ -9,13 +9,15 @@
 /// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
 /// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
 /// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
-/// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads).
+/// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads),
+/// partitions, this partition (ids are `MS-(n × partitions + partition)`), and the command that
+/// publishes on the channel (`PUBLISH`, or `SPUBLISH` in a Cluster).
 pub(super) const PUBLISH_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
 if now < last then now = last end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1) * tonumber(ARGV[13]) + tonumber(ARGV[14])
 redis.call('HSET', KEYS[1], 'ms', now)
 local id = now .. '-' .. seq
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7], 'a', ARGV[8], 'i', ARGV[9], 'r', ARGV[10])
@@ -41,7 +43,7 @@ if ARGV[8] ~= '' then
 end
 local flags = ''
 if ARGV[7] == '1' then flags = 'p' end
-redis.call('PUBLISH', ARGV[6], id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3])
+redis.call(ARGV[15], ARGV[6], id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3])
 return id
 ";
 
@@ -96,4 +98,25 @@ return {gone, entries}
 pub(super) const RESOLVE_LUA: &str = r"
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return {} end
 return redis.call('HGETALL', KEYS[1])
+";
+
+/// A partition's watermark (Cluster): raises its clock so that every id it issues from now on
+/// is above ARGV[1]-ARGV[2] (the event a node holds back), and says so on its channel with a
+/// message that is just an id: the partition issued nothing after it. Node merges waiting on
+/// an idle partition learn from it that they may go on. KEYS[1]: meta; ARGV: floor ms, floor
+/// seq, partitions, partition, channel. Returns the watermark.
+pub(super) const TICK_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
+local n = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local seq = n * tonumber(ARGV[3]) + tonumber(ARGV[4])
+if now < last then now = last end
+local floor_ms, floor_seq = tonumber(ARGV[1]), tonumber(ARGV[2])
+if now < floor_ms then now = floor_ms end
+if now == floor_ms and seq <= floor_seq then now = floor_ms + 1 end
+if now ~= last then redis.call('HSET', KEYS[1], 'ms', now) end
+local id = now .. '-' .. seq
+redis.call('SPUBLISH', ARGV[5], id)
+return id
 ";

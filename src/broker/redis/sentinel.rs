@@ -13,6 +13,13 @@ pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
 pub(super) enum Target {
     /// `redis://…` or `rediss://…`: one server.
     Single(String),
+    /// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]`: a Redis Cluster.
+    Cluster {
+        /// Nodes to ask first for the cluster's shape.
+        seeds: Vec<String>,
+        /// `user:password` or `:password` (as written, percent-encoded).
+        userinfo: Option<String>,
+    },
     /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[?db=N]`.
     Sentinel {
         /// The sentinels' `host:port`s.
@@ -30,8 +37,13 @@ impl Target {
     /// Reads a `--broker` URL.
     ///
     /// # Errors
-    /// [`BrokerError::Setup`] for a Sentinel URL without sentinels or a primary's name.
+    /// [`BrokerError::Setup`] for a Sentinel URL without sentinels or a primary's name, or a
+    /// Cluster URL without nodes.
     pub(super) fn parse(url: &str) -> Result<Self, BrokerError> {
+        if let Some(cluster) = super::topology::parse(url) {
+            let (seeds, userinfo) = cluster?;
+            return Ok(Self::Cluster { seeds, userinfo });
+        }
         let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
             return Ok(Self::Single(url.to_owned()));
         };

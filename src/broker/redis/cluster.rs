@@ -1,0 +1,423 @@
+//! A node's delivery from a Redis Cluster: sharded subscriptions to the partitions its streams
+//! need, kept alive through failovers and slot moves, merged into one id order.
+//!
+//! One task owns the [`Merge`]. For each shard it delivers from (a replica when publishes wait
+//! for replicas, so what it delivers survives the primary's death; else the primary) it holds
+//! one RESP3 connection on which it `SSUBSCRIBE`s the channels of the partitions it follows.
+//! Following a partition, or following it again after its subscription broke (the connection
+//! dropped, a ping went unanswered, the server said `sunsubscribe` because the slot moved, or
+//! the partition moved to another shard), is always the same four steps:
+//!
+//! 1. subscribe on the shard that serves it now (the crate's cluster client does not follow a
+//!    promoted replica: measured, it lost most messages; so this is done here);
+//! 2. tick it (see `TICK_LUA`) past what the merge released: it returns the partition's
+//!    watermark `W`, and every id it issues later is above it;
+//! 3. read from its streams the events of the node's topics after the partition's old mark (or
+//!    after what was released, for a new partition) up to `W`;
+//! 4. set the mark to `W`: what the channel repeats at or below it is dropped.
+//!
+//! While a partition is down, its mark cannot rise, so the merge holds back newer events of
+//! the other partitions: streams on this node pause (nothing is lost or reordered) until the
+//! shard is back, one failover time. Partitions a node follows are followed until it stops.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{decode_message, text};
+use super::merge::Merge;
+use super::RedisBroker;
+use crate::broker::BrokerError;
+use crate::sse::EventId;
+
+/// How often subscriptions are pinged and the cluster's shape checked.
+const LIVENESS: Duration = Duration::from_secs(1);
+/// How often lagging partitions are asked for a tick again when one did not arrive.
+const RETICK: Duration = Duration::from_millis(50);
+/// Events the merge may hold back (while a partition is down); past it, they are dropped and
+/// read again from history once every partition is back.
+const MAX_HELD: usize = 100_000;
+
+enum Input {
+    /// A push from subscription `generation`.
+    Push(u64, PushInfo),
+    /// Follow these partitions; answer once followed.
+    Watch(Vec<usize>, oneshot::Sender<Result<(), BrokerError>>),
+}
+
+/// The handle the broker keeps on the task.
+pub(super) struct Follower {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl Follower {
+    /// The follower and its task (to spawn), starting with everything up to `released` seen.
+    pub(super) fn start(
+        broker: Arc<RedisBroker>,
+        released: EventId,
+    ) -> (Self, impl std::future::Future<Output = ()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = Task {
+            channels: (0..broker.layout.count())
+                .map(|p| (broker.key(p, "events"), p))
+                .collect(),
+            broker,
+            merge: Merge::new(released),
+            subs: HashMap::new(),
+            on: HashMap::new(),
+            broken: BTreeSet::new(),
+            ticking: HashMap::new(),
+            generation: 0,
+            tx: tx.clone(),
+        };
+        (Self { tx }, task.run(rx))
+    }
+
+    /// Follows `partitions`; resolves once their events reach the node.
+    pub(super) async fn watch(&self, partitions: Vec<usize>) -> Result<(), BrokerError> {
+        let (answer, answered) = oneshot::channel();
+        self.tx
+            .send(Input::Watch(partitions, answer))
+            .map_err(|_| BrokerError::Unavailable("the broker is closing".into()))?;
+        answered
+            .await
+            .map_err(|_| BrokerError::Unavailable("the broker is closing".into()))?
+    }
+}
+
+/// One subscription connection to a shard's node.
+struct Sub {
+    con: MultiplexedConnection,
+    addr: String,
+    generation: u64,
+}
+
+struct Task {
+    broker: Arc<RedisBroker>,
+    channels: HashMap<String, usize>,
+    merge: Merge,
+    /// Subscriptions by node address.
+    subs: HashMap<String, Sub>,
+    /// Partition → the generation of the subscription that carries it.
+    on: HashMap<usize, u64>,
+    /// Followed partitions whose subscription broke.
+    broken: BTreeSet<usize>,
+    /// Partitions asked for a tick, and when.
+    ticking: HashMap<usize, Instant>,
+    generation: u64,
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut alive = tokio::time::interval(LIVENESS);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retick = tokio::time::interval(RETICK);
+        retick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(Input::Push(generation, push)) => self.push(generation, push),
+                    Some(Input::Watch(partitions, answer)) => {
+                        let _ = answer.send(self.follow(&partitions).await);
+                    }
+                    None => return,
+                },
+                _ = alive.tick() => self.check().await,
+                _ = retick.tick() => {}
+            }
+            self.release();
+        }
+    }
+
+    /// Hands over what the merge released, and asks idle partitions that hold it back for a
+    /// tick.
+    fn release(&mut self) {
+        if self.merge.held() > MAX_HELD {
+            tracing::warn!(
+                held = MAX_HELD,
+                "too many events held back; reading them again later"
+            );
+            self.merge.reset();
+            self.broken.extend(self.merge.partitions());
+        }
+        let ready = self.merge.ready();
+        if let Some(last) = ready.last() {
+            *self.broker.lock_delivered() = last.id;
+        }
+        for event in ready {
+            self.broker.delivery.deliver(&event);
+        }
+        for (p, floor) in self.merge.lagging() {
+            if self.broken.contains(&p)
+                || self
+                    .ticking
+                    .get(&p)
+                    .is_some_and(|at| at.elapsed() < RETICK * 4)
+            {
+                continue;
+            }
+            self.ticking.insert(p, Instant::now());
+            let broker = Arc::clone(&self.broker);
+            tokio::spawn(async move {
+                if let Err(err) = broker.tick_partition(p, floor).await {
+                    tracing::debug!(%err, partition = p, "tick failed");
+                }
+            });
+        }
+    }
+
+    fn push(&mut self, generation: u64, push: PushInfo) {
+        let Some(sub) = self.subs.values().find(|s| s.generation == generation) else {
+            return;
+        };
+        let addr = sub.addr.clone();
+        match push.kind {
+            PushKind::SMessage => {
+                let channel = push.data.first().and_then(text);
+                let Some(&p) = channel.and_then(|c| self.channels.get(&c)) else {
+                    return;
+                };
+                if self.on.get(&p) != Some(&generation) || self.broken.contains(&p) {
+                    return;
+                }
+                let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                    return;
+                };
+                if !payload.contains(&b'\n') {
+                    // A tick: just the partition's watermark.
+                    if let Some(id) = std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                    {
+                        self.ticking.remove(&p);
+                        self.merge.tick(p, id);
+                    }
+                    return;
+                }
+                match decode_message(payload) {
+                    Some(event) => {
+                        self.merge.event(p, Arc::new(event));
+                    }
+                    None => tracing::warn!("ignoring a malformed message on a partition channel"),
+                }
+            }
+            PushKind::SUnsubscribe => {
+                // The slot moved (or the server dropped us): follow the partition again.
+                let channel = push.data.first().and_then(text);
+                if let Some(&p) = channel.and_then(|c| self.channels.get(&c)) {
+                    if self.on.get(&p) == Some(&generation) {
+                        tracing::warn!(partition = p, redis = %addr, "partition unsubscribed by Redis");
+                        self.broken.insert(p);
+                        self.broker.link.suspect();
+                    }
+                }
+            }
+            PushKind::Disconnection => self.lose(&addr),
+            _ => {}
+        }
+    }
+
+    /// The subscription to `addr` is gone: every partition on it must be followed again.
+    fn lose(&mut self, addr: &str) {
+        let Some(sub) = self.subs.remove(addr) else {
+            return;
+        };
+        for (&p, _) in self.on.iter().filter(|(_, &g)| g == sub.generation) {
+            self.broken.insert(p);
+        }
+        tracing::warn!(redis = %addr, "cluster subscription lost");
+        self.broker.live.store(false, Ordering::Release);
+        self.broker.link.suspect();
+    }
+
+    /// Pings every subscription, notices partitions that moved, and follows broken ones again.
+    async fn check(&mut self) {
+        let timeout = self.broker.settings.timeout;
+        let mut dead = Vec::new();
+        for (addr, sub) in &mut self.subs {
+            let ping = redis::cmd("PING");
+            let pong = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut sub.con));
+            if !matches!(pong.await, Ok(Ok(_))) {
+                dead.push(addr.clone());
+            }
+        }
+        for addr in dead {
+            self.lose(&addr);
+        }
+        for p in self.merge.partitions() {
+            let feed = self.broker.link.feed(p);
+            let on = self.on.get(&p).copied();
+            let moved = self
+                .subs
+                .get(&feed.addr)
+                .is_none_or(|sub| Some(sub.generation) != on);
+            if moved && !self.broken.contains(&p) {
+                tracing::warn!(partition = p, redis = %feed.addr, "partition moved; following it");
+                self.broken.insert(p);
+            }
+        }
+        let broken: Vec<usize> = self.broken.iter().copied().collect();
+        if !broken.is_empty() {
+            if let Err(err) = self.follow(&broken).await {
+                tracing::warn!(%err, "partitions not followed yet; retrying");
+            }
+        }
+        self.broker
+            .live
+            .store(self.broken.is_empty(), Ordering::Release);
+    }
+
+    /// Follows `partitions` (again, for broken ones): see the module docs.
+    async fn follow(&mut self, partitions: &[usize]) -> Result<(), BrokerError> {
+        for &p in partitions {
+            if self.merge.follows(p) && !self.broken.contains(&p) {
+                continue;
+            }
+            if let Err(err) = self.follow_one(p).await {
+                if self.merge.follows(p) {
+                    self.broken.insert(p);
+                }
+                self.broker.link.suspect();
+                return Err(err);
+            }
+            self.broken.remove(&p);
+        }
+        Ok(())
+    }
+
+    async fn follow_one(&mut self, p: usize) -> Result<(), BrokerError> {
+        let feed = self.broker.link.feed(p);
+        let generation = self.subscription(&feed.addr, &feed.url).await?;
+        let channel = self.broker.key(p, "events");
+        let timeout = self.broker.settings.timeout;
+        let sub = self
+            .subs
+            .get_mut(&feed.addr)
+            .ok_or_else(|| BrokerError::Unavailable("subscription gone".into()))?;
+        let mut ssubscribe = redis::cmd("SSUBSCRIBE");
+        ssubscribe.arg(&channel);
+        let subscribed = ssubscribe.query_async::<Value>(&mut sub.con);
+        match tokio::time::timeout(timeout, subscribed).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                let addr = feed.addr.clone();
+                self.subs.remove(&addr);
+                return Err(BrokerError::Unavailable(err.to_string()));
+            }
+            Err(_) => {
+                let addr = feed.addr.clone();
+                self.subs.remove(&addr);
+                return Err(BrokerError::Unavailable("SSUBSCRIBE timed out".into()));
+            }
+        }
+        self.on.insert(p, generation);
+        // From here the channel carries every event after the tick; read the rest.
+        let from = self.merge.mark(p).unwrap_or(self.merge.released());
+        let mark = self.broker.tick_partition(p, self.merge.released()).await?;
+        self.merge.follow(p, from);
+        let patterns = self.broker.delivery.subscribed_patterns();
+        let mut missed = Vec::new();
+        if !patterns.is_empty() {
+            for topic in self.broker.matching_topics(&patterns).await? {
+                if !self.broker.layout.holding(&topic).contains(&p) {
+                    continue;
+                }
+                let (_, events) = self
+                    .broker
+                    .read_in(
+                        p,
+                        &topic,
+                        from,
+                        Some(mark),
+                        self.broker.settings.history,
+                        false,
+                    )
+                    .await?;
+                missed.extend(events);
+            }
+        }
+        missed.sort_unstable_by_key(|e| e.id);
+        missed.dedup_by_key(|e| e.id);
+        if !missed.is_empty() {
+            tracing::info!(
+                partition = p,
+                events = missed.len(),
+                "caught up from Redis history"
+            );
+        }
+        for event in missed {
+            self.merge.event(p, event);
+        }
+        self.merge.tick(p, mark);
+        Ok(())
+    }
+
+    /// The generation of the subscription connection to `addr`, opened if there is none.
+    async fn subscription(&mut self, addr: &str, url: &str) -> Result<u64, BrokerError> {
+        if let Some(sub) = self.subs.get(addr) {
+            return Ok(sub.generation);
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.tx.clone();
+        let sender = move |push: PushInfo| {
+            tx.send(Input::Push(generation, push))
+                .map_err(|_| redis::aio::SendError)
+        };
+        let timeout = self.broker.settings.timeout;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let client = redis::Client::open(format!("{url}{separator}protocol=resp3"))
+            .map_err(|err| BrokerError::Setup(err.to_string()))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_push_sender(sender);
+        let con = tokio::time::timeout(
+            timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| BrokerError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(|err| BrokerError::Unavailable(err.to_string()))?;
+        self.subs.insert(
+            addr.to_owned(),
+            Sub {
+                con,
+                addr: addr.to_owned(),
+                generation,
+            },
+        );
+        Ok(generation)
+    }
+}
+
+impl RedisBroker {
+    /// Runs the tick script on partition `p`'s primary: its watermark, above `floor`.
+    pub(super) async fn tick_partition(
+        &self,
+        p: usize,
+        floor: EventId,
+    ) -> Result<EventId, BrokerError> {
+        let mut con = self.con(p);
+        let id: String = self
+            .timed(
+                self.tick
+                    .key(self.key(p, "meta"))
+                    .arg(floor.ms)
+                    .arg(floor.seq)
+                    .arg(self.layout.count())
+                    .arg(p)
+                    .arg(self.key(p, "events"))
+                    .invoke_async(&mut con),
+            )
+            .await?;
+        id.parse()
+            .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))
+    }
+}
