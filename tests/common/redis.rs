@@ -19,11 +19,17 @@ impl RedisServer {
 
     /// Starts with extra `redis-server` arguments (e.g. `--requirepass`).
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let cluster = extra.contains(&"--cluster-enabled");
+        let port = loop {
+            let port = free_port();
+            // A cluster node also listens on its port + 10000 (the cluster bus).
+            if !cluster
+                || (port < 55_535
+                    && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok())
+            {
+                break port;
+            }
+        };
         let dir = std::env::temp_dir().join(format!("ssehub-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {

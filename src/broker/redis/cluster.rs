@@ -39,6 +39,9 @@ use crate::sse::EventId;
 const LIVENESS: Duration = Duration::from_secs(1);
 /// How often lagging partitions are asked for a tick again when one did not arrive.
 const RETICK: Duration = Duration::from_millis(50);
+/// How long an event waits for an idle partition before that partition is asked for a tick:
+/// under load the partition usually sends an event of its own sooner, which costs nothing.
+const TICK_AFTER: Duration = Duration::from_millis(2);
 /// Events the merge may hold back (while a partition is down); past it, they are dropped and
 /// read again from history once every partition is back.
 const MAX_HELD: usize = 100_000;
@@ -72,6 +75,7 @@ impl Follower {
             on: HashMap::new(),
             broken: BTreeSet::new(),
             ticking: HashMap::new(),
+            waiting: None,
             generation: 0,
             tx: tx.clone(),
         };
@@ -109,6 +113,8 @@ struct Task {
     broken: BTreeSet<usize>,
     /// Partitions asked for a tick, and when.
     ticking: HashMap<usize, Instant>,
+    /// The oldest event held back for idle partitions, and when to ask them for a tick.
+    waiting: Option<(EventId, Instant)>,
     generation: u64,
     tx: mpsc::UnboundedSender<Input>,
 }
@@ -120,7 +126,11 @@ impl Task {
         let mut retick = tokio::time::interval(RETICK);
         retick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let due = self
+                .waiting
+                .map(|(_, at)| tokio::time::Instant::from_std(at));
             tokio::select! {
+                _ = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await }, if due.is_some() => {}
                 input = rx.recv() => match input {
                     Some(Input::Push(generation, push)) => self.push(generation, push),
                     Some(Input::Watch(partitions, answer)) => {
@@ -153,12 +163,27 @@ impl Task {
         for event in ready {
             self.broker.delivery.deliver(&event);
         }
-        for (p, floor) in self.merge.lagging() {
+        let lagging = self.merge.lagging();
+        let Some(&(_, oldest)) = lagging.first() else {
+            self.waiting = None;
+            return;
+        };
+        match self.waiting {
+            Some((id, at)) if id == oldest => {
+                if Instant::now() < at {
+                    return;
+                }
+            }
+            _ => {
+                self.waiting = Some((oldest, Instant::now() + TICK_AFTER));
+                return;
+            }
+        }
+        // Asked now; if no tick lands, ask again later.
+        self.waiting = Some((oldest, Instant::now() + RETICK));
+        for (p, floor) in lagging {
             if self.broken.contains(&p)
-                || self
-                    .ticking
-                    .get(&p)
-                    .is_some_and(|at| at.elapsed() < RETICK * 4)
+                || self.ticking.get(&p).is_some_and(|at| at.elapsed() < RETICK)
             {
                 continue;
             }
