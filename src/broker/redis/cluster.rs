@@ -395,21 +395,7 @@ impl Task {
             tx.send(Input::Push(generation, push))
                 .map_err(|_| redis::aio::SendError)
         };
-        let timeout = self.broker.settings.timeout;
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let client = redis::Client::open(format!("{url}{separator}protocol=resp3"))
-            .map_err(|err| BrokerError::Setup(err.to_string()))?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_push_sender(sender);
-        let con = tokio::time::timeout(
-            timeout,
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| BrokerError::Unavailable("timed out connecting to Redis".into()))?
-        .map_err(|err| BrokerError::Unavailable(err.to_string()))?;
+        let con = super::link::open_push(url, self.broker.settings.timeout, sender).await?;
         self.subs.insert(
             addr.to_owned(),
             Sub {
@@ -419,30 +405,5 @@ impl Task {
             },
         );
         Ok(generation)
-    }
-}
-
-impl RedisBroker {
-    /// Runs the tick script on partition `p`'s primary: its watermark, above `floor`.
-    pub(super) async fn tick_partition(
-        &self,
-        p: usize,
-        floor: EventId,
-    ) -> Result<EventId, BrokerError> {
-        let mut con = self.con(p);
-        let id: String = self
-            .timed(
-                self.tick
-                    .key(self.key(p, "meta"))
-                    .arg(floor.ms)
-                    .arg(floor.seq)
-                    .arg(self.layout.count())
-                    .arg(p)
-                    .arg(self.key(p, "events"))
-                    .invoke_async(&mut con),
-            )
-            .await?;
-        id.parse()
-            .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))
     }
 }

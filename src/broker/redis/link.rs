@@ -320,6 +320,27 @@ async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, B
     })
 }
 
+/// A RESP3 connection to `url` whose pushes (pub/sub messages, disconnection) go to `sender`.
+pub(super) async fn open_push(
+    url: &str,
+    timeout: Duration,
+    sender: impl redis::aio::AsyncPushSender,
+) -> Result<redis::aio::MultiplexedConnection, BrokerError> {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let client = redis::Client::open(format!("{url}{separator}protocol=resp3")).map_err(setup)?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_push_sender(sender);
+    tokio::time::timeout(
+        timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .map_err(|_| BrokerError::Unavailable("timed out connecting to Redis".into()))?
+    .map_err(unavailable)
+}
+
 fn setup(err: redis::RedisError) -> BrokerError {
     BrokerError::Setup(err.to_string())
 }

@@ -227,24 +227,6 @@ impl RedisBroker {
         self.delivered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Partitions that may hold events of `patterns`: an exact topic's own and 0 (events with
-    /// alternates); any other pattern needs every partition.
-    fn partitions_for(&self, patterns: &[Pattern]) -> Vec<usize> {
-        if patterns.iter().any(|p| !matches!(p, Pattern::Exact(_))) {
-            return (0..self.layout.count()).collect();
-        }
-        let mut out = vec![0];
-        for pattern in patterns {
-            if let Pattern::Exact(topic) = pattern {
-                let p = self.layout.of(topic);
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-            }
-        }
-        out
-    }
-
     async fn timed<T>(
         &self,
         work: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -313,19 +295,7 @@ impl Broker for RedisBroker {
                 _ => (EventId::default(), true),
             };
             if !gap {
-                let mut forgotten_ms: Option<u64> = None;
-                for p in 0..self.layout.count() {
-                    let mut con = self.reader(p);
-                    let ms: Option<u64> = self
-                        .timed(
-                            redis::cmd("HGET")
-                                .arg(self.key(p, "meta"))
-                                .arg("forgotten")
-                                .query_async(&mut con),
-                        )
-                        .await?;
-                    forgotten_ms = forgotten_ms.max(ms);
-                }
+                let forgotten_ms = self.forgotten_ms().await?;
                 // A whole topic was removed with events up to this time: a resume from before
                 // it may have missed some of them.
                 if forgotten_ms.is_some_and(|ms| after.ms <= ms) {

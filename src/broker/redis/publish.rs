@@ -1,11 +1,12 @@
 //! The publish path to Redis: the script's arguments, and running it, on the shared connection
-//! or (with replicas to wait for) through the commit lanes.
+//! or (with replicas to wait for) through the commit lanes; and a partition's tick (Cluster).
 
 use redis::Cmd;
 
 use super::{unavailable, RedisBroker};
 use crate::broker::BrokerError;
 use crate::event::Draft;
+use crate::sse::EventId;
 use crate::topic::TopicName;
 
 impl RedisBroker {
@@ -67,5 +68,30 @@ impl RedisBroker {
             self.link.suspect();
         }
         answer
+    }
+}
+
+impl RedisBroker {
+    /// Runs the tick script on partition `p`'s primary: its watermark, above `floor`.
+    pub(super) async fn tick_partition(
+        &self,
+        p: usize,
+        floor: EventId,
+    ) -> Result<EventId, BrokerError> {
+        let mut con = self.con(p);
+        let id: String = self
+            .timed(
+                self.tick
+                    .key(self.key(p, "meta"))
+                    .arg(floor.ms)
+                    .arg(floor.seq)
+                    .arg(self.layout.count())
+                    .arg(p)
+                    .arg(self.key(p, "events"))
+                    .invoke_async(&mut con),
+            )
+            .await?;
+        id.parse()
+            .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))
     }
 }

@@ -200,4 +200,41 @@ impl RedisBroker {
         }
         Ok(names)
     }
+
+    /// Partitions that may hold events of `patterns`: an exact topic's own and 0 (events with
+    /// alternates); any other pattern needs every partition.
+    pub(super) fn partitions_for(&self, patterns: &[Pattern]) -> Vec<usize> {
+        if patterns.iter().any(|p| !matches!(p, Pattern::Exact(_))) {
+            return (0..self.layout.count()).collect();
+        }
+        let mut out = vec![0];
+        for pattern in patterns {
+            if let Pattern::Exact(topic) = pattern {
+                let p = self.layout.of(topic);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// The newest `ms` of a removed topic's last event, over every partition: a resume from
+    /// before it may have missed events.
+    pub(super) async fn forgotten_ms(&self) -> Result<Option<u64>, BrokerError> {
+        let mut forgotten: Option<u64> = None;
+        for p in 0..self.layout.count() {
+            let mut con = self.reader(p);
+            let ms: Option<u64> = self
+                .timed(
+                    redis::cmd("HGET")
+                        .arg(self.key(p, "meta"))
+                        .arg("forgotten")
+                        .query_async(&mut con),
+                )
+                .await?;
+            forgotten = forgotten.max(ms);
+        }
+        Ok(forgotten)
+    }
 }
