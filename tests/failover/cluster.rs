@@ -223,7 +223,18 @@ async fn cluster_a_resharded_slot_loses_no_acknowledged_event() {
 #[tokio::test]
 async fn cluster_a_stream_over_partitions_resumes_exactly_on_another_node() {
     let cluster = RedisCluster::start(3, 1).await;
-    let (one, two) = (node(&cluster).await, node(&cluster).await);
+    // Ordering and resume are under test, not durability: no WAIT, and time for a loaded
+    // machine, so that no publish is refused (a refused one may still be delivered).
+    let calm = |url: String| {
+        spawn_app(move |c| {
+            c.broker = Some(url);
+            c.redis_min_replicas = Some(0);
+            c.broker_timeout = Duration::from_secs(10);
+        })
+    };
+    let (one, two) = (calm(cluster.url()).await, calm(cluster.url()).await);
+    one.wait_ready().await;
+    two.wait_ready().await;
     let query = "/stream?mode=live&topic=a&topic=b&topic=c&topic=d&topic=e&topic=f";
     let mut stream = one.stream(query).await;
     let mut sent = vec![];
