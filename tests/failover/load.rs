@@ -54,6 +54,9 @@ impl Ledger {
     }
 }
 
+/// Pause between two publishes of one publisher.
+const PACE: Duration = Duration::from_millis(5);
+
 /// Starts a publisher per node and topic; each publishes `TOPIC/NODE/I` in turn until `stop`.
 pub fn publishers(
     nodes: &[String],
@@ -90,8 +93,12 @@ pub fn publishers(
                             .ok()
                             .and_then(|body| body["data"]["id"].as_str().map(str::to_owned)),
                         Ok(_) | Err(_) => {
-                            // Refused or cut off: do not spin while the hub recovers.
-                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            // Refused or cut off: back off while the hub recovers, as a client
+                            // would. (A refused publish may still be stored and delivered: at
+                            // full speed through an 18 s outage they would outgrow what one
+                            // resume may replay, 10,000 events, and the resumer would rightly
+                            // be told of a gap.)
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                             None
                         }
                     };
@@ -102,6 +109,10 @@ pub fn publishers(
                         sent,
                         at: began.elapsed(),
                     });
+                    // Paced: a stream resuming after a few seconds away must find what it
+                    // missed within what one resume may replay (10,000 events), or it is
+                    // rightly told of a gap.
+                    tokio::time::sleep(PACE).await;
                 }
             }));
         }

@@ -27,7 +27,11 @@ async fn node(sentinels: &Sentinels) -> TestApp {
 /// How the primary fails.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
-    /// `kill -9`, with two replicas: one is promoted, the other acknowledges for it.
+    /// `kill -9`, with one replica: it is promoted, and the killed primary is started again and
+    /// rejoins as its replica (until then writes get 503). One replica, because with several
+    /// the sentinels may promote one that lacks what another already had, and nodes that
+    /// delivered from that other could have sent a refused event that is then lost (see the
+    /// README's "window that remains").
     Kill,
     /// `kill -STOP` past the failover, then `-CONT`, with one replica: the promoted replica
     /// has none left to acknowledge writes until the old primary rejoins as one (Sentinel
@@ -52,7 +56,7 @@ async fn doomed_node(sentinels: &Sentinels) -> (tokio::process::Child, String) {
 
 async fn run(fault: Fault) -> Counts {
     let replicas = match fault {
-        Fault::Kill => 2,
+        Fault::Kill => 1,
         Fault::Freeze => 1,
     };
     let mut sentinels = Sentinels::start(replicas).await;
@@ -127,10 +131,16 @@ async fn run(fault: Fault) -> Counts {
     let acked_before = ledger.acknowledged();
     let new = sentinels.until_failover_from(old).await;
     let failed_over = began.elapsed();
-    if let Fault::Freeze = fault {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let old_node = sentinels.nodes.iter().find(|n| n.port == old).unwrap();
-        old_node.resume();
+    match fault {
+        Fault::Freeze => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let old_node = sentinels.nodes.iter().find(|n| n.port == old).unwrap();
+            old_node.resume();
+        }
+        Fault::Kill => {
+            let old_node = sentinels.nodes.iter_mut().find(|n| n.port == old).unwrap();
+            old_node.restart();
+        }
     }
     sentinels.until_replicas(1).await;
     let last_id = resumed.last().unwrap().1.clone();

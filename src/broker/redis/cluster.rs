@@ -3,7 +3,12 @@
 //!
 //! One task owns the [`Merge`]. For each shard it delivers from (a replica when publishes wait
 //! for replicas, so what it delivers survives the primary's death; else the primary) it holds
-//! one RESP3 connection on which it `SSUBSCRIBE`s the channels of the partitions it follows.
+//! one RESP3 connection on which it `SSUBSCRIBE`s, per partition it follows, the partition's
+//! tick channel and the channel of each topic its streams name (or, for a wildcard or pattern
+//! stream, the partition's channel of every event). One connection per server delivers the
+//! messages of all those channels in the order the server published them, so a partition's
+//! events arrive in id order whatever channels carry them.
+//!
 //! Following a partition, or following it again after its subscription broke (the connection
 //! dropped, a ping went unanswered, the server said `sunsubscribe` because the slot moved, or
 //! the partition moved to another shard), is always the same four steps:
@@ -16,11 +21,15 @@
 //!    after what was released, for a new partition) up to `W`;
 //! 4. set the mark to `W`: what the channel repeats at or below it is dropped.
 //!
+//! A topic added to a partition already followed is subscribed, the partition ticked, and the
+//! topic's history up to the tick merged in ([`Merge::insert`]); the mark then rises with the
+//! tick message, in channel order.
+//!
 //! While a partition is down, its mark cannot rise, so the merge holds back newer events of
 //! the other partitions: streams on this node pause (nothing is lost or reordered) until the
 //! shard is back, one failover time. Partitions a node follows are followed until it stops.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +39,12 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{decode_message, text};
+use super::link::Node;
 use super::merge::Merge;
 use super::RedisBroker;
 use crate::broker::BrokerError;
 use crate::sse::EventId;
+use crate::topic::TopicName;
 
 /// How often subscriptions are pinged and the cluster's shape checked.
 const LIVENESS: Duration = Duration::from_secs(1);
@@ -49,8 +60,18 @@ const MAX_HELD: usize = 100_000;
 enum Input {
     /// A push from subscription `generation`.
     Push(u64, PushInfo),
-    /// Follow these partitions; answer once followed.
-    Watch(Vec<usize>, oneshot::Sender<Result<(), BrokerError>>),
+    /// Follow these (partition, topic, or `None` for all its events); answer once followed.
+    Watch(Wants, oneshot::Sender<Result<(), BrokerError>>),
+}
+
+/// What to follow: per partition, a topic's channel, or (`None`) every event.
+type Wants = Vec<(usize, Option<String>)>;
+
+/// What a node follows of one partition.
+#[derive(Default)]
+struct Wanted {
+    all: bool,
+    topics: BTreeSet<String>,
 }
 
 /// The handle the broker keeps on the task.
@@ -66,9 +87,10 @@ impl Follower {
     ) -> (Self, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
-            channels: (0..broker.layout.count())
-                .map(|p| (broker.key(p, "events"), p))
+            prefixes: (0..broker.layout.count())
+                .map(|p| (broker.key(p, ""), p))
                 .collect(),
+            wanted: HashMap::new(),
             broker,
             merge: Merge::new(released),
             subs: HashMap::new(),
@@ -82,11 +104,11 @@ impl Follower {
         (Self { tx }, task.run(rx))
     }
 
-    /// Follows `partitions`; resolves once their events reach the node.
-    pub(super) async fn watch(&self, partitions: Vec<usize>) -> Result<(), BrokerError> {
+    /// Follows `wants`; resolves once their events reach the node.
+    pub(super) async fn watch(&self, wants: Wants) -> Result<(), BrokerError> {
         let (answer, answered) = oneshot::channel();
         self.tx
-            .send(Input::Watch(partitions, answer))
+            .send(Input::Watch(wants, answer))
             .map_err(|_| BrokerError::Unavailable("the broker is closing".into()))?;
         answered
             .await
@@ -103,7 +125,10 @@ struct Sub {
 
 struct Task {
     broker: Arc<RedisBroker>,
-    channels: HashMap<String, usize>,
+    /// Each partition's key prefix (`PREFIX{TAG}:`), to tell which partition a channel is of.
+    prefixes: HashMap<String, usize>,
+    /// What is followed of each partition.
+    wanted: HashMap<usize, Wanted>,
     merge: Merge,
     /// Subscriptions by node address.
     subs: HashMap<String, Sub>,
@@ -133,8 +158,8 @@ impl Task {
                 _ = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await }, if due.is_some() => {}
                 input = rx.recv() => match input {
                     Some(Input::Push(generation, push)) => self.push(generation, push),
-                    Some(Input::Watch(partitions, answer)) => {
-                        let _ = answer.send(self.follow(&partitions).await);
+                    Some(Input::Watch(wants, answer)) => {
+                        let _ = answer.send(self.want(wants).await);
                     }
                     None => return,
                 },
@@ -204,8 +229,12 @@ impl Task {
         let addr = sub.addr.clone();
         match push.kind {
             PushKind::SMessage => {
-                let channel = push.data.first().and_then(text);
-                let Some(&p) = channel.and_then(|c| self.channels.get(&c)) else {
+                let Some(p) = push
+                    .data
+                    .first()
+                    .and_then(text)
+                    .and_then(|c| self.partition_of(&c))
+                else {
                     return;
                 };
                 if self.on.get(&p) != Some(&generation) || self.broken.contains(&p) {
@@ -234,8 +263,12 @@ impl Task {
             }
             PushKind::SUnsubscribe => {
                 // The slot moved (or the server dropped us): follow the partition again.
-                let channel = push.data.first().and_then(text);
-                if let Some(&p) = channel.and_then(|c| self.channels.get(&c)) {
+                if let Some(p) = push
+                    .data
+                    .first()
+                    .and_then(text)
+                    .and_then(|c| self.partition_of(&c))
+                {
                     if self.on.get(&p) == Some(&generation) {
                         tracing::warn!(partition = p, redis = %addr, "partition unsubscribed by Redis");
                         self.broken.insert(p);
@@ -246,6 +279,144 @@ impl Task {
             PushKind::Disconnection => self.lose(&addr),
             _ => {}
         }
+    }
+
+    /// The partition a channel belongs to.
+    fn partition_of(&self, channel: &str) -> Option<usize> {
+        let end = channel.find("}:")? + 2;
+        self.prefixes.get(&channel[..end]).copied()
+    }
+
+    /// Follows what `wants` names that is not followed yet.
+    async fn want(&mut self, wants: Wants) -> Result<(), BrokerError> {
+        let mut fresh: BTreeMap<usize, Vec<Option<String>>> = BTreeMap::new();
+        for (p, topic) in wants {
+            let wanted = self.wanted.entry(p).or_default();
+            let new = match &topic {
+                _ if wanted.all => false,
+                None => true,
+                Some(topic) => !wanted.topics.contains(topic),
+            };
+            let queued = fresh.entry(p).or_default();
+            if new && !queued.contains(&topic) {
+                queued.push(topic);
+            }
+        }
+        for (p, channels) in fresh {
+            let healthy = self.merge.follows(p) && !self.broken.contains(&p);
+            if healthy && channels.is_empty() {
+                continue;
+            }
+            if healthy {
+                self.add_channels(p, &channels).await?;
+            }
+            let wanted = self.wanted.entry(p).or_default();
+            for topic in channels {
+                match topic {
+                    None => wanted.all = true,
+                    Some(topic) => {
+                        wanted.topics.insert(topic);
+                    }
+                }
+            }
+            if !healthy {
+                self.follow(&[p]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The channel names of `topics` (or all of partition `p`'s events, for `None`).
+    fn channels(&self, p: usize, topics: &[Option<String>]) -> Vec<String> {
+        topics
+            .iter()
+            .map(|topic| match topic {
+                None => self.broker.key(p, "events"),
+                Some(topic) => self.broker.key(p, &format!("ch:{topic}")),
+            })
+            .collect()
+    }
+
+    /// Subscribes to more channels of a partition already followed, and merges in what they
+    /// carried before (see the module docs).
+    async fn add_channels(
+        &mut self,
+        p: usize,
+        topics: &[Option<String>],
+    ) -> Result<(), BrokerError> {
+        let feed = self.broker.link.feed(p);
+        self.subscribe(&feed, &self.channels(p, topics)).await?;
+        let after = self.merge.released();
+        let mark = self.broker.tick_partition(p, after).await?;
+        for event in self.history(p, topics, after, mark).await? {
+            self.merge.insert(p, event);
+        }
+        Ok(())
+    }
+
+    /// Events of `topics` (or, for `None`, of every topic the node's streams match) in
+    /// partition `p`, after `after` up to `until`, in id order.
+    async fn history(
+        &self,
+        p: usize,
+        topics: &[Option<String>],
+        after: EventId,
+        until: EventId,
+    ) -> Result<Vec<Arc<crate::event::Event>>, BrokerError> {
+        let mut names: Vec<TopicName> = topics
+            .iter()
+            .flatten()
+            .filter_map(|t| TopicName::any(t).ok())
+            .collect();
+        if topics.iter().any(Option::is_none) {
+            let patterns = self.broker.delivery.subscribed_patterns();
+            if !patterns.is_empty() {
+                names.extend(self.broker.matching_topics(&patterns).await?);
+            }
+        }
+        names.sort();
+        names.dedup();
+        let mut found = Vec::new();
+        for topic in names {
+            if !self.broker.layout.holding(&topic).contains(&p) {
+                continue;
+            }
+            let history = self.broker.settings.history;
+            let (_, events) = self
+                .broker
+                .read_in(p, &topic, after, Some(until), history, false)
+                .await?;
+            found.extend(events);
+        }
+        found.sort_unstable_by_key(|e| e.id);
+        found.dedup_by_key(|e| e.id);
+        Ok(found)
+    }
+
+    /// `SSUBSCRIBE`s `channels` on the subscription connection to `node` (opened if needed).
+    async fn subscribe(&mut self, node: &Node, channels: &[String]) -> Result<u64, BrokerError> {
+        let addr = node.addr.as_str();
+        let generation = self.subscription(addr, &node.url).await?;
+        let timeout = self.broker.settings.timeout;
+        let sub = self
+            .subs
+            .get_mut(addr)
+            .ok_or_else(|| BrokerError::Unavailable("subscription gone".into()))?;
+        let mut con = sub.con.clone();
+        for channel in channels {
+            // One channel per command: the crate counts one confirmation per reply.
+            let mut ssubscribe = redis::cmd("SSUBSCRIBE");
+            ssubscribe.arg(channel);
+            let subscribed = ssubscribe.query_async::<Value>(&mut con);
+            let failed = match tokio::time::timeout(timeout, subscribed).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => "SSUBSCRIBE timed out".to_owned(),
+            };
+            self.subs.remove(addr);
+            return Err(BrokerError::Unavailable(failed));
+        }
+        Ok(generation)
     }
 
     /// The subscription to `addr` is gone: every partition on it must be followed again.
@@ -318,57 +489,20 @@ impl Task {
 
     async fn follow_one(&mut self, p: usize) -> Result<(), BrokerError> {
         let feed = self.broker.link.feed(p);
-        let generation = self.subscription(&feed.addr, &feed.url).await?;
-        let channel = self.broker.key(p, "events");
-        let timeout = self.broker.settings.timeout;
-        let sub = self
-            .subs
-            .get_mut(&feed.addr)
-            .ok_or_else(|| BrokerError::Unavailable("subscription gone".into()))?;
-        let mut ssubscribe = redis::cmd("SSUBSCRIBE");
-        ssubscribe.arg(&channel);
-        let subscribed = ssubscribe.query_async::<Value>(&mut sub.con);
-        match tokio::time::timeout(timeout, subscribed).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                let addr = feed.addr.clone();
-                self.subs.remove(&addr);
-                return Err(BrokerError::Unavailable(err.to_string()));
-            }
-            Err(_) => {
-                let addr = feed.addr.clone();
-                self.subs.remove(&addr);
-                return Err(BrokerError::Unavailable("SSUBSCRIBE timed out".into()));
-            }
-        }
+        let topics: Vec<Option<String>> = match self.wanted.get(&p) {
+            Some(w) if w.all => vec![None],
+            Some(w) => w.topics.iter().cloned().map(Some).collect(),
+            None => Vec::new(),
+        };
+        let mut channels = vec![self.broker.key(p, "ticks")];
+        channels.extend(self.channels(p, &topics));
+        let generation = self.subscribe(&feed, &channels).await?;
         self.on.insert(p, generation);
-        // From here the channel carries every event after the tick; read the rest.
+        // From here the channels carry every event after the tick; read the rest.
         let from = self.merge.mark(p).unwrap_or(self.merge.released());
         let mark = self.broker.tick_partition(p, self.merge.released()).await?;
         self.merge.follow(p, from);
-        let patterns = self.broker.delivery.subscribed_patterns();
-        let mut missed = Vec::new();
-        if !patterns.is_empty() {
-            for topic in self.broker.matching_topics(&patterns).await? {
-                if !self.broker.layout.holding(&topic).contains(&p) {
-                    continue;
-                }
-                let (_, events) = self
-                    .broker
-                    .read_in(
-                        p,
-                        &topic,
-                        from,
-                        Some(mark),
-                        self.broker.settings.history,
-                        false,
-                    )
-                    .await?;
-                missed.extend(events);
-            }
-        }
-        missed.sort_unstable_by_key(|e| e.id);
-        missed.dedup_by_key(|e| e.id);
+        let missed = self.history(p, &topics, from, mark).await?;
         if !missed.is_empty() {
             tracing::info!(
                 partition = p,

@@ -4,8 +4,8 @@
 //! Each partition's channel delivers its events in id order, but two partitions are two
 //! servers: an event of partition A may arrive before an older one of partition B. So a node
 //! holds every event back until it knows no partition it follows can still issue an older
-//! one. It knows that of partition B when B's queue holds something (B's later events are
-//! newer still) or when B's *watermark* is at least as new: the last id B sent, or a tick, a
+//! one. It knows that of partition B when B's *watermark* is at least as new: the last id B
+//! sent (B's channel delivers in id order), or a tick, a
 //! message B publishes on its channel after raising its clock past a given id (see
 //! `TICK_LUA`). A partition that is idle while another holds events back is *lagging*; the
 //! node asks it for a tick, and the merge goes on once the tick arrives: the added delay is
@@ -13,7 +13,7 @@
 //!
 //! This is plain data, so the interleavings are tested without Redis.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::event::Event;
@@ -25,6 +25,9 @@ struct Lane {
     queue: VecDeque<Arc<Event>>,
     /// Every event this partition issues from now on has a greater id.
     mark: EventId,
+    /// Ids put in the queue out of band (read from history for a topic just subscribed to),
+    /// which its channel may repeat: dropped when they come again.
+    inserted: BTreeSet<EventId>,
 }
 
 /// See the module docs.
@@ -76,6 +79,7 @@ impl Merge {
     pub(super) fn reset(&mut self) {
         for lane in self.lanes.values_mut() {
             lane.queue.clear();
+            lane.inserted.clear();
             lane.mark = self.released;
         }
     }
@@ -86,11 +90,38 @@ impl Merge {
         let Some(lane) = self.lanes.get_mut(&p) else {
             return false;
         };
-        if event.id <= lane.mark || event.id <= self.released {
+        if event.id <= lane.mark || event.id <= self.released || lane.inserted.contains(&event.id) {
             return false;
         }
         lane.mark = event.id;
-        lane.queue.push_back(event);
+        // Behind an event inserted from history, keep the queue in id order.
+        match lane.queue.back() {
+            Some(back) if back.id > event.id => {
+                let at = lane.queue.partition_point(|e| e.id < event.id);
+                lane.queue.insert(at, event);
+            }
+            _ => lane.queue.push_back(event),
+        }
+        true
+    }
+
+    /// An event of partition `p` read from history, for a topic whose channel the node just
+    /// subscribed to: it may be older than events already queued (other topics of the
+    /// partition), so it goes in id order, and the channel repeating it later is ignored. The
+    /// partition's mark does not move. Returns whether it was kept.
+    pub(super) fn insert(&mut self, p: usize, event: Arc<Event>) -> bool {
+        let Some(lane) = self.lanes.get_mut(&p) else {
+            return false;
+        };
+        if event.id <= self.released {
+            return false;
+        }
+        let at = match lane.queue.binary_search_by_key(&event.id, |e| e.id) {
+            Ok(_) => return false,
+            Err(at) => at,
+        };
+        lane.inserted.insert(event.id);
+        lane.queue.insert(at, event);
         true
     }
 
@@ -113,10 +144,9 @@ impl Merge {
     pub(super) fn ready(&mut self) -> Vec<Arc<Event>> {
         let mut out = Vec::new();
         while let Some((p, id)) = self.oldest() {
-            let safe = self
-                .lanes
-                .values()
-                .all(|lane| !lane.queue.is_empty() || lane.mark >= id);
+            // A lane whose queue ends in what it sent last has its mark there, at or above
+            // every queued id; only events inserted from history can sit above a mark.
+            let safe = self.lanes.values().all(|lane| lane.mark >= id);
             if !safe {
                 break;
             }
@@ -125,18 +155,30 @@ impl Merge {
                 out.push(event);
             }
         }
+        let released = self.released;
+        for lane in self.lanes.values_mut() {
+            // A repeat comes after what it repeats was released, and only until the
+            // partition's mark passes it.
+            while lane
+                .inserted
+                .first()
+                .is_some_and(|&id| id <= released && id <= lane.mark)
+            {
+                lane.inserted.pop_first();
+            }
+        }
         out
     }
 
-    /// Idle partitions that hold the oldest waiting event back, with that event's id: each
-    /// must tick past it.
+    /// Partitions that hold the oldest waiting event back (idle ones, or one whose queue has
+    /// history read past its mark), with that event's id: each must tick past it.
     pub(super) fn lagging(&self) -> Vec<(usize, EventId)> {
         let Some((_, id)) = self.oldest() else {
             return Vec::new();
         };
         self.lanes
             .iter()
-            .filter(|(_, lane)| lane.queue.is_empty() && lane.mark < id)
+            .filter(|(_, lane)| lane.mark < id)
             .map(|(&p, _)| (p, id))
             .collect()
     }
@@ -243,6 +285,28 @@ mod tests {
         assert_eq!(merge.held(), 0);
         assert_eq!(merge.mark(0), Some(EventId::new(6, 0)));
         assert!(merge.event(1, event(8, 1)));
+    }
+
+    /// A topic subscribed to while its partition is followed for other topics: its events
+    /// read from history go in id order among those queued, the channel repeating them is
+    /// ignored, and what comes after on the channel is kept.
+    #[test]
+    fn a_topic_added_to_a_followed_partition_merges_its_history_in() {
+        let mut merge = Merge::new(EventId::new(1, 0));
+        merge.follow(0, EventId::new(1, 0));
+        merge.follow(1, EventId::new(1, 1));
+        assert!(merge.event(0, event(5, 0)));
+        // Partition 1 is idle: 5-0 waits. The new topic's history on partition 0: 3-0, 4-0.
+        assert!(merge.insert(0, event(4, 0)));
+        assert!(merge.insert(0, event(3, 0)));
+        assert!(!merge.insert(0, event(5, 0)));
+        assert!(!merge.insert(0, event(1, 0)));
+        // Its channel repeats 4-0 (below the mark anyway) and then 6-0 (new).
+        assert!(!merge.event(0, event(4, 0)));
+        merge.tick(1, EventId::new(9, 1));
+        assert_eq!(ids(&merge.ready()), vec![(3, 0), (4, 0), (5, 0)]);
+        assert!(merge.event(0, event(6, 0)));
+        assert_eq!(ids(&merge.ready()), vec![(6, 0)]);
     }
 
     /// With one partition every event leaves at once: no delay for a single Redis.

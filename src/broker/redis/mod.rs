@@ -330,7 +330,7 @@ impl Broker for RedisBroker {
     fn watch<'a>(&'a self, patterns: &'a [Pattern]) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
             match self.follower.get() {
-                Some(follower) => follower.watch(self.partitions_for(patterns)).await,
+                Some(follower) => follower.watch(self.wants_for(patterns)).await,
                 None => Ok(()),
             }
         }

@@ -43,6 +43,11 @@ impl RedisBroker {
                 "SPUBLISH"
             } else {
                 "PUBLISH"
+            })
+            .arg(if self.link.is_cluster() {
+                self.key(p, "ch:")
+            } else {
+                String::new()
             });
         cmd
     }
@@ -87,7 +92,7 @@ impl RedisBroker {
                     .arg(floor.seq)
                     .arg(self.layout.count())
                     .arg(p)
-                    .arg(self.key(p, "events"))
+                    .arg(self.key(p, "ticks"))
                     .invoke_async(&mut con),
             )
             .await?;

@@ -201,18 +201,18 @@ impl RedisBroker {
         Ok(names)
     }
 
-    /// Partitions that may hold events of `patterns`: an exact topic's own and 0 (events with
-    /// alternates); any other pattern needs every partition.
-    pub(super) fn partitions_for(&self, patterns: &[Pattern]) -> Vec<usize> {
+    /// What a node must follow for `patterns`, per partition: the channel of each exact topic
+    /// in every partition that may hold it (its own, and 0 for events with alternates), or,
+    /// for any other pattern, every partition whole (`None`).
+    pub(super) fn wants_for(&self, patterns: &[Pattern]) -> Vec<(usize, Option<String>)> {
         if patterns.iter().any(|p| !matches!(p, Pattern::Exact(_))) {
-            return (0..self.layout.count()).collect();
+            return (0..self.layout.count()).map(|p| (p, None)).collect();
         }
-        let mut out = vec![0];
+        let mut out = Vec::new();
         for pattern in patterns {
             if let Pattern::Exact(topic) = pattern {
-                let p = self.layout.of(topic);
-                if !out.contains(&p) {
-                    out.push(p);
+                for p in self.layout.holding(topic) {
+                    out.push((p, Some(topic.as_str().to_owned())));
                 }
             }
         }

@@ -10,8 +10,10 @@
 /// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
 /// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
 /// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads),
-/// partitions, this partition (ids are `MS-(n × partitions + partition)`), and the command that
-/// publishes on the channel (`PUBLISH`, or `SPUBLISH` in a Cluster).
+/// partitions, this partition (ids are `MS-(n × partitions + partition)`), the command that
+/// publishes on the channel (`PUBLISH`, or `SPUBLISH` in a Cluster), and in a Cluster the prefix
+/// of per-topic channels (the event also goes to the channel of each of its topics, for nodes
+/// that follow only some topics of the partition), else empty.
 pub(super) const PUBLISH_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -43,7 +45,14 @@ if ARGV[8] ~= '' then
 end
 local flags = ''
 if ARGV[7] == '1' then flags = 'p' end
-redis.call(ARGV[15], ARGV[6], id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3])
+local message = id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3]
+redis.call(ARGV[15], ARGV[6], message)
+if ARGV[16] ~= '' then
+  redis.call(ARGV[15], ARGV[16] .. ARGV[1], message)
+  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
+    redis.call(ARGV[15], ARGV[16] .. alternate, message)
+  end
+end
 return id
 ";
 
@@ -101,7 +110,7 @@ return redis.call('HGETALL', KEYS[1])
 ";
 
 /// A partition's watermark (Cluster): raises its clock so that every id it issues from now on
-/// is above ARGV[1]-ARGV[2] (the event a node holds back), and says so on its channel with a
+/// is above ARGV[1]-ARGV[2] (the event a node holds back), and says so on its tick channel with a
 /// message that is just an id: the partition issued nothing after it. Node merges waiting on
 /// an idle partition learn from it that they may go on. KEYS[1]: meta; ARGV: floor ms, floor
 /// seq, partitions, partition, channel. Returns the watermark.
