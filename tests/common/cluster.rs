@@ -116,46 +116,8 @@ impl RedisCluster {
         }
     }
 
-    /// The port of the primary serving `slot`.
-    pub async fn primary_of(&self, slot: u16) -> u16 {
-        for node in &self.nodes {
-            let out = cli(node.port, &["CLUSTER", "SLOTS"]).await;
-            let lines: Vec<&str> = out.lines().collect();
-            // Flat: low, high, ip, port, id, [ip, port, id]…
-            let mut i = 0;
-            while i + 3 < lines.len() {
-                if let (Ok(low), Ok(high)) = (lines[i].parse::<u16>(), lines[i + 1].parse::<u16>())
-                {
-                    if (low..=high).contains(&slot) && lines[i + 2].contains('.') {
-                        if let Ok(port) = lines[i + 3].parse() {
-                            return port;
-                        }
-                    }
-                }
-                i += 1;
-            }
-        }
-        panic!("no primary serves slot {slot}");
-    }
-
     /// The node on `port`.
     pub fn node(&mut self, port: u16) -> &mut RedisServer {
         self.nodes.iter_mut().find(|n| n.port == port).unwrap()
-    }
-
-    /// Waits until a primary other than `old` serves `slot`; returns its port.
-    pub async fn until_failover(&self, slot: u16, old: u16) -> u16 {
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        loop {
-            let now = self.primary_of(slot).await;
-            if now != old {
-                return now;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no failover from {old}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }

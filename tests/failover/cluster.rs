@@ -210,28 +210,19 @@ async fn run(fault: Fault) -> Counts {
     counts
 }
 
-fn assert_exact(counts: &Counts) {
-    assert!(counts.acknowledged >= 1200, "{counts:?}");
-    assert_eq!(counts.lost, 0, "{counts:?}");
-    assert_eq!(counts.duplicated, 0, "{counts:?}");
-    assert_eq!(counts.out_of_order, 0, "{counts:?}");
-    assert_eq!(counts.partial, 0, "{counts:?}");
-    assert_eq!(counts.delivered, counts.expected, "{counts:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_a_killed_primary_loses_no_acknowledged_event() {
-    assert_exact(&run(Fault::Kill).await);
+    load::assert_exact(&run(Fault::Kill).await, 1200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_a_manual_failover_loses_no_acknowledged_event() {
-    assert_exact(&run(Fault::Failover).await);
+    load::assert_exact(&run(Fault::Failover).await, 1200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_a_resharded_slot_loses_no_acknowledged_event() {
-    assert_exact(&run(Fault::Reshard).await);
+    load::assert_exact(&run(Fault::Reshard).await, 1200);
 }
 
 /// A stream over topics on several partitions, resumed on another node from an id in the

@@ -284,3 +284,14 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
         .count();
     counts
 }
+
+/// Every acknowledged event reached every matching stream once, in order, after at least
+/// `acknowledged` of them; no refused one reached some streams only.
+pub fn assert_exact(counts: &Counts, acknowledged: usize) {
+    assert!(counts.acknowledged >= acknowledged, "{counts:?}");
+    assert_eq!(counts.lost, 0, "{counts:?}");
+    assert_eq!(counts.duplicated, 0, "{counts:?}");
+    assert_eq!(counts.out_of_order, 0, "{counts:?}");
+    assert_eq!(counts.partial, 0, "{counts:?}");
+    assert_eq!(counts.delivered, counts.expected, "{counts:?}");
+}

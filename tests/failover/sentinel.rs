@@ -189,23 +189,14 @@ async fn run(fault: Fault) -> Counts {
     counts
 }
 
-fn assert_exact(counts: &Counts) {
-    assert!(counts.acknowledged >= 600, "{counts:?}");
-    assert_eq!(counts.lost, 0, "{counts:?}");
-    assert_eq!(counts.duplicated, 0, "{counts:?}");
-    assert_eq!(counts.out_of_order, 0, "{counts:?}");
-    assert_eq!(counts.partial, 0, "{counts:?}");
-    assert_eq!(counts.delivered, counts.expected, "{counts:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_loses_no_acknowledged_event() {
-    assert_exact(&run(Fault::Kill).await);
+    load::assert_exact(&run(Fault::Kill).await, 600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_primary_loses_no_acknowledged_event() {
-    assert_exact(&run(Fault::Freeze).await);
+    load::assert_exact(&run(Fault::Freeze).await, 600);
 }
 
 /// The interleaving behind the promise: a publish is answered only once its replica holds it.

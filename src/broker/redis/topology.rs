@@ -32,27 +32,34 @@ type Seeds = (Vec<String>, Option<String>);
 pub(super) fn parse(url: &str) -> Option<Result<Seeds, BrokerError>> {
     let rest = url.strip_prefix(CLUSTER_SCHEME)?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((user, hosts)) => (Some(user.to_owned()), hosts),
-        None => (None, authority),
-    };
-    let seeds: Vec<String> = hosts
-        .split(',')
-        .filter(|h| !h.is_empty())
-        .map(|h| {
-            if h.contains(':') {
-                h.to_owned()
-            } else {
-                format!("{h}:6379")
-            }
-        })
-        .collect();
+    let (userinfo, seeds) = hosts(authority, 6379);
     if seeds.is_empty() {
         return Some(Err(BrokerError::Setup(format!(
             "{CLUSTER_SCHEME} URL: no HOST:PORT"
         ))));
     }
     Some(Ok((seeds, userinfo)))
+}
+
+/// The user info and `host:port`s of a URL's authority (`[USERINFO@]HOST[:PORT][,…]`), with
+/// `default_port` where a host has none.
+pub(super) fn hosts(authority: &str, default_port: u16) -> (Option<String>, Vec<String>) {
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((user, hosts)) => (Some(user.to_owned()), hosts),
+        None => (None, authority),
+    };
+    let hosts = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            if h.contains(':') {
+                h.to_owned()
+            } else {
+                format!("{h}:{default_port}")
+            }
+        })
+        .collect();
+    (userinfo, hosts)
 }
 
 /// The URL of a data node.
