@@ -49,21 +49,7 @@ impl Target {
         };
         let bad = |why: &str| BrokerError::Setup(format!("{SENTINEL_SCHEME} URL: {why}"));
         let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no /MASTER_NAME"))?;
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((user, hosts)) => (Some(user.to_owned()), hosts),
-            None => (None, authority),
-        };
-        let sentinels: Vec<String> = hosts
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                if h.contains(':') {
-                    h.to_owned()
-                } else {
-                    format!("{h}:26379")
-                }
-            })
-            .collect();
+        let (userinfo, sentinels) = super::topology::hosts(authority, 26379);
         if sentinels.is_empty() {
             return Err(bad("no sentinel HOST:PORT"));
         }
@@ -121,31 +107,37 @@ pub(super) async fn replica(
             }
             Err(_) => continue,
         };
-        let healthy = replicas.iter().find_map(|fields| {
-            let field = |name: &str| {
-                fields
-                    .chunks(2)
-                    .find(|pair| pair[0] == name)
-                    .and_then(|pair| pair.get(1))
-                    .map(String::as_str)
-            };
-            let flags = field("flags")?;
-            let down = ["down", "disconnected"].iter().any(|f| flags.contains(f));
-            (!down && field("master-link-status") == Some("ok"))
-                .then(|| Some((field("ip")?.to_owned(), field("port")?.to_owned())))
-                .flatten()
-        });
-        let Some((host, port)) = healthy else {
-            return Ok(None);
-        };
+        let healthy: Vec<(String, String)> = replicas
+            .iter()
+            .filter_map(|fields| {
+                let field = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|pair| pair[0] == name)
+                        .and_then(|pair| pair.get(1))
+                        .map(String::as_str)
+                };
+                let flags = field("flags")?;
+                let down = ["down", "disconnected"].iter().any(|f| flags.contains(f));
+                (!down && field("master-link-status") == Some("ok"))
+                    .then(|| Some((field("ip")?.to_owned(), field("port")?.to_owned())))
+                    .flatten()
+            })
+            .collect();
         let auth = userinfo
             .as_ref()
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
-        return Ok(Some((
-            format!("redis://{auth}{host}:{port}/{db}"),
-            format!("{host}:{port}"),
-        )));
+        // The sentinels' view can be a second old: a dead primary started again answers as a
+        // primary, with events the promoted one never had, until they convert it. Deliver only
+        // from a server that says itself it is a replica.
+        for (host, port) in healthy {
+            let url = format!("redis://{auth}{host}:{port}/{db}");
+            if role(&url, timeout).await.is_ok_and(|r| r == "slave") {
+                return Ok(Some((url, format!("{host}:{port}"))));
+            }
+        }
+        return Ok(None);
     }
     Err(last)
 }
