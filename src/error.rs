@@ -219,6 +219,6 @@ impl ApiError {
                 .map(|(name, value)| (name.as_str(), *value)),
         );
         let close = close || own.iter().any(|(name, _)| *name == header::CONNECTION);
-        crate::http::direct::json_response(self.status(), &body, &headers, close)
+        crate::wire::json_response(self.status(), &body, &headers, close)
     }
 }

@@ -1,7 +1,9 @@
 //! ssehub: a Server-Sent Events hub in one binary.
 //!
-//! Module map. Dependencies point one way: `app` → `connection` → `http` → `session` → `hub`
-//! → `broker` → (`event`, `topic`), and everything may use `sse`, the wire format. The hub
+//! Module map. Dependencies point one way, each module using only modules below it in this
+//! order (checked by `scripts/layers` in CI): `cli` → `app` → `connection` → `http` → `error`
+//! → `session` → `auth` → `quota` → `hub` → `tls` → `config` → `broker` → `event` → `topic`,
+//! then the leaves `io`, `logtext`, `metrics`, `shutdown`, `json`, `wire` and `sse`. The hub
 //! reaches a backend only through the [`broker::Broker`] trait; a backend hands events back only
 //! through the [`broker::Delivery`] trait (which the hub's [`hub::Fanout`] implements), so no
 //! backend knows the hub:
@@ -34,6 +36,9 @@
 //! - `logtext`: client text escaped for log lines (a leaf).
 //! - [`metrics`]: the Prometheus series, one recorder per server, the streams' counting guard;
 //!   a leaf like `sse`, usable from every layer.
+//! - [`shutdown`]: the shutdown signal every connection and stream shares.
+//! - `json`: JSON string escaping for the bodies written by hand.
+//! - `wire`: raw HTTP/1.1 response bytes (status line, headers, the cached `Date`).
 //!
 //! # Examples
 //! Embedding the hub in another tokio program:
@@ -41,7 +46,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = ssehub::Config::with_bind(listener.local_addr()?);
-//! let state = ssehub::AppState::new(config).map_err(std::io::Error::other)?;
+//! let state = ssehub::app::in_memory(config).map_err(std::io::Error::other)?;
 //! let shutdown = async { tokio::signal::ctrl_c().await.ok(); };
 //! ssehub::serve(listener, state, shutdown).await
 //! # }
@@ -67,6 +72,7 @@ pub mod shutdown;
 pub mod sse;
 pub mod tls;
 pub mod topic;
+mod wire;
 
 pub use app::{build, serve};
 pub use config::Config;

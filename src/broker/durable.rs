@@ -32,7 +32,8 @@ const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 
 /// When a write is on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// (`config` makes it a command-line value: the broker does not know the CLI library.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
     /// Before the publish is answered.
     Always,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::broker::durable::Fsync;
+
 /// The process' soft open-file limit (what `main` raised it to), or 1024 if unknown.
 pub fn open_file_limit() -> usize {
     #[cfg(unix)]
@@ -18,6 +20,22 @@ pub fn open_file_limit() -> usize {
         }
     }
     1024
+}
+
+/// `--fsync always|interval`: the broker's [`Fsync`] as a command-line value (here, so the
+/// broker does not depend on the CLI library).
+impl clap::ValueEnum for Fsync {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Always, Self::Interval]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = match self {
+            Self::Always => ("always", "Before the publish is answered"),
+            Self::Interval => ("interval", "Within 100 ms"),
+        };
+        Some(clap::builder::PossibleValue::new(name).help(help))
+    }
 }
 
 /// Parses `128MiB`, `64KiB`, `1GiB`, `500kB` or a plain number of bytes.

@@ -249,7 +249,7 @@ impl Metrics {
         let slot = match (endpoint, status) {
             ("/api/messages", 201) => 0,
             ("/publish", 202) => 1,
-            (crate::auth::HUB_PATH, 200) => 2,
+            ("/.well-known/mercure", 200) => 2,
             _ => {
                 self.request(endpoint, "POST", status, took);
                 self.publish(endpoint, status);

@@ -15,10 +15,7 @@
 mod head;
 mod publish;
 mod read;
-mod response;
 mod write;
-
-pub(crate) use self::response::json_response;
 
 use std::future::Future;
 use std::io;
@@ -294,7 +291,7 @@ fn response_head(chunked: bool, extra: &[(&str, String)]) -> String {
         head.push_str("\r\n");
     }
     head.push_str("date: ");
-    response::with_date(|date| head.push_str(date));
+    crate::wire::with_date(|date| head.push_str(date));
     head.push_str(if chunked {
         "\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
     } else {

@@ -8,7 +8,7 @@
 //! calls (`input::draft`, `Auth`, `Hub::publish`, `messages::accepted_json`, and for Mercure
 //! `mercure::publish::checked`), with the same
 //! headers, CORS, metrics and access log, and in the same order, so a request refused on one path
-//! is refused with the same error on the other (`tests/paths.rs` sends the same requests both
+//! is refused with the same error on the other (`tests/it/paths.rs` sends the same requests both
 //! ways). The body is in hand before anything is checked, so a refusal leaves the connection
 //! usable as hyper's does after draining it.
 
@@ -19,12 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::head::{NativeRoute, PublishRequest, PublishRoute};
-use super::response::{json_response, response};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::http::input::{self, Accept};
 use crate::http::messages::accepted_json;
 use crate::http::{mercure, AppState};
+use crate::wire::{json_response, response};
 
 /// The response to a publish: written, then the connection goes on unless `close` was asked.
 pub(super) struct Answer(pub(super) Vec<u8>);

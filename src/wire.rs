@@ -1,5 +1,7 @@
-//! Raw HTTP/1.1 responses with a JSON (or, for a Mercure publish, text) body, for what the direct path answers itself (publishes,
-//! and errors before hyper is involved), with the headers hyper would give them.
+//! Raw HTTP/1.1 responses with a JSON (or, for a Mercure publish, text) body, with the headers
+//! hyper would give them: for what the direct path answers itself (publishes, streams' heads)
+//! and for errors answered before hyper is involved. A leaf: it knows bytes and status codes,
+//! nothing of the hub, so `error` and every HTTP path can use it.
 
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
