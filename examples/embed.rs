@@ -6,14 +6,14 @@
 //! ```
 
 use axum::routing::get;
-use ssehub::{AppState, Config};
+use ssehub::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     let mut config = Config::with_bind(listener.local_addr()?);
     config.repeats = 3;
-    let state = AppState::new(config)?;
+    let state = ssehub::app::in_memory(config)?;
 
     // Publish from your own code through the hub handle.
     let hub = state.hub().clone();

@@ -409,7 +409,7 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (socket, peer) = listener.accept().await.unwrap();
         let config = crate::Config::with_bind(addr);
-        let app = AppState::new(config).unwrap();
+        let app = crate::app::in_memory(config).unwrap();
         let router = crate::http::router(app.clone());
         let permit = Arc::new(tokio::sync::Semaphore::new(1))
             .acquire_owned()

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ssehub::cli::{Cli, Command, LogFormat};
-use ssehub::{AppState, Config};
+use ssehub::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -74,7 +74,7 @@ fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
-        let state = AppState::connect(config).await?;
+        let state = ssehub::app::connect(config).await?;
         ssehub::serve(listener, state, shutdown_signal()).await?;
         Ok(())
     })

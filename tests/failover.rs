@@ -4,6 +4,7 @@
 
 #[path = "failover/cluster.rs"]
 mod cluster;
+#[path = "it/common/mod.rs"]
 mod common;
 #[path = "failover/load.rs"]
 mod load;

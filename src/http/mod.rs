@@ -18,7 +18,7 @@ mod subscriptions;
 mod topics;
 mod topics_stream;
 
-pub use state::{AppState, StartError};
+pub use state::AppState;
 
 use axum::extract::{Request, State};
 use axum::http::header;

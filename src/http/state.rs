@@ -1,7 +1,8 @@
-//! The state every handler shares: configuration, the hub, stream accounting, shutdown.
+//! The state every request shares: configuration, the hub, stream accounting, shutdown.
 //!
-//! It lives with the HTTP layer because only the HTTP layer uses it; the server loop
-//! (`app`) builds on it, never the reverse.
+//! It lives with the HTTP layer because the HTTP layer is what reads it (the handlers and the
+//! direct path); the layers above (`connection`, `app`) only pass it on, and `app::wiring`
+//! builds it. Nothing below `http` sees it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,13 +12,10 @@ use crate::shutdown::Shutdown;
 
 use super::cors::Cors;
 use super::input;
-use crate::auth::{Auth, KeyError};
-use crate::broker::durable::{Fsync, Journal};
-use crate::broker::memory::Limits;
-use crate::broker::BrokerError;
+use crate::auth::Auth;
 use crate::broker::ReplayLimit;
-use crate::config::{Config, ConfigError};
-use crate::hub::{Fanout, Hub};
+use crate::config::Config;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::session::{Pacer, Settings};
@@ -28,21 +26,9 @@ const MAX_REPLAY_EVENTS: usize = 10_000;
 /// Most bytes (event weights) one resume replays.
 const MAX_REPLAY_BYTES: usize = 8 << 20;
 
-/// Why a server could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A configuration value cannot work.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The broker cannot be reached or set up.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// A JWT key cannot be loaded.
-    #[error("JWT key: {0}")]
-    Key(#[from] KeyError),
-}
-
-/// Shared state of one server. Clone freely: it is one `Arc`.
+/// Shared state of one server: what every handler, the direct HTTP/1 path, the connection
+/// task and the accept loop read. Clone freely: it is one `Arc`. Built by `app::wiring`, which
+/// chooses the broker and hub; this module only derives what HTTP needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -50,19 +36,34 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    /// The configuration the server runs with (validated).
     config: Config,
+    /// The hub: the local fan-out joined with the broker.
     hub: Hub,
+    /// What a session needs of the configuration (repeats, interval, heartbeat, drain), shared
+    /// by every stream so a session holds one pointer.
     settings: Arc<Settings>,
+    /// Open streams on this server, against `stream_cap`.
     streams: Arc<AtomicUsize>,
+    /// Most streams at once (`--max-streams`, or what the open-file limit allows).
     stream_cap: usize,
+    /// Token keys and rules: who may publish and read.
     auth: Auth,
+    /// The origins allowed by `--cors-origins`.
     cors: Cors,
+    /// Streams per client address (`--max-streams-per-client`), when capped.
     streams_per_client: Option<Quota<std::net::IpAddr>>,
+    /// Streams per token subject (`--max-streams-per-subject`), when capped.
     streams_per_subject: Option<Quota<String>>,
+    /// The Mercure subscriptions open on this server, for the subscriptions API and its events.
     subscriptions: super::subscriptions::Shared,
+    /// The hub console's topic tables, rendered once per change for every console feed.
     console_tables: super::topics_stream::TableCache,
+    /// The shutdown signal every connection and stream watches.
     shutdown: Shutdown,
+    /// When the server started (uptime in `/api/ready` and the metrics).
     started: Instant,
+    /// This server's Prometheus recorder and cached handles.
     metrics: Metrics,
     /// Bytes of compiled subscription patterns held, against `--max-pattern-bytes`.
     patterns: Arc<PatternBudget>,
@@ -71,83 +72,9 @@ struct Inner {
 }
 
 impl AppState {
-    /// State for `config` on the in-memory broker.
-    ///
-    /// # Errors
-    /// When a configuration value cannot work (see [`Config::validate`]).
-    pub fn new(config: Config) -> Result<Self, StartError> {
-        config.validate()?;
-        let limits = Self::memory_limits(&config);
-        let hub = match &config.data_dir {
-            None => Hub::memory(limits, config.queue),
-            Some(dir) => {
-                let (journal, restored) = Journal::open(dir, config.fsync)?;
-                tracing::info!(dir = %dir.display(), events = restored.len(), fsync = ?config.fsync, "history restored");
-                if config.fsync == Fsync::Interval && tokio::runtime::Handle::try_current().is_ok()
-                {
-                    tokio::spawn(Arc::clone(&journal).sync_forever());
-                }
-                Hub::durable(limits, config.queue, journal, restored)
-            }
-        };
-        Self::with_hub(config, hub)
-    }
-
-    fn memory_limits(config: &Config) -> Limits {
-        Limits {
-            history: config.history,
-            max_age: config.history_age,
-            max_bytes: config.history_bytes,
-            max_topics: config.max_topics,
-        }
-    }
-
-    /// State for `config` on the broker it names: Redis when `config.broker` is set (connecting
-    /// to it first), else in memory.
-    ///
-    /// # Errors
-    /// When a configuration value cannot work or Redis cannot be reached.
-    pub async fn connect(config: Config) -> Result<Self, StartError> {
-        config.validate()?;
-        let Some(url) = config.broker.clone() else {
-            return Self::new(config);
-        };
-        let fanout = Arc::new(Fanout::new(config.queue, config.max_topics));
-        let metrics = Metrics::new();
-        let ca =
-            match &config.redis_ca {
-                Some(path) => Some(std::fs::read(path).map_err(|err| {
-                    BrokerError::Setup(format!("reading {}: {err}", path.display()))
-                })?),
-                None => None,
-            };
-        let replicated = url.starts_with(crate::broker::redis::SENTINEL_SCHEME)
-            || url.starts_with(crate::broker::redis::CLUSTER_SCHEME);
-        let settings = crate::broker::redis::RedisSettings {
-            min_replicas: config.redis_min_replicas.unwrap_or(usize::from(replicated)),
-            partitions: usize::from(config.partitions),
-            url,
-            ca,
-            prefix: config.redis_prefix.clone(),
-            history: config.history,
-            max_age: config.history_age,
-            timeout: config.broker_timeout,
-            round_trip: metrics.redis_round_trip(),
-        };
-        let broker = crate::broker::redis::RedisBroker::connect(settings, fanout.clone()).await?;
-        Self::assemble(config, Hub::new(fanout, broker), metrics)
-    }
-
-    /// State for `config` on a hub built elsewhere (another broker).
-    ///
-    /// # Errors
-    /// When a configuration value cannot work.
-    pub fn with_hub(config: Config, hub: Hub) -> Result<Self, StartError> {
-        Self::assemble(config, hub, Metrics::new())
-    }
-
-    fn assemble(config: Config, hub: Hub, metrics: Metrics) -> Result<Self, StartError> {
-        config.validate()?;
+    /// The state of a server running `config` (validated) on `hub`, with `auth` and `metrics`
+    /// built for it: `app::wiring` calls this once the parts are chosen.
+    pub(crate) fn from_parts(config: Config, hub: Hub, auth: Auth, metrics: Metrics) -> Self {
         let settings = Arc::new(Settings {
             repeats: config.repeats,
             interval: config.interval,
@@ -158,10 +85,8 @@ impl AppState {
             shutdown_grace: config.shutdown_grace,
             pacer: Pacer::new(config.burst_pace),
         });
-        let auth = Auth::from_config(&config.auth)?;
-        hub.set_max_broad_patterns(config.max_broad_patterns);
         let patterns = PatternBudget::new(config.max_pattern_bytes);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 stream_cap: config.stream_cap(),
                 auth,
@@ -180,7 +105,7 @@ impl AppState {
                 patterns,
                 compiler: Default::default(),
             }),
-        })
+        }
     }
 
     /// The configuration.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::document;
-use crate::http::{router, routes, AppState};
+use crate::http::{router, routes};
 
 fn doc() -> Value {
     serde_json::from_str(document()).expect("the document is JSON")
@@ -58,7 +58,7 @@ async fn served_methods(app: &axum::Router, path: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_route_is_documented_with_the_methods_it_serves() {
     let config = crate::Config::with_bind("127.0.0.1:0".parse().unwrap());
-    let app = router(AppState::new(config).unwrap());
+    let app = router(crate::app::in_memory(config).unwrap());
     let doc = doc();
     let paths = doc["paths"].as_object().unwrap();
     let served = routes().paths;
