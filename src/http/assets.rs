@@ -39,35 +39,35 @@ pub(crate) fn router() -> Routes {
 }
 
 /// The demo page.
-#[utoipa::path(get, path = "/", tag = "page",
+#[utoipa::path(get, operation_id = "demo_page", path = "/", tag = "page",
     responses((status = 200, description = "The demo page", body = String, content_type = "text/html")))]
 pub(super) async fn index() -> impl IntoResponse {
     asset("text/html; charset=utf-8", INDEX)
 }
 
 /// The demo page's script.
-#[utoipa::path(get, path = "/app.js", tag = "page",
+#[utoipa::path(get, operation_id = "demo_script", path = "/app.js", tag = "page",
     responses((status = 200, description = "The page's script", body = String, content_type = "text/javascript")))]
 pub(super) async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The demo page's style sheet.
-#[utoipa::path(get, path = "/style.css", tag = "page",
+#[utoipa::path(get, operation_id = "demo_style", path = "/style.css", tag = "page",
     responses((status = 200, description = "The page's style sheet", body = String, content_type = "text/css")))]
 pub(super) async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
 }
 
 /// The hub console's script.
-#[utoipa::path(get, path = "/console.js", tag = "page",
+#[utoipa::path(get, operation_id = "console_script", path = "/console.js", tag = "page",
     responses((status = 200, description = "The console's script", body = String, content_type = "text/javascript")))]
 pub(super) async fn console_script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", CONSOLE_SCRIPT)
 }
 
 /// The hub console's style sheet.
-#[utoipa::path(get, path = "/console.css", tag = "page",
+#[utoipa::path(get, operation_id = "console_style", path = "/console.css", tag = "page",
     responses((status = 200, description = "The console's style sheet", body = String, content_type = "text/css")))]
 pub(super) async fn console_style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", CONSOLE_STYLE)

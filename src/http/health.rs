@@ -45,7 +45,7 @@ pub(crate) struct PingAuth {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/api/ping", tag = "health",
+#[utoipa::path(get, operation_id = "ping", path = "/api/ping", tag = "health",
     responses((status = 200, description = "Alive", body = Ping)))]
 pub(super) async fn ping(State(app): State<AppState>) -> Json<Ping> {
     Json(Ping {
@@ -85,7 +85,7 @@ pub(crate) struct Ready {
 }
 
 /// Readiness: `200` when the broker can take publishes, else `503`.
-#[utoipa::path(get, path = "/api/ready", tag = "health",
+#[utoipa::path(get, operation_id = "ready", path = "/api/ready", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
         (status = 503, description = "The broker is unreachable or the server is shutting down", body = Ready),

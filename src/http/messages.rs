@@ -24,7 +24,7 @@ pub(crate) fn router() -> Routes {
 }
 
 /// Publishes an event from a JSON body (the seed's endpoint).
-#[utoipa::path(post, path = "/api/messages", tag = "publish",
+#[utoipa::path(post, operation_id = "create_message", path = "/api/messages", tag = "publish",
     request_body(content = PublishJson, content_type = "application/json"),
     responses(
         (status = 201, description = "Published", body = Accepted),
@@ -57,7 +57,7 @@ pub(super) async fn api_messages(
 }
 
 /// Publishes an event from JSON, a form or plain text (the seed's helper).
-#[utoipa::path(post, path = "/publish", tag = "publish",
+#[utoipa::path(post, operation_id = "publish", path = "/publish", tag = "publish",
     params(
         ("topic" = Option<String>, Query, max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$",
             description = "The topic when the body does not name one"),

@@ -274,7 +274,7 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
 ];
 
 /// Opens a native event stream (burst or live); see the AsyncAPI document for its events.
-#[utoipa::path(get, path = "/stream", tag = "stream",
+#[utoipa::path(get, operation_id = "stream", path = "/stream", tag = "stream",
     params(
         ("topic" = Option<Vec<TopicPattern>>, Query, style = Form, explode,
             description = "Topics to receive (repeatable; `prefix/*` and `*` allowed; default `default`)"),

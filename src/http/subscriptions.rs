@@ -202,7 +202,7 @@ fn decode(segment: &str) -> String {
 
 /// The subscriptions API (with `--subscriptions`): the collection, a matcher's collection or
 /// one subscription, by path.
-#[utoipa::path(get, path = "/.well-known/mercure/subscriptions", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_subscriptions", path = "/.well-known/mercure/subscriptions", tag = "mercure",
     responses(
         (status = 200, description = "Every subscription on this node", body = Subscriptions,
             headers(("Link" = String, description = "`<hub>; rel=\"mercure\"; last-event-id=\"...\"`"))),
@@ -297,7 +297,7 @@ pub(crate) struct Subscriptions {
 }
 
 /// One segment under the subscriptions path: a draft-07 topic, or a draft-08 match type.
-#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{selector}", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_subscriptions_of", path = "/.well-known/mercure/subscriptions/{selector}", tag = "mercure",
     params(("selector" = String, Path, description = "A draft-07 topic, or `exact` / `urlpattern`")),
     responses(
         (status = 200, description = "The subscriptions of a topic or a match type", body = Subscriptions),
@@ -312,7 +312,7 @@ pub(crate) struct Subscriptions {
 fn doc_selector() {}
 
 /// Two segments: one draft-07 subscription, or the subscriptions of one draft-08 matcher.
-#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{selector}/{key}", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_subscription_pair", path = "/.well-known/mercure/subscriptions/{selector}/{key}", tag = "mercure",
     params(
         ("selector" = String, Path, description = "A draft-07 topic, or `exact` / `urlpattern`"),
         ("key" = String, Path, description = "The draft-07 subscriber, or the draft-08 matcher"),
@@ -330,7 +330,7 @@ fn doc_selector() {}
 fn doc_pair() {}
 
 /// Three segments: one draft-08 subscription.
-#[utoipa::path(get, path = "/.well-known/mercure/subscriptions/{match_type}/{matcher}/{subscriber}", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_subscription", path = "/.well-known/mercure/subscriptions/{match_type}/{matcher}/{subscriber}", tag = "mercure",
     params(
         ("match_type" = String, Path, description = "`exact` or `urlpattern`"),
         ("matcher" = String, Path, description = "The matcher, percent-encoded"),

@@ -31,7 +31,7 @@ fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grant
 }
 
 /// The topics that exist, with their subscribers, newest id and history count.
-#[utoipa::path(get, path = "/api/topics", tag = "topics",
+#[utoipa::path(get, operation_id = "list_topics", path = "/api/topics", tag = "topics",
     responses(
         (status = 200, description = "The topics (what the caller may see)", body = TopicList),
         (status = 400, description = "A malformed `Authorization` header", body = ErrorBody),
@@ -65,7 +65,18 @@ impl utoipa::PartialSchema for AnyTopic {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         let class = crate::sse::fields::forbidden_class();
-        let allowed = format!("^[^{}]+$", &class[1..class.len() - 1]);
+        // Characters of the Basic Multilingual Plane as `\uXXXX`, which ECMA-262 and Python
+        // regular expressions read alike: raw control characters in the document trip the
+        // YAML readers of common tools (openapi-spec-validator, client generators).
+        let mut allowed = String::from("^[^");
+        for c in class[1..class.len() - 1].chars() {
+            if c != '-' && u32::from(c) <= 0xffff {
+                allowed.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                allowed.push(c);
+            }
+        }
+        allowed.push_str("]+$");
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
@@ -115,7 +126,7 @@ pub(super) struct Page {
 }
 
 /// Topic names may contain `/`, so the route is a catch-all ending in `/events`.
-#[utoipa::path(get, path = "/api/topics/{topic}/events", tag = "topics",
+#[utoipa::path(get, operation_id = "topic_events", path = "/api/topics/{topic}/events", tag = "topics",
     params(
         ("topic" = AnyTopic, Path,
             description = "The topic, native or Mercure (1 to 2,048 bytes; its `/` may be sent as is or as `%2F`)"),

@@ -91,7 +91,7 @@ fn parse_limit(query: Option<&str>) -> Result<usize, ApiError> {
 
 /// The topic table as Server-Sent Events, once a second (the hub console's feed); see the
 /// AsyncAPI document for its events.
-#[utoipa::path(get, path = "/api/topics/stream", tag = "topics",
+#[utoipa::path(get, operation_id = "topics_stream", path = "/api/topics/stream", tag = "topics",
     params(("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
         description = "Topics per snapshot at most (default 100; the busiest when there are more)")),
     responses(

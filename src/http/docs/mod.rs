@@ -24,14 +24,14 @@ pub(crate) fn router() -> Routes {
 }
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "documents",
+#[utoipa::path(get, operation_id = "openapi_document", path = "/api/openapi.json", tag = "documents",
     responses((status = 200, description = "This document", body = Object)))]
 pub(super) async fn openapi_json() -> Response {
     json(openapi::document())
 }
 
 /// The AsyncAPI 3.0 document of the event streams.
-#[utoipa::path(get, path = "/api/asyncapi.json", tag = "documents",
+#[utoipa::path(get, operation_id = "asyncapi_document", path = "/api/asyncapi.json", tag = "documents",
     responses((status = 200, description = "The AsyncAPI 3.0 document of the streams", body = Object)))]
 pub(super) async fn asyncapi_json() -> Response {
     json(asyncapi::document())

@@ -89,7 +89,7 @@ pub(crate) struct ResourceMetadata {
 }
 
 /// The protected resource metadata (draft-08, section "Protected Resource Metadata").
-#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/.well-known/mercure", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_resource_metadata", path = "/.well-known/oauth-protected-resource/.well-known/mercure", tag = "mercure",
     responses((status = 200, description = "The hub's protected resource metadata (RFC 9728)", body = ResourceMetadata)))]
 pub(super) async fn metadata(
     State(app): State<AppState>,
@@ -158,7 +158,7 @@ pub(super) fn topic_name(text: &str) -> Result<TopicName, ApiError> {
 }
 
 /// Subscribes to Mercure updates (both drafts); see the AsyncAPI document for the events.
-#[utoipa::path(get, path = "/.well-known/mercure", tag = "mercure",
+#[utoipa::path(get, operation_id = "mercure_subscribe", path = "/.well-known/mercure", tag = "mercure",
     params(
         ("topic" = Option<Vec<String>>, Query, style = Form, explode,
             description = "draft-07 selectors: a topic, `*`, or an RFC 6570 URI template (repeatable)"),

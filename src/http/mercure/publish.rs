@@ -70,7 +70,7 @@ fn read_update(bytes: &[u8]) -> Result<Update, ApiError> {
 }
 
 /// Publishes a Mercure update from a form; answers the update's id as plain text.
-#[utoipa::path(post, path = "/.well-known/mercure", tag = "mercure",
+#[utoipa::path(post, operation_id = "mercure_publish", path = "/.well-known/mercure", tag = "mercure",
     request_body(content = UpdateForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Published: the update's id", body = String, content_type = "text/plain",
