@@ -8,6 +8,8 @@
 //!   taskset -c 1 cargo run --release -p ssehub-bench --example burst_probe -- 127.0.0.1:8000 19000
 //! (`ulimit -n` must allow N + a few files.)
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,6 +34,7 @@ fn main() {
         .expect("address");
     let clients: usize = args.next().map_or(1000, |n| n.parse().expect("count"));
 
+    // SAFETY: epoll_create1 takes no pointer; the result is checked.
     let epoll = unsafe { libc::epoll_create1(0) };
     assert!(epoll >= 0, "epoll_create1");
     let mut conns: HashMap<i32, Conn> = HashMap::with_capacity(clients);
@@ -46,6 +49,7 @@ fn main() {
             events: libc::EPOLLIN as u32,
             u64: fd as u64,
         };
+        // SAFETY: `event` is a live, initialised epoll_event for the call; `fd` is an open socket.
         let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
         assert_eq!(rc, 0, "epoll_ctl");
         conns.insert(
@@ -74,6 +78,7 @@ fn main() {
             tv_sec: 0,
             tv_nsec: 0,
         };
+        // SAFETY: `ts` is a live timespec the call writes.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         eprintln!("publish at monotonic {}.{:09}", ts.tv_sec, ts.tv_nsec);
     }
@@ -155,11 +160,14 @@ fn main() {
 /// ephemeral ports.
 fn connect(addr: SocketAddr, i: usize) -> TcpStream {
     let source = SocketAddr::from(([127, 0, 0, 1 + (i % 32) as u8], 0));
+    // SAFETY: socket takes no pointer; the result is checked.
     let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(socket >= 0, "socket");
     let bind = sockaddr(source);
     let target = sockaddr(addr);
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `bind` and `target` are initialised sockaddr_in values of `len` bytes that outlive
+    // the calls; `socket` is the descriptor just created.
     unsafe {
         assert_eq!(
             libc::bind(socket, (&bind as *const libc::sockaddr_in).cast(), len),
@@ -192,6 +200,7 @@ fn sockaddr(addr: SocketAddr) -> libc::sockaddr_in {
 /// Reads every ready socket once, timestamping each complete line as it arrives.
 fn pump(epoll: i32, conns: &mut HashMap<i32, Conn>, timeout_ms: i32) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    // SAFETY: `events` has room for the 1,024 entries the call may write.
     let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 1024, timeout_ms) };
     let mut buf = [0u8; 4096];
     for event in events.iter().take(n.max(0) as usize) {
@@ -202,6 +211,7 @@ fn pump(epoll: i32, conns: &mut HashMap<i32, Conn>, timeout_ms: i32) {
         loop {
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
+                    // SAFETY: deregistering takes no event pointer (null is allowed for EPOLL_CTL_DEL).
                     unsafe {
                         libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())
                     };

@@ -12,6 +12,8 @@
 //! readable itself instead of reading again for `EWOULDBLOCK` (safe with tokio's
 //! edge-triggered epoll: data arriving after the read raises a new edge).
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! parsing a response head, and decoding a body that is chunked, sized by `Content-Length` or
 //! delimited by the connection's close. No allocation per chunk; bodies are handed on as slices.
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! time (ours from `getrusage`, a server's from `/proc/<pid>/stat`), resident memory from
 //! `/proc/<pid>/status` and a description of the machine.
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! of the generator and so on the generator's core; its CPU time is read from
 //! `RUSAGE_CHILDREN` around the run (the servers, also children, are only reaped when they stop).
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! with us; dropping a [`Server`] kills the whole group, so an
 //! error or Ctrl-C leaves no stray process.
 
+#![allow(unsafe_code)] // system calls tokio does not wrap; each block says why it is sound
+
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
