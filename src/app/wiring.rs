@@ -8,11 +8,10 @@ use std::sync::Arc;
 use crate::auth::{Auth, KeyError};
 use crate::broker::durable::{Fsync, Journal};
 use crate::broker::memory::Limits;
-use crate::broker::redis::{RedisBroker, RedisSettings, CLUSTER_SCHEME, SENTINEL_SCHEME};
 use crate::broker::BrokerError;
 use crate::config::{Config, ConfigError};
 use crate::http::AppState;
-use crate::hub::{Fanout, Hub};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// Why a server could not be set up.
@@ -62,6 +61,14 @@ pub async fn connect(config: Config) -> Result<AppState, StartError> {
     let Some(url) = config.broker.clone() else {
         return in_memory(config);
     };
+    redis(config, url).await
+}
+
+/// A server on Redis (the `redis` feature).
+#[cfg(feature = "redis")]
+async fn redis(config: Config, url: String) -> Result<AppState, StartError> {
+    use crate::broker::redis::{RedisBroker, RedisSettings, CLUSTER_SCHEME, SENTINEL_SCHEME};
+    use crate::hub::Fanout;
     let fanout = Arc::new(Fanout::new(config.queue, config.max_topics));
     let metrics = Metrics::new();
     let ca = match &config.redis_ca {
@@ -85,6 +92,13 @@ pub async fn connect(config: Config) -> Result<AppState, StartError> {
     };
     let broker = RedisBroker::connect(settings, fanout.clone()).await?;
     assemble(config, Hub::new(fanout, broker), metrics)
+}
+
+/// A build without the `redis` feature refuses `--broker` at start.
+#[cfg(not(feature = "redis"))]
+#[allow(clippy::unused_async)]
+async fn redis(_config: Config, _url: String) -> Result<AppState, StartError> {
+    Err(BrokerError::Setup("--broker needs ssehub built with the `redis` feature".into()).into())
 }
 
 /// A server for `config` on a hub built elsewhere (another broker, a test's).

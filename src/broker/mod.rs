@@ -9,6 +9,7 @@
 
 pub mod durable;
 pub mod memory;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 use std::sync::Arc;

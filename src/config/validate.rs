@@ -93,8 +93,8 @@ impl Config {
             let schemes = [
                 "redis://",
                 "rediss://",
-                crate::broker::redis::SENTINEL_SCHEME,
-                crate::broker::redis::CLUSTER_SCHEME,
+                "redis+sentinel://",
+                "redis+cluster://",
             ];
             if !schemes.iter().any(|s| url.starts_with(s)) {
                 return fail(

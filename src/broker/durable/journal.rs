@@ -1,16 +1,4 @@
-//! History that survives a restart on one node: the memory broker with a journal in an
-//! embedded database (`redb`, in `--data-dir`).
-//!
-//! Every event is written before its publish is answered; `--fsync always` makes that write
-//! reach the disk first (a process killed with SIGKILL loses no answered publish), `interval`
-//! commits without waiting and syncs every 100 ms (a crash may lose the last 100 ms). Events
-//! leaving history (count, age, bytes, a forgotten topic) are deleted from the journal in
-//! batches, so the file holds what history holds. At start the journal is read back into the
-//! memory broker: ids continue from the last one, and a client resuming with an id from before
-//! the restart gets exactly what it missed.
-//!
-//! redb over fjall: a single file, no background compaction threads, no dependencies, and
-//! synchronous commits that fit a publish path holding one lock (measured: see the README).
+//! The journal in `redb` (the `store` feature): see the parent module.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +8,8 @@ use std::time::Duration;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{json, Value};
 
-use super::BrokerError;
+use super::super::BrokerError;
+use super::Fsync;
 use crate::event::{Draft, Event};
 use crate::sse::fields::MAX_LINE_TEXT;
 use crate::sse::{EventId, EventName, LineText};
@@ -31,17 +20,7 @@ const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
 /// How often `--fsync interval` syncs.
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 
-/// When a write is on disk.
-/// (`config` makes it a command-line value: the broker does not know the CLI library.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    /// Before the publish is answered.
-    Always,
-    /// Within 100 ms.
-    Interval,
-}
-
-/// See the module docs.
+/// The journal of one node (see the module docs of `broker::durable`).
 pub struct Journal {
     path: std::path::PathBuf,
     db: Database,
