@@ -292,3 +292,67 @@ async fn cluster_a_stream_over_partitions_resumes_exactly_on_another_node() {
     let event = resumed.next_event().await.unwrap();
     assert_eq!(crate::common::message(&event), "after");
 }
+
+/// The topic channels a cluster's nodes subscribe to, over every node of `cluster`.
+fn topic_channels(cluster: &RedisCluster) -> usize {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            node.cli(&["PUBSUB", "SHARDCHANNELS", "*:ch:*"])
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum()
+}
+
+/// Streams on many topics, then closed: the node unsubscribes from those topics' channels (a
+/// client cycling through topic names cannot grow its subscriptions), and a stream naming one
+/// of them again gets its events.
+#[tokio::test]
+async fn cluster_a_node_drops_the_channels_of_topics_no_stream_names() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let url = cluster.url();
+    let app = spawn_app(move |c| {
+        c.broker = Some(url);
+        c.redis_min_replicas = Some(0);
+        c.broker_timeout = Duration::from_secs(10);
+    })
+    .await;
+    app.wait_ready().await;
+    let topics: Vec<String> = (0..40).map(|i| format!("cycled-{i}")).collect();
+    let mut streams = Vec::new();
+    for topic in &topics {
+        streams.push(
+            app.stream(&format!("/stream?mode=live&topic={topic}"))
+                .await,
+        );
+    }
+    // Each topic's channel in its own partition, and in partition 0 (alternates) unless that
+    // is its own.
+    let subscribed = topic_channels(&cluster);
+    assert!((40..=80).contains(&subscribed), "{subscribed}");
+    let kept = streams.remove(0);
+    drop(streams);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let left = loop {
+        let left = topic_channels(&cluster);
+        if left <= 2 || tokio::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Only the kept stream's topic remains (its one or two channels).
+    assert!(
+        (1..=2).contains(&left),
+        "{left} channels left of {subscribed}"
+    );
+    drop(kept);
+
+    // Named again: subscribed again, and live.
+    let mut again = app.stream("/stream?mode=live&topic=cycled-7").await;
+    app.publish("cycled-7", "back").await;
+    let event = again.next_event().await.unwrap();
+    assert_eq!(crate::common::message(&event), "back");
+}

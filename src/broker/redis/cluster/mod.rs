@@ -27,7 +27,10 @@
 //!
 //! While a partition is down, its mark cannot rise, so the merge holds back newer events of
 //! the other partitions: streams on this node pause (nothing is lost or reordered) until the
-//! shard is back, one failover time. Partitions a node follows are followed until it stops.
+//! shard is back, one failover time. Partitions a node follows are followed until it stops
+//! (their tick channels, one per partition); a topic's channel is dropped once no stream on
+//! the node has named it for a liveness period (`prune.rs`), so what a node subscribes to is
+//! bounded by what its streams name now, not by every topic they ever named.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -37,6 +40,8 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
+
+mod prune;
 
 use super::codec::{decode_message, text};
 use super::link::Node;
@@ -100,6 +105,8 @@ impl Follower {
             waiting: None,
             generation: 0,
             tx: tx.clone(),
+            idle: BTreeSet::new(),
+            leaving: BTreeSet::new(),
         };
         (Self { tx }, task.run(rx))
     }
@@ -142,6 +149,10 @@ struct Task {
     waiting: Option<(EventId, Instant)>,
     generation: u64,
     tx: mpsc::UnboundedSender<Input>,
+    /// Topic channels no stream named at the last check (dropped if still unnamed at the next).
+    idle: BTreeSet<(usize, String)>,
+    /// Channels this node unsubscribed from itself: their `sunsubscribe` is not a moved slot.
+    leaving: BTreeSet<String>,
 }
 
 impl Task {
@@ -262,13 +273,13 @@ impl Task {
                 }
             }
             PushKind::SUnsubscribe => {
+                let channel = push.data.first().and_then(text);
+                // A channel this node dropped (`prune`): nothing moved.
+                if channel.as_ref().is_some_and(|c| self.leaving.remove(c)) {
+                    return;
+                }
                 // The slot moved (or the server dropped us): follow the partition again.
-                if let Some(p) = push
-                    .data
-                    .first()
-                    .and_then(text)
-                    .and_then(|c| self.partition_of(&c))
-                {
+                if let Some(p) = channel.and_then(|c| self.partition_of(&c)) {
                     if self.on.get(&p) == Some(&generation) {
                         tracing::warn!(partition = p, redis = %addr, "partition unsubscribed by Redis");
                         self.broken.insert(p);
@@ -427,6 +438,9 @@ impl Task {
         for (&p, _) in self.on.iter().filter(|(_, &g)| g == sub.generation) {
             self.broken.insert(p);
         }
+        // Its pending `sunsubscribe`s died with it (an entry whose answer never came is gone
+        // too; at worst a later one is taken for a moved slot and the partition followed again).
+        self.leaving.clear();
         tracing::warn!(redis = %addr, "cluster subscription lost");
         self.broker.live.store(false, Ordering::Release);
         self.broker.link.suspect();
@@ -467,6 +481,7 @@ impl Task {
         self.broker
             .live
             .store(self.broken.is_empty(), Ordering::Release);
+        self.prune().await;
     }
 
     /// Follows `partitions` (again, for broken ones): see the module docs.
