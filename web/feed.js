@@ -1,11 +1,9 @@
 // The demo page's feed: each arrival and notice as a list item, newest first, at most 200,
-// always as text (a message is never parsed as HTML). Part of /app.js (see shared.js).
+// always as text (a message is never parsed as HTML). Imported by app.js.
 //
-// ssehubFeed(el) takes the list, its empty-state text and its Clear button; it returns
+// createFeed(el) takes the list, its empty-state text and its Clear button; it returns
 // notice(kind, text) and arrival(event, payload, counter).
-function ssehubFeed(el) {
-  'use strict';
-
+export function createFeed(el) {
   var MAX_FEED_ITEMS = 200;
   var feed = el.feed;
   var feedEmpty = el.empty;

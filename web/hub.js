@@ -1,11 +1,9 @@
 // What the hub asks of the demo page: the tokens `/api/ping` says it wants, told in the feed
 // instead of failing silently (the page itself has no token; a deployment's own page sets the
-// token cookie or sends Authorization headers). Part of /app.js (see shared.js).
+// token cookie or sends Authorization headers). Imported by app.js.
 //
-// ssehubAuthNotices(feed) asks once and adds a notice for each token the hub requires or reads.
-function ssehubAuthNotices(feed) {
-  'use strict';
-
+// authNotices(feed) asks once and adds a notice for each token the hub requires or reads.
+export function authNotices(feed) {
   fetch('/api/ping', { headers: { 'Accept': 'application/json' } })
     .then(function (response) { return response.ok ? response.json() : null; })
     .then(function (ping) {

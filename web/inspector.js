@@ -1,15 +1,14 @@
 // The console's inspector: one live stream of a topic, read with fetch() so that each frame is
-// shown as the bytes the server sent (EventSource only exposes parsed events). Part of
-// /console.js (see shared.js).
+// shown as the bytes the server sent (EventSource only exposes parsed events). Imported by
+// console.js.
 //
-// ssehubInspector(el, headers) takes the inspector's elements and a function giving the
+// createInspector(el, headers) takes the inspector's elements and a function giving the
 // stream's request headers (the subscriber token); it returns start(topic), stop(text) and
 // topic() (the topic watched, or null).
-function ssehubInspector(el, headers) {
-  'use strict';
+import * as shared from './shared.js';
 
+export function createInspector(el, headers) {
   var MAX_FRAMES = 100;
-  var shared = ssehubShared;
   var inspector = null; // { controller, topic }
   var frameCount = 0;
   var follow = true; // the wire pane shows the newest frame

@@ -1,11 +1,9 @@
-// The demo page's publish: POST /api/messages with the message and topic. Part of /app.js (see
-// shared.js).
+// The demo page's publish: POST /api/messages with the message and topic. Imported by app.js.
 //
-// ssehubPublish POSTs the message; resolves to the accepted event's data, or rejects with an Error whose
-// message is fit to show (the server's own error text for 4xx and 5xx answers).
-function ssehubPublish(message, topic) {
-  'use strict';
-
+// publish(message, topic) POSTs the message; resolves to the accepted event's data, or rejects
+// with an Error whose message is fit to show (the server's own error text for 4xx and 5xx
+// answers).
+export function publish(message, topic) {
   return fetch('/api/messages', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },

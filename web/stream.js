@@ -1,13 +1,10 @@
 // The demo page's one open stream: an EventSource with its kind and topic, a deadline to open,
 // and handlers that stop running once it is closed or replaced; and the last event id seen,
-// kept in sessionStorage, which a stream opened again resumes from. Part of /app.js (see
-// shared.js).
+// kept in sessionStorage, which a stream opened again resumes from. Imported by app.js.
 //
-// ssehubStream(openTimeoutMs) returns open(kind, topic, url, handlers), close(), current() (the
+// createStream(openTimeoutMs) returns open(kind, topic, url, handlers), close(), current() (the
 // open stream, or null), lastId() and remember(id).
-function ssehubStream(openTimeoutMs) {
-  'use strict';
-
+export function createStream(openTimeoutMs) {
   var STORAGE_KEY = 'ssehub.lastEventId';
   var stream = null; // { source: EventSource, kind: 'burst'|'live', topic, opened: bool, ... }
   var lastId = readStoredId();

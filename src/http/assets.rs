@@ -1,84 +1,141 @@
-//! The demo page and its hub console view, embedded at compile time (no build step, no CDN).
+//! The demo page and its hub console view: the files of `web/`, embedded at compile time (one
+//! binary, no build step, no CDN), each served once at its own path: `web/NAME` at `/NAME`,
+//! `web/index.html` at `/`. The scripts are native ES modules: the page loads the two views'
+//! entries (`app.js`, `console.js`) with `<script type="module">` and they `import` the rest,
+//! so a module both views use (`shared.js`) is fetched and run once.
+//!
+//! Caching: a file changes only with the binary, so each carries a strong `ETag` (a hash of its
+//! content, computed once when the router is built) and `Cache-Control: no-cache`: a browser
+//! revalidates on every load and gets `304 Not Modified`, without a body, until the file changes.
+//!
+//! [`FILES`] is the one table: the routes and their OpenAPI entries ([`WebFiles`]) are both
+//! made from it, so the document cannot miss a file.
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Object, ResponseBuilder, Type};
+use utoipa::Modify;
 
 use super::Routes;
 
-const INDEX: &str = include_str!("../../web/index.html");
-// Each script is assembled from the files of its concepts, in order (no build step): shared.js
-// is what both views use.
-const SCRIPT: &str = concat!(
-    include_str!("../../web/shared.js"),
-    include_str!("../../web/feed.js"),
-    include_str!("../../web/stream.js"),
-    include_str!("../../web/publish.js"),
-    include_str!("../../web/hub.js"),
-    include_str!("../../web/app.js")
-);
-const STYLE: &str = concat!(
-    include_str!("../../web/style.css"),
-    "\n",
-    include_str!("../../web/feed.css")
-);
-const CONSOLE_SCRIPT: &str = concat!(
-    include_str!("../../web/shared.js"),
-    include_str!("../../web/inspector.js"),
-    include_str!("../../web/console.js")
-);
-const CONSOLE_STYLE: &str = include_str!("../../web/console.css");
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// `web!("name", type)`: the file `web/name`, served at `/name`.
+macro_rules! web {
+    ($name:literal, $kind:expr) => {
+        (
+            concat!("/", $name),
+            (include_str!(concat!("../../web/", $name)), $kind),
+        )
+    };
+}
+
+/// Every file of the page: path → (content, content type).
+const FILES: [(&str, (&str, &str)); 12] = [
+    ("/", (include_str!("../../web/index.html"), HTML)),
+    web!("style.css", CSS),
+    web!("feed.css", CSS),
+    web!("console.css", CSS),
+    web!("app.js", JS),
+    web!("feed.js", JS),
+    web!("stream.js", JS),
+    web!("publish.js", JS),
+    web!("hub.js", JS),
+    web!("shared.js", JS),
+    web!("console.js", JS),
+    web!("inspector.js", JS),
+];
 
 pub(crate) fn router() -> Routes {
-    Routes::default()
-        .route("/", get(index))
-        .route("/app.js", get(script))
-        .route("/style.css", get(style))
-        .route("/console.js", get(console_script))
-        .route("/console.css", get(console_style))
+    FILES
+        .iter()
+        .fold(Routes::default(), |routes, &(path, (body, kind))| {
+            let etag = etag(body);
+            routes.route(
+                path,
+                get(move |request: HeaderMap| async move { serve(&request, &etag, kind, body) }),
+            )
+        })
 }
 
-/// The demo page.
-#[utoipa::path(get, operation_id = "demo_page", path = "/", tag = "page",
-    responses((status = 200, description = "The demo page", body = String, content_type = "text/html")))]
-pub(super) async fn index() -> impl IntoResponse {
-    asset("text/html; charset=utf-8", INDEX)
+/// The file, or `304 Not Modified` when the request's `If-None-Match` names its ETag.
+fn serve(
+    request: &HeaderMap,
+    etag: &HeaderValue,
+    kind: &'static str,
+    body: &'static str,
+) -> Response {
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    let current = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .map(|tag| tag.trim())
+        // Weak comparison, as RFC 9110 asks for If-None-Match.
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag.as_bytes());
+    if current {
+        (StatusCode::NOT_MODIFIED, cache).into_response()
+    } else {
+        (cache, [(header::CONTENT_TYPE, kind)], body).into_response()
+    }
 }
 
-/// The demo page's script.
-#[utoipa::path(get, operation_id = "demo_script", path = "/app.js", tag = "page",
-    responses((status = 200, description = "The page's script", body = String, content_type = "text/javascript")))]
-pub(super) async fn script() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", SCRIPT)
+/// A strong ETag for `body`: its 64-bit FNV-1a hash, quoted (the same for the same bytes in any
+/// build, so an upgrade that leaves a file alone leaves browsers' copies valid).
+fn etag(body: &str) -> HeaderValue {
+    let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    HeaderValue::from_str(&format!("\"{hash:016x}\"")).expect("hex digits are a header value")
 }
 
-/// The demo page's style sheet.
-#[utoipa::path(get, operation_id = "demo_style", path = "/style.css", tag = "page",
-    responses((status = 200, description = "The page's style sheet", body = String, content_type = "text/css")))]
-pub(super) async fn style() -> impl IntoResponse {
-    asset("text/css; charset=utf-8", STYLE)
-}
+/// The OpenAPI entries of [`FILES`]: `GET` on each path, operation id `web_` and the file's
+/// name (`web_app_js`, `web_index_html`), unique as the names are.
+pub(super) struct WebFiles;
 
-/// The hub console's script.
-#[utoipa::path(get, operation_id = "console_script", path = "/console.js", tag = "page",
-    responses((status = 200, description = "The console's script", body = String, content_type = "text/javascript")))]
-pub(super) async fn console_script() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", CONSOLE_SCRIPT)
-}
-
-/// The hub console's style sheet.
-#[utoipa::path(get, operation_id = "console_style", path = "/console.css", tag = "page",
-    responses((status = 200, description = "The console's style sheet", body = String, content_type = "text/css")))]
-pub(super) async fn console_style() -> impl IntoResponse {
-    asset("text/css; charset=utf-8", CONSOLE_STYLE)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
+impl Modify for WebFiles {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let string = || Object::with_type(Type::String);
+        for &(path, (_, kind)) in &FILES {
+            let name = path
+                .strip_prefix('/')
+                .filter(|n| !n.is_empty())
+                .unwrap_or("index.html");
+            let media = kind.split(';').next().unwrap_or(kind);
+            let file = ResponseBuilder::new()
+                .description(format!("`web/{name}`"))
+                .header(
+                    "ETag",
+                    HeaderBuilder::new()
+                        .schema(string())
+                        .description(Some("A hash of the content"))
+                        .build(),
+                )
+                .content(media, ContentBuilder::new().schema(Some(string())).build());
+            let not_modified = ResponseBuilder::new()
+                .description("Not modified: `If-None-Match` names the current ETag");
+            let if_none_match = ParameterBuilder::new()
+                .name("If-None-Match")
+                .parameter_in(ParameterIn::Header)
+                .schema(Some(string()));
+            let operation = OperationBuilder::new()
+                .operation_id(Some(format!("web_{}", name.replace(['.', '-'], "_"))))
+                .tag("page")
+                .summary(Some(format!("The page's file `web/{name}`")))
+                .parameter(if_none_match)
+                .response("200", file)
+                .response("304", not_modified);
+            openapi
+                .paths
+                .add_path_operation(path, vec![HttpMethod::Get], operation);
+        }
+    }
 }

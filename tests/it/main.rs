@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod api_docs;
+mod assets;
 mod auth;
 mod auth_browser;
 mod auth_draft08;

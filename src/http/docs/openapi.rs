@@ -1,5 +1,6 @@
-//! The OpenAPI 3.1 document: every operation is a handler's `#[utoipa::path]`, listed here once;
-//! the security schemes are the ways a token may be presented (`crate::auth`).
+//! The OpenAPI 3.1 document: every operation is a handler's `#[utoipa::path]`, listed here once,
+//! but the page's files, added from their table (`assets::WebFiles`); the security schemes are
+//! the ways a token may be presented (`crate::auth`).
 
 use std::sync::OnceLock;
 
@@ -7,9 +8,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{COOKIE, LEGACY_COOKIE};
-use crate::http::{
-    assets, health, mercure, messages, stream, subscriptions, topics, topics_stream,
-};
+use crate::http::assets::WebFiles;
+use crate::http::{health, mercure, messages, stream, subscriptions, topics, topics_stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,6 @@ use crate::http::{
             the AsyncAPI document at `/api/asyncapi.json`.",
     ),
     paths(
-        assets::index, assets::script, assets::style, assets::console_script, assets::console_style,
         super::openapi_json, super::asyncapi_json,
         health::ping, health::ready,
         messages::api_messages, messages::publish,
@@ -36,7 +35,7 @@ use crate::http::{
         stream::TopicPattern,
         topics::AnyTopic,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &WebFiles),
     tags(
         (name = "publish", description = "Native publishing"),
         (name = "stream", description = "Native event streams"),
