@@ -233,7 +233,9 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
         .map(|p| (p.message.as_str(), p.topic.as_str()))
         .collect();
     let mut refused_reach: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (topics, received) in streams {
+    // Which streams (by index) a refused event reached: printed for a partial one.
+    let mut reached_by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, (topics, received)) in streams.iter().enumerate() {
         let mut counted: HashMap<&str, usize> = HashMap::new();
         for (message, _) in received {
             *counted.entry(message.as_str()).or_default() += 1;
@@ -273,15 +275,21 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
                 let reach = refused_reach.entry(&publish.message).or_default();
                 reach.0 += 1;
                 reach.1 += usize::from(got);
+                if got {
+                    reached_by.entry(&publish.message).or_default().push(index);
+                }
             }
         }
     }
     counts.acknowledged = ledger.iter().filter(|p| p.id.is_some()).count();
     counts.refused = ledger.len() - counts.acknowledged;
-    counts.partial = refused_reach
-        .values()
-        .filter(|(streams, got)| *got != 0 && got != streams)
-        .count();
+    for (message, (of, got)) in &refused_reach {
+        if *got != 0 && got != of {
+            counts.partial += 1;
+            let by = reached_by.get(message).cloned().unwrap_or_default();
+            eprintln!("refused {message}: reached {got} of {of} streams, streams {by:?}");
+        }
+    }
     counts
 }
 

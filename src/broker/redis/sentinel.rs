@@ -129,11 +129,16 @@ pub(super) async fn replica(
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
         // The sentinels' view can be a second old: a dead primary started again answers as a
-        // primary, with events the promoted one never had, until they convert it. Deliver only
-        // from a server that says itself it is a replica.
+        // primary, with events the promoted one never had, until they convert it; and once
+        // converted it still holds those events until its first sync with the new primary
+        // replaces its data. Deliver only from a server that says itself it is a replica whose
+        // link to its primary is up (`connected`: synced).
         for (host, port) in healthy {
             let url = format!("redis://{auth}{host}:{port}/{db}");
-            if role(&url, timeout).await.is_ok_and(|r| r == "slave") {
+            if role(&url, timeout)
+                .await
+                .is_ok_and(|r| r == "slave connected")
+            {
                 return Ok(Some((url, format!("{host}:{port}"))));
             }
         }
@@ -207,15 +212,24 @@ async fn ask_sentinel(
         .map_err(unavailable)
 }
 
+/// What a server says it is (`ROLE`): `master`, or for a replica `slave` and the state of its
+/// link to its primary (`slave connected` once synced; `slave connect`, `slave connecting` or
+/// `slave sync` before: its data may still be its own, not its primary's).
 async fn role(url: &str, timeout: Duration) -> Result<String, BrokerError> {
     let client = redis::Client::open(url).map_err(setup)?;
     let work = async {
         let mut con = client.get_multiplexed_async_connection().await?;
         let reply: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut con).await?;
-        Ok::<_, redis::RedisError>(match reply.first() {
+        let text = |value: Option<&redis::Value>| match value {
             Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
             Some(redis::Value::SimpleString(s)) => s.clone(),
             _ => String::new(),
+        };
+        let role = text(reply.first());
+        Ok::<_, redis::RedisError>(if role == "slave" {
+            format!("slave {}", text(reply.get(3)))
+        } else {
+            role
         })
     };
     tokio::time::timeout(timeout, work)
