@@ -204,7 +204,7 @@ impl ApiError {
     }
 
     /// The same response as raw HTTP/1.1 bytes, with `extra` headers (CORS), and closing the
-    /// connection when `close`: for the direct path (`http::direct`).
+    /// connection when `close`: for the direct path (`transport::direct`).
     pub(crate) fn http1_response(&self, extra: &[(&str, String)], close: bool) -> Vec<u8> {
         self.log();
         let body = serde_json::to_vec(&ErrorBody::new(self.to_string())).unwrap_or_default();

@@ -1,8 +1,8 @@
 //! ssehub: a Server-Sent Events hub in one binary.
 //!
 //! Module map. Dependencies point one way, each module using only modules below it in this
-//! order (checked by `scripts/layers` in CI): `cli` → `app` → `connection` → `http` → `error`
-//! → `session` → `auth` → `quota` → `hub` → `tls` → `config` → `broker` → `event` → `topic`,
+//! order (checked by `scripts/layers` in CI): `cli` → `app` → `transport` → `http` → `ops` →
+//! `error` → `session` → `auth` → `quota` → `hub` → `tls` → `config` → `broker` → `event` → `topic`,
 //! then the leaves `io`, `logtext`, `metrics`, `shutdown`, `json`, `wire` and `sse`. The hub
 //! reaches a backend only through the [`broker::Broker`] trait; a backend hands events back only
 //! through the [`broker::Delivery`] trait (which the hub's [`hub::Fanout`] implements), so no
@@ -10,14 +10,19 @@
 //!
 //! - [`config`]: flags and `SSEHUB_*` environment twins, defaults as named constants, the caps
 //!   derived from the open-file limit.
-//! - [`app`]: the app factory [`app::build`] and the accept loop [`app::serve`] (connection
-//!   caps, graceful shutdown).
-//! - `connection`: one connection from first byte to close, a deadline on every phase.
-//! - `http`: the handlers' shared state ([`AppState`]), one module per resource (messages,
-//!   stream, topics, health, assets; `topics_stream`, the hub console's feed), and `direct`,
-//!   the hand-written HTTP/1 path that serves most streams with a few KiB each.
-//!   `mercure` serves the Mercure protocol on `/.well-known/mercure`, `subscriptions` its
-//!   active-subscriptions API, `docs` the OpenAPI and AsyncAPI documents made from the code.
+//! - [`app`]: the wiring (a configuration made into a server's state: `app::in_memory`,
+//!   `app::connect`), the app factory [`app::build`] and the accept loop [`app::serve`]
+//!   (connection caps, graceful shutdown).
+//! - `transport`: how bytes arrive: one connection from first byte to close, a deadline on
+//!   every phase, served by `direct` (the hand-written HTTP/1 path that serves most streams
+//!   with a few KiB each, and plain publishes) or by hyper with the axum router.
+//! - `http`: the axum side: one module per resource (messages, stream, topics, health,
+//!   assets; `topics_stream`, the hub console's feed; `mercure`, `subscriptions`), thin
+//!   handlers over `ops`, the layers every hyper response passes, and `docs`, the OpenAPI and
+//!   AsyncAPI documents made from the code.
+//! - `ops`: the operations, whatever the transport (open a stream, subscribe over Mercure,
+//!   publish), each taking one request meta read the same way for both, and the state they
+//!   share ([`AppState`]).
 //! - [`auth`]: who may publish and read: JWT keys, claims (legacy and draft-08), grants.
 //! - [`cli`]: the command line (`serve`, `token`) and the client commands (`publish`,
 //!   `subscribe`, `completions`), which talk to a hub over HTTP like any other client.
@@ -57,7 +62,6 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
-mod connection;
 pub mod error;
 pub mod event;
 mod http;
@@ -66,12 +70,14 @@ pub mod io;
 mod json;
 mod logtext;
 pub mod metrics;
+mod ops;
 pub mod quota;
 pub mod session;
 pub mod shutdown;
 pub mod sse;
 pub mod tls;
 pub mod topic;
+mod transport;
 mod wire;
 
 pub use app::{build, serve};

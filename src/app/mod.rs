@@ -4,7 +4,7 @@
 //! [`build`] is the Rust counterpart of the seed's `create_app()`; [`serve`] runs it on a bound
 //! listener until a shutdown future resolves, then ends every stream with its `close` event and
 //! waits for connections to finish, up to a deadline. The loop holds the connection caps (in
-//! all and per client address); what happens on one connection is `connection`'s business.
+//! all and per client address); what happens on one connection is `transport`'s business.
 
 mod wiring;
 
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 pub use self::wiring::{connect, in_memory, with_hub, StartError};
 use crate::error::ApiError;
-pub use crate::http::AppState;
+pub use crate::ops::AppState;
 use crate::quota::Quota;
 
 /// The whole application for `state`: every route, ready to serve or to test with `oneshot`.
@@ -136,11 +136,11 @@ pub async fn serve(
             Some(tls) => {
                 let acceptor = tls.acceptor().clone();
                 let serve =
-                    crate::connection::serve_tls(socket, peer, router, state, acceptor, held);
+                    crate::transport::serve_tls(socket, peer, router, state, acceptor, held);
                 connections.spawn(serve);
             }
             None => {
-                connections.spawn(crate::connection::serve(socket, router, state, held));
+                connections.spawn(crate::transport::serve(socket, router, state, held));
             }
         }
     }
@@ -215,7 +215,7 @@ async fn serve_metrics(listener: TcpListener, state: AppState) {
         };
         let (router, state) = (router.clone(), state.clone());
         tokio::spawn(async move {
-            crate::connection::serve_plain(socket, peer, router, state).await;
+            crate::transport::serve_plain(socket, peer, router, state).await;
             drop(permit);
         });
     }

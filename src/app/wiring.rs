@@ -10,9 +10,9 @@ use crate::broker::durable::{Fsync, Journal};
 use crate::broker::memory::Limits;
 use crate::broker::BrokerError;
 use crate::config::{Config, ConfigError};
-use crate::http::AppState;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::ops::AppState;
 
 /// Why a server could not be set up.
 #[derive(Debug, thiserror::Error)]

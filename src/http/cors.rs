@@ -1,16 +1,13 @@
-//! CORS for browsers on other origins: preflights answered, and the allow headers on every
-//! response to an allowed origin, including streams served by the direct path (which is why
-//! this is a small policy object rather than a tower layer: both paths call it).
-//!
-//! `--cors-origins` is a list of exact origins (answered with credentials allowed, so cookies
-//! work) or `*` (any origin, never with credentials). Unset: no CORS headers at all.
+//! The CORS layer of the hyper path: answers preflights and adds the policy's headers
+//! (`ops::cors`) to every response.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use crate::ops::cors::Cors;
+use crate::ops::AppState;
 
 /// Request headers a browser may send.
 const ALLOWED_HEADERS: &str = "authorization, content-type, last-event-id, cache-control";
@@ -18,51 +15,6 @@ const ALLOWED_HEADERS: &str = "authorization, content-type, last-event-id, cache
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 /// How long a browser may cache a preflight, seconds.
 const MAX_AGE: &str = "600";
-
-/// See the module docs.
-#[derive(Debug, Clone, Default)]
-pub struct Cors {
-    origins: Vec<String>,
-    any: bool,
-}
-
-impl Cors {
-    /// The policy of `--cors-origins`.
-    pub fn new(origins: &[String]) -> Self {
-        Self {
-            any: origins.iter().any(|o| o == "*"),
-            origins: origins.iter().filter(|o| *o != "*").cloned().collect(),
-        }
-    }
-
-    /// The headers for a response to a request from `origin`: the allow headers when it is
-    /// allowed, and `Vary: Origin` on every response whenever an exact-origin list makes the
-    /// answer depend on it (allowed or not, with an `Origin` or without: a shared cache must
-    /// not hand one origin's answer to another).
-    pub fn headers(&self, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
-        let mut headers = Vec::new();
-        let origin = origin.and_then(|o| std::str::from_utf8(o).ok());
-        match origin {
-            Some(origin) if self.origins.iter().any(|o| o == origin) => {
-                headers.push(("access-control-allow-origin", origin.to_owned()));
-                headers.push(("access-control-allow-credentials", "true".to_owned()));
-            }
-            Some(_) if self.any => headers.push(("access-control-allow-origin", "*".to_owned())),
-            _ => {}
-        }
-        if !self.origins.is_empty() {
-            headers.push(("vary", "origin".to_owned()));
-        }
-        headers
-    }
-
-    /// Whether `headers` (from [`Cors::headers`]) allow the origin.
-    fn allows(headers: &[(&'static str, String)]) -> bool {
-        headers
-            .iter()
-            .any(|(name, _)| *name == "access-control-allow-origin")
-    }
-}
 
 /// The middleware: answers preflights, decorates responses.
 pub(crate) async fn layer(State(app): State<AppState>, request: Request, next: Next) -> Response {

@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::stream::STREAM_PATH;
 use super::AppState;
 use crate::auth::HUB_PATH;
 use crate::error::Refusal;
 use crate::metrics::Scrape;
+use crate::ops::stream::STREAM_PATH;
 
 /// Where metrics are served.
 pub(crate) const METRICS_PATH: &str = "/metrics";

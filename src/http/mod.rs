@@ -1,24 +1,26 @@
-//! The HTTP API: one module per resource, each exposing `router()`, merged in [`router`].
+//! The HTTP API on hyper and axum: one module per resource, each exposing `router()`, merged
+//! in [`router`], and the layers every response passes (JSON errors, CORS, the access log,
+//! metrics, the ambiguous-header check).
 //!
-//! Handlers are thin: extract, call the hub, map the result. Errors are [`ApiError`]s.
+//! Handlers are thin: extractors (the request's [`RequestMeta`](crate::ops::meta::RequestMeta)
+//! among them), one call into `ops` (or the hub, for the read-only resources), the response.
+//! Errors are [`ApiError`]s.
 
 mod assets;
-pub(crate) mod cors;
-pub(crate) mod direct;
+pub(crate) mod body;
+mod cors;
 mod docs;
 mod health;
-pub(crate) mod input;
 mod mercure;
 mod messages;
+mod meta;
 pub(crate) mod metrics;
-pub(crate) mod request;
-mod state;
 mod stream;
 mod subscriptions;
 mod topics;
 mod topics_stream;
 
-pub use state::AppState;
+pub use crate::ops::AppState;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -42,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(request::refuse_ambiguous))
+        .layer(middleware::from_fn(meta::refuse_ambiguous))
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(middleware::from_fn_with_state(
@@ -132,7 +134,7 @@ async fn access_log(State(app): State<AppState>, request: Request, next: Next) -
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    log_request(
+    crate::ops::log::log_request(
         &app,
         method.as_str(),
         &path,
@@ -140,26 +142,4 @@ async fn access_log(State(app): State<AppState>, request: Request, next: Next) -
         started.elapsed(),
     );
     response
-}
-
-/// One access-log line: at `info` with `--access-log`, else at `debug`. The query string is
-/// never logged (it may carry a token).
-pub(crate) fn log_request(
-    app: &AppState,
-    method: &str,
-    path: &str,
-    status: u16,
-    took: std::time::Duration,
-) {
-    if !app.config().access_log && !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
-    }
-    let path: String = path.chars().take(200).collect();
-    let path = crate::logtext::Untrusted(&path);
-    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    if app.config().access_log {
-        tracing::info!(method, %path, status, micros, "request");
-    } else {
-        tracing::debug!(method, %path, status, micros, "request");
-    }
 }

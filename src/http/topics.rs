@@ -2,16 +2,16 @@
 
 use super::Routes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use crate::auth::Grants;
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{TopicInfo, TopicName};
+use crate::ops::meta::RequestMeta;
+use crate::ops::AppState;
 
 /// Largest page of `GET /api/topics/{topic}/events`.
 const MAX_LIMIT: usize = 1000;
@@ -25,8 +25,7 @@ pub(crate) fn router() -> Routes {
 }
 
 /// The caller's subscriber grants, from a token if it presented one.
-fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
-    let meta = app.request_meta(headers, uri, None);
+fn reader(app: &AppState, meta: &RequestMeta) -> Result<Option<Grants>, ApiError> {
     Ok(app.auth().subscriber(&meta.credentials(None))?)
 }
 
@@ -41,10 +40,9 @@ fn reader(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Option<Grant
     security((), ("bearer" = []), ("cookie" = []), ("legacyCookie" = [])))]
 pub(super) async fn list(
     State(app): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
+    meta: RequestMeta,
 ) -> Result<Json<TopicList>, ApiError> {
-    let grants = reader(&app, &uri, &headers)?;
+    let grants = reader(&app, &meta)?;
     let topics = app
         .hub()
         .topics(|topic| {
@@ -146,10 +144,9 @@ pub(super) async fn events(
     State(app): State<AppState>,
     Path(topic_events): Path<String>,
     Query(page): Query<Page>,
-    uri: Uri,
-    headers: HeaderMap,
+    meta: RequestMeta,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let grants = reader(&app, &uri, &headers)?;
+    let grants = reader(&app, &meta)?;
     let topic = topic_events
         .strip_suffix("/events")
         .ok_or(ApiError::NotFound)?;

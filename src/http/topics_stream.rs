@@ -9,32 +9,31 @@
 //! is read at most once a second ([`TableCache`]). The stream ends with `close` on shutdown, at
 //! the token's `exp` or `--max-stream-lifetime`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::shutdown::Shutdown;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Serialize;
 
-use super::request::ClientAddr;
-use super::stream::{take_slot, STREAM_HEADERS};
-use super::{AppState, Routes};
+use super::Routes;
 use crate::auth::Grants;
 use crate::error::{ApiError, ErrorBody};
 use crate::event::{control, control_frame, unix_now};
-use crate::hub::{BrokerError, Hub, TopicInfo, TopicTable};
+use crate::hub::{TopicInfo, TopicTable};
+use crate::ops::meta::RequestMeta;
+use crate::ops::stream::{take_slot, STREAM_HEADERS};
+use crate::ops::AppState;
 use crate::session::StreamGuard;
 use crate::sse::{EventName, FrameBuilder};
 
 /// How often a snapshot is sent, and how old a shared table may be.
-pub(crate) const EVERY: Duration = Duration::from_secs(1);
+use crate::ops::console::EVERY;
 /// Most topics one snapshot may list.
 pub(crate) const MAX_LIMIT: usize = 1000;
 /// Topics per snapshot when the query does not say.
@@ -49,29 +48,6 @@ pub(crate) const UNAVAILABLE_EVENT: &str = "unavailable";
 
 pub(crate) fn router() -> Routes {
     Routes::default().route(TOPICS_STREAM_PATH, get(open))
-}
-
-/// The hub's topic table, read from the broker at most once per [`EVERY`] and shared by every
-/// console stream (each then applies its own caller's grants).
-#[derive(Debug, Default)]
-pub(crate) struct TableCache {
-    /// A tokio mutex: held across the broker read, so concurrent streams wait for one read
-    /// instead of each starting their own.
-    cell: tokio::sync::Mutex<Option<(Instant, Arc<TopicTable>)>>,
-}
-
-impl TableCache {
-    async fn get(&self, hub: &Hub) -> Result<Arc<TopicTable>, BrokerError> {
-        let mut cell = self.cell.lock().await;
-        if let Some((at, table)) = cell.as_ref() {
-            if at.elapsed() < EVERY {
-                return Ok(Arc::clone(table));
-            }
-        }
-        let table = Arc::new(hub.topic_table().await?);
-        *cell = Some((Instant::now(), Arc::clone(&table)));
-        Ok(table)
-    }
 }
 
 fn parse_limit(query: Option<&str>) -> Result<usize, ApiError> {
@@ -108,16 +84,12 @@ fn parse_limit(query: Option<&str>) -> Result<usize, ApiError> {
 pub(super) async fn open(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
-    client: Option<Extension<ClientAddr>>,
-    uri: Uri,
-    headers: HeaderMap,
+    meta: RequestMeta,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(query.as_deref())?;
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let peer = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let meta = app.request_meta(&headers, &uri, peer);
     let grants = app.auth().subscriber(&meta.credentials(None))?;
     let guard = take_slot(&app, &meta, grants.as_ref())?;
     let deadline = app

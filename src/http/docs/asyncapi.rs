@@ -13,8 +13,8 @@ use utoipa::PartialSchema;
 
 use crate::auth::{COOKIE, HUB_PATH, LEGACY_COOKIE};
 use crate::event::{control, Burst, Live, Status};
-use crate::http::stream::{MODE_BURST, MODE_LIVE, STREAM_PATH};
 use crate::http::topics_stream::{Topics, TOPICS_EVENT, TOPICS_STREAM_PATH, UNAVAILABLE_EVENT};
+use crate::ops::stream::{MODE_BURST, MODE_LIVE, STREAM_PATH};
 use crate::sse::fields::DEFAULT_EVENT;
 
 /// The document as JSON, made once.

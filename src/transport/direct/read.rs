@@ -134,8 +134,8 @@ pub(super) async fn read_head(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::direct::head::{Route, StreamRequest};
-    use crate::http::request::RequestMeta;
+    use crate::ops::meta::RequestMeta;
+    use crate::transport::direct::head::{Route, StreamRequest};
 
     #[tokio::test]
     async fn a_head_in_pieces_is_read_whole_within_the_deadline() {

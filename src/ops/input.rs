@@ -1,10 +1,9 @@
-//! Reading a publish request into a [`Draft`]: content types, size limits, validation.
+//! A publish body, in hand, into a [`Draft`]: content types, size limits, validation.
 //!
-//! Everything a publisher sends is checked here, once, into the hub's types.
+//! Everything a publisher sends is checked here, once, into the hub's types, whichever
+//! transport read the body (the direct path reads it with its head; the hyper path collects it
+//! in `http::body`).
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -87,28 +86,8 @@ struct Fields {
     private: bool,
 }
 
-/// Reads and validates a publish request.
-///
-/// # Errors
-/// 415, 413 or 400 as the README lists them.
-pub async fn read_draft(
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Body,
-    accept: Accept,
-    limits: Limits,
-) -> Result<Draft, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
-    let kind = match content_kind(content_type, accept) {
-        Ok(kind) => kind,
-        Err(err) => return Err(refuse(err, body, limits).await),
-    };
-    let bytes = read_body(headers, body, limits).await?;
-    draft(kind, &bytes, query, accept, limits)
-}
-
-/// Validates a publish whose body has been read whole: the hyper route above and the direct
-/// HTTP/1 path (`http::direct::publish`) share it, so both say the same of the same request.
+/// Validates a publish whose body has been read whole: both transports call it (through
+/// `ops::publish`), so both say the same of the same request.
 ///
 /// # Errors
 /// 400 or 413 as the README lists them.
@@ -209,28 +188,6 @@ pub(crate) fn content_kind(content_type: Option<&[u8]>, accept: Accept) -> Resul
     }
 }
 
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limits: Limits,
-) -> Result<bytes::Bytes, ApiError> {
-    let limit = limits.body;
-    let too_large = || ApiError::TooLarge(format!("body is larger than {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect());
-    match read.await.map_err(|_| ApiError::BodyTimeout)? {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::BadRequest(format!("could not read body: {err}"))),
-    }
-}
-
 /// The JSON body, read without building a tree: each field stays raw until it is checked.
 #[derive(Deserialize)]
 struct JsonBody<'a> {
@@ -312,16 +269,6 @@ fn form_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
         slot.get_or_insert(value);
     }
     Ok(fields)
-}
-
-/// Answers a request refused before its body was read: the body is read (bounded by the body
-/// limit and timeout) and dropped first, so the keep-alive connection stays usable. Without
-/// this, hyper closes the connection after the answer and a client that sent the body in a
-/// second packet sees its next request fail.
-pub(crate) async fn refuse(error: ApiError, body: Body, limits: Limits) -> ApiError {
-    let drain = Limited::new(body, limits.body).collect();
-    let _ = tokio::time::timeout(limits.timeout, drain).await;
-    error
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! The state every request shares: configuration, the hub, stream accounting, shutdown.
 //!
-//! It lives with the HTTP layer because the HTTP layer is what reads it (the handlers and the
-//! direct path); the layers above (`connection`, `app`) only pass it on, and `app::wiring`
-//! builds it. Nothing below `http` sees it.
+//! It lives with the operations, which read it; the transports and the axum handlers pass it
+//! to them, and `app::wiring` builds it. Nothing below `ops` sees it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,7 +57,7 @@ struct Inner {
     /// The Mercure subscriptions open on this server, for the subscriptions API and its events.
     subscriptions: super::subscriptions::Shared,
     /// The hub console's topic tables, rendered once per change for every console feed.
-    console_tables: super::topics_stream::TableCache,
+    console_tables: super::console::TableCache,
     /// The shutdown signal every connection and stream watches.
     shutdown: Shutdown,
     /// When the server started (uptime in `/api/ready` and the metrics).
@@ -133,18 +132,6 @@ impl AppState {
         self.inner.streams.load(Ordering::Relaxed)
     }
 
-    /// The parts of a hyper-path request the handlers read, with the scheme this server
-    /// serves (TLS or not).
-    pub(crate) fn request_meta(
-        &self,
-        headers: &axum::http::HeaderMap,
-        uri: &axum::http::Uri,
-        peer: Option<std::net::IpAddr>,
-    ) -> super::request::RequestMeta {
-        super::request::RequestMeta::from_headers(headers, uri, peer)
-            .secure(self.config().tls_cert.is_some())
-    }
-
     /// What one subscription's patterns may compile: its own allowance and the hub's budget.
     pub(crate) fn pattern_spend(&self) -> Spend {
         Spend::new(
@@ -176,7 +163,7 @@ impl AppState {
     }
 
     /// The topic table shared by the console streams (`GET /api/topics/stream`).
-    pub(crate) fn console_tables(&self) -> &super::topics_stream::TableCache {
+    pub(crate) fn console_tables(&self) -> &super::console::TableCache {
         &self.inner.console_tables
     }
 

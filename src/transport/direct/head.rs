@@ -3,7 +3,8 @@
 //! `POST /.well-known/mercure` with a `Content-Length` body) are served by the direct path; anything else (other requests, HTTP/2,
 //! garbage) goes to hyper.
 
-use crate::http::request::RequestMeta;
+use crate::ops::meta::RequestMeta;
+use crate::ops::publish::Endpoint;
 
 /// Largest request head accepted; a longer one gets 431 and the connection is closed.
 pub(super) const MAX_HEAD: usize = 16 * 1024;
@@ -43,26 +44,16 @@ pub(super) struct StreamRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PublishRoute {
     /// `POST /api/messages` or `POST /publish`.
-    Native(NativeRoute),
+    Native(Endpoint),
     /// `POST /.well-known/mercure`: a form, 200 with the update's id as text.
     Mercure,
-}
-
-/// The native publish endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NativeRoute {
-    /// `POST /api/messages`: JSON, 201 `accepted`.
-    Messages,
-    /// `POST /publish`: JSON, form or text, 202 `queued`.
-    Publish,
 }
 
 impl PublishRoute {
     /// The path, for the access log and the metrics.
     pub(super) fn path(self) -> &'static str {
         match self {
-            Self::Native(NativeRoute::Messages) => "/api/messages",
-            Self::Native(NativeRoute::Publish) => "/publish",
+            Self::Native(endpoint) => endpoint.path(),
             Self::Mercure => crate::auth::HUB_PATH,
         }
     }
@@ -123,7 +114,7 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
     }
     // A head that could be read two ways is hyper's to refuse, as it refuses it on its own.
     let headers = request.headers.iter().map(|h| (h.name, h.value));
-    if crate::http::request::ambiguity(headers).is_some() {
+    if crate::ops::meta::ambiguity(headers).is_some() {
         return Head::Other;
     }
     let (path, query) = match request.path.unwrap_or("").split_once('?') {
@@ -151,7 +142,7 @@ pub(super) fn parse_head(buf: &[u8]) -> Head {
     Head::Stream(StreamRequest {
         route,
         query,
-        meta: RequestMeta::from_raw(request.headers, None),
+        meta: RequestMeta::read(request.headers.iter().map(|h| (h.name, h.value)), None),
         http10: request.version == Some(0),
     })
 }
@@ -164,8 +155,8 @@ fn publish(
     head_len: usize,
 ) -> Head {
     let route = match path {
-        "/api/messages" => PublishRoute::Native(NativeRoute::Messages),
-        "/publish" => PublishRoute::Native(NativeRoute::Publish),
+        "/api/messages" => PublishRoute::Native(Endpoint::Messages),
+        "/publish" => PublishRoute::Native(Endpoint::Publish),
         crate::auth::HUB_PATH => PublishRoute::Mercure,
         _ => return Head::Other,
     };
@@ -201,7 +192,7 @@ fn publish(
     Head::Publish(PublishRequest {
         route,
         query,
-        meta: RequestMeta::from_raw(request.headers, None),
+        meta: RequestMeta::read(request.headers.iter().map(|h| (h.name, h.value)), None),
         content_type,
         head_len,
         body_len,
@@ -293,12 +284,12 @@ mod tests {
         let mut with_body = head.to_vec();
         with_body.extend_from_slice(b"{\"a\":");
         // The body (even part of it, or more than it) may follow the head.
-        let messages = PublishRoute::Native(NativeRoute::Messages);
+        let messages = PublishRoute::Native(Endpoint::Messages);
         assert_eq!(publish(head), Some((messages, 5, head.len())));
         assert_eq!(publish(&with_body), Some((messages, 5, head.len())));
         assert_eq!(
             publish(b"POST /publish?topic=a HTTP/1.1\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\n\r\n"),
-            Some((PublishRoute::Native(NativeRoute::Publish), 0, 77))
+            Some((PublishRoute::Native(Endpoint::Publish), 0, 77))
         );
         assert_eq!(
             publish(b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 7\r\n\r\ntopic=a"),

@@ -12,9 +12,9 @@ use tokio::sync::Semaphore;
 
 use super::{bad, clean, hub_url, topic_name};
 use crate::error::ApiError;
-use crate::http::request::RequestMeta;
-use crate::http::subscriptions::Matcher;
-use crate::http::AppState;
+use crate::ops::meta::RequestMeta;
+use crate::ops::subscriptions::Matcher;
+use crate::ops::AppState;
 use crate::topic::budget::{Spend, SpendError};
 use crate::topic::{selector, Pattern, Selector, SelectorError};
 

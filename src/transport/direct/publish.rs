@@ -4,12 +4,10 @@
 //! Through hyper, axum and four middleware layers a publish cost about twice the CPU of the
 //! work itself (`perf`: ~35k of ~58k instructions per publish were routing, header maps,
 //! boxed bodies and the layers). Here a plain publish (one `Content-Length` body, nothing
-//! unusual in its head) is read, validated and answered by the same functions the hyper route
-//! calls (`input::draft`, `Auth`, `Hub::publish`, `messages::accepted_json`, and for Mercure
-//! `mercure::publish::checked`), with the same
-//! headers, CORS, metrics and access log, and in the same order, so a request refused on one path
-//! is refused with the same error on the other (`tests/it/paths.rs` sends the same requests both
-//! ways). The body is in hand before anything is checked, so a refusal leaves the connection
+//! unusual in its head) is read and handed to the same operations the hyper route calls
+//! (`ops::publish`, `ops::mercure::publish`), answered with the same headers, CORS, metrics
+//! and access log, so a request refused on one path is refused with the same error on the
+//! other (`tests/it/paths.rs` sends the same requests both ways). The body is in hand before anything is checked, so a refusal leaves the connection
 //! usable as hyper's does after draining it.
 
 use std::io;
@@ -18,35 +16,20 @@ use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::head::{NativeRoute, PublishRequest, PublishRoute};
-use crate::auth::Auth;
+use super::head::{PublishRequest, PublishRoute};
 use crate::error::ApiError;
-use crate::http::input::{self, Accept};
-use crate::http::messages::accepted_json;
-use crate::http::{mercure, AppState};
+use crate::ops::mercure::link_text;
+use crate::ops::mercure::publish::{self as mercure, TEXT_PLAIN};
+use crate::ops::publish;
+use crate::ops::AppState;
 use crate::wire::{json_response, response};
 
 /// The response to a publish: written, then the connection goes on unless `close` was asked.
 pub(super) struct Answer(pub(super) Vec<u8>);
 
-impl NativeRoute {
-    fn accept(self) -> Accept {
-        match self {
-            Self::Messages => Accept::Json,
-            Self::Publish => Accept::Any,
-        }
-    }
-
-    fn status(self) -> (StatusCode, &'static str) {
-        match self {
-            Self::Messages => (StatusCode::CREATED, "accepted"),
-            Self::Publish => (StatusCode::ACCEPTED, "queued"),
-        }
-    }
-}
-
-/// Publishes `request` with `body` (all of it). `close` adds `connection: close` to the
-/// response (the server is shutting down).
+/// Publishes `request` with `body` (all of it) through the operations (`ops::publish`,
+/// `ops::mercure::publish`): the hyper route's checks in its order. `close` adds
+/// `connection: close` to the response (the server is shutting down).
 pub(super) async fn answer(
     app: &AppState,
     request: &PublishRequest,
@@ -57,63 +40,36 @@ pub(super) async fn answer(
     let route = request.route;
     let meta = &request.meta;
     let cors = app.cors().headers(meta.origin.as_deref());
-    let draft = match route {
-        PublishRoute::Native(native) => checked(app, native, request, body),
-        PublishRoute::Mercure => {
-            mercure::publish::checked(app, meta, request.content_type.as_deref(), body)
-        }
-    };
-    let published = match draft {
-        Ok(draft) => app.hub().publish(draft).await.map_err(ApiError::from),
-        Err(err) => Err(err),
-    };
-    let (status, bytes) = match published {
-        Ok(published) => {
-            let mut headers: Vec<(&str, &str)> =
-                cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            match route {
-                PublishRoute::Native(native) => {
-                    let (status, word) = native.status();
-                    let json = accepted_json(word, &published);
-                    (status, json_response(status, &json, &headers, close))
-                }
-                PublishRoute::Mercure => {
-                    let link = mercure::link_text(meta);
-                    headers.extend(link.as_deref().map(|l| ("link", l)));
-                    let id = published.event.wire_id().as_bytes();
-                    let status = StatusCode::OK;
-                    let text = mercure::publish::TEXT_PLAIN;
-                    (status, response(status, text, id, &headers, close))
-                }
+    let content_type = request.content_type.as_deref();
+    let answered = async {
+        let publisher = publish::publisher(app, meta)?;
+        let mut headers: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        Ok::<_, ApiError>(match route {
+            PublishRoute::Native(endpoint) => {
+                let query = request.query.as_deref();
+                let (status, json) =
+                    publish::native(app, &publisher, endpoint, content_type, query, body).await?;
+                (status, json_response(status, &json, &headers, close))
             }
-        }
+            PublishRoute::Mercure => {
+                let published = mercure::publish(app, &publisher, meta, content_type, body).await?;
+                let link = link_text(meta);
+                headers.extend(link.as_deref().map(|l| ("link", l)));
+                let id = published.event.wire_id().as_bytes();
+                let status = StatusCode::OK;
+                (status, response(status, TEXT_PLAIN, id, &headers, close))
+            }
+        })
+    };
+    let (status, bytes) = match answered.await {
+        Ok(answer) => answer,
         Err(err) => (err.status(), err.http1_response(&cors, close)),
     };
     let took = started.elapsed();
     let path = route.path();
-    crate::http::log_request(app, "POST", path, status.as_u16(), took);
+    crate::ops::log::log_request(app, "POST", path, status.as_u16(), took);
     app.metrics().publish_request(path, status.as_u16(), took);
     Answer(bytes)
-}
-
-/// The checks of the hyper route (`messages::accept`, `input::read_draft`), in its order: the
-/// publisher's token, the content type, the body, the grant for the topic.
-fn checked(
-    app: &AppState,
-    route: NativeRoute,
-    request: &PublishRequest,
-    body: &[u8],
-) -> Result<crate::hub::Draft, ApiError> {
-    let grants = app.auth().publisher(&request.meta.credentials(None))?;
-    let accept = route.accept();
-    let kind = input::content_kind(request.content_type.as_deref(), accept)?;
-    let query = match accept {
-        Accept::Any => request.query.as_deref(),
-        Accept::Json => None,
-    };
-    let draft = input::draft(kind, body, query, accept, app.input_limits())?;
-    Auth::may_publish(grants.as_ref(), draft.topic.as_str())?;
-    Ok(draft)
 }
 
 /// What the connection does after a publish.
@@ -164,7 +120,7 @@ pub(super) async fn serve_one(
         Err(_) => {
             let cors = app.cors().headers(request.meta.origin.as_deref());
             let response = ApiError::BodyTimeout.http1_response(&cors, true);
-            crate::http::log_request(app, "POST", request.route.path(), 408, limits.timeout);
+            crate::ops::log::log_request(app, "POST", request.route.path(), 408, limits.timeout);
             crate::io::answer_and_close(socket, &response, super::LINGER).await;
             return Ok(Step::Closed);
         }

@@ -1,15 +1,13 @@
-//! The parts of a request that the stream and publish paths read beyond the body, owned, from
-//! either the direct path's raw head or hyper's `HeaderMap`: one code path for `Last-Event-ID`,
-//! credentials, the origin and the client address.
+//! The parts of a request that the operations read beyond the body, owned, read once by one
+//! function ([`RequestMeta::read`]) from either transport's headers: `Last-Event-ID`, the
+//! credentials, the origin, the host, the client address, TLS and the HTTP version.
 
 use std::net::{IpAddr, SocketAddr};
-
-use axum::http::{header, HeaderMap, Uri};
 
 use crate::auth::Credentials;
 use crate::metrics::HttpVersion;
 
-/// The client's address, put on every request by the connection (`connection.rs`).
+/// The client's address, put on every hyper-path request by the connection (`transport`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -53,22 +51,6 @@ fn valid_host(value: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]%".contains(&b))
 }
 
-/// The hyper path's check: refuses with 400 what [`ambiguity`] finds.
-pub(crate) async fn refuse_ambiguous(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    match ambiguity(headers) {
-        Some(problem) => crate::error::ApiError::BadRequest(problem).into_response(),
-        None => next.run(request).await,
-    }
-}
-
 /// See the module docs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct RequestMeta {
@@ -85,50 +67,6 @@ pub(crate) struct RequestMeta {
 }
 
 impl RequestMeta {
-    /// From hyper's view of a request.
-    pub fn from_headers(headers: &HeaderMap, uri: &Uri, peer: Option<IpAddr>) -> Self {
-        let bytes = |name: header::HeaderName| headers.get(name).map(|v| v.as_bytes().to_vec());
-        let cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .map(str::to_owned);
-        Self {
-            last_event_id: bytes(header::HeaderName::from_static("last-event-id")),
-            authorization: bytes(header::AUTHORIZATION),
-            cookie: (!cookie.is_empty()).then_some(cookie),
-            origin: bytes(header::ORIGIN),
-            host,
-            peer,
-            secure: uri.scheme_str() == Some("https"),
-            version: HttpVersion::Http11,
-        }
-    }
-
-    /// Records the HTTP version hyper read the request with.
-    #[must_use]
-    pub fn version(mut self, version: axum::http::Version) -> Self {
-        self.version = match version {
-            axum::http::Version::HTTP_2 | axum::http::Version::HTTP_3 => HttpVersion::Http2,
-            axum::http::Version::HTTP_10 | axum::http::Version::HTTP_09 => HttpVersion::Http10,
-            _ => HttpVersion::Http11,
-        };
-        self
-    }
-
-    /// Marks the request as received over TLS when `tls` is true.
-    #[must_use]
-    pub fn secure(mut self, tls: bool) -> Self {
-        self.secure |= tls;
-        self
-    }
-
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         if self.secure {
@@ -138,25 +76,31 @@ impl RequestMeta {
         }
     }
 
-    /// From the direct path's parsed head.
-    pub fn from_raw(headers: &[httparse::Header<'_>], peer: Option<IpAddr>) -> Self {
+    /// Reads a request's headers, as names and raw values in the order they came: how both
+    /// transports read them (the direct path from its parsed head, hyper's from its header
+    /// map), so both see the same request the same way. `Cookie` headers are joined in order
+    /// (HTTP/2 splits them); the others are refused when repeated ([`ambiguity`]) before this
+    /// is read.
+    pub fn read<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        peer: Option<IpAddr>,
+    ) -> Self {
         let mut meta = Self {
             peer,
             ..Self::default()
         };
         let mut cookies = Vec::new();
-        for h in headers {
-            let name = h.name;
+        for (name, value) in headers {
             if name.eq_ignore_ascii_case("last-event-id") {
-                meta.last_event_id = Some(h.value.to_vec());
+                meta.last_event_id = Some(value.to_vec());
             } else if name.eq_ignore_ascii_case("authorization") {
-                meta.authorization = Some(h.value.to_vec());
+                meta.authorization = Some(value.to_vec());
             } else if name.eq_ignore_ascii_case("cookie") {
-                cookies.extend(std::str::from_utf8(h.value).ok());
+                cookies.extend(std::str::from_utf8(value).ok());
             } else if name.eq_ignore_ascii_case("origin") {
-                meta.origin = Some(h.value.to_vec());
+                meta.origin = Some(value.to_vec());
             } else if name.eq_ignore_ascii_case("host") {
-                meta.host = std::str::from_utf8(h.value).ok().map(str::to_owned);
+                meta.host = std::str::from_utf8(value).ok().map(str::to_owned);
             }
         }
         if !cookies.is_empty() {

@@ -29,11 +29,10 @@ use self::head::{Head, Route};
 use self::publish::Step;
 use self::read::{read_head, IdleTimer};
 use self::write::{try_write, write, write_rest};
-use super::mercure;
-use super::stream::{open_session, STREAM_HEADERS};
-use super::AppState;
 use crate::error::ApiError;
 pub(crate) use crate::io::Rewind;
+use crate::ops::stream::STREAM_HEADERS;
+use crate::ops::AppState;
 use crate::session::Session;
 /// Frames written in one go when several are pending.
 const BATCH: usize = 8;
@@ -56,7 +55,7 @@ pub(crate) enum Outcome {
 ///
 /// # Errors
 /// I/O errors of the socket (the connection is then dropped).
-#[allow(clippy::manual_async_fn)] // on purpose: see `connection::serve`
+#[allow(clippy::manual_async_fn)] // on purpose: see `transport::serve`
 pub(crate) fn serve<'a>(
     socket: &'a mut TcpStream,
     app: &'a AppState,
@@ -141,11 +140,12 @@ async fn open(socket: &mut TcpStream, app: &AppState) -> io::Result<Opened> {
         stream.meta.version = crate::metrics::HttpVersion::Http10;
     }
     // Boxed: opening a session is a large future, and every idle stream would pay for it.
+    let query = stream.query.as_deref();
     let opened = match stream.route {
-        Route::Native => Box::pin(open_session(app, stream.query.as_deref(), &stream.meta))
+        Route::Native => Box::pin(crate::ops::stream::open(app, query, &stream.meta))
             .await
             .map(|session| (session, Vec::new())),
-        Route::Mercure => Box::pin(mercure::open(app, stream.query.as_deref(), &stream.meta)).await,
+        Route::Mercure => Box::pin(crate::ops::mercure::subscribe(app, query, &stream.meta)).await,
     };
     let (session, mut extra) = match opened {
         Ok(opened) => opened,
@@ -154,7 +154,7 @@ async fn open(socket: &mut TcpStream, app: &AppState) -> io::Result<Opened> {
     };
     drop(buf);
     let took = started.elapsed();
-    super::log_request(app, "GET", stream.route.path(), 200, took);
+    crate::ops::log::log_request(app, "GET", stream.route.path(), 200, took);
     app.metrics().request(stream.route.path(), "GET", 200, took);
     extra.extend(app.cors().headers(stream.meta.origin.as_deref()));
     let chunked = !stream.http10;
