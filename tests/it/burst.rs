@@ -32,10 +32,14 @@ async fn burst_sends_three_copies_one_second_apart_then_close_then_ends() {
         assert_eq!(json["data"]["remaining"], 3 - sequence);
         assert!(json["timestamp"].is_f64());
     }
+    // The copies come a second apart, not back to back nor late by rounds. How close to a
+    // second is the benchmark's to measure (`bench/burst-check`: within 10 ms at 19,000
+    // streams); here, on a CI machine running other tests on both cores, one copy may reach
+    // the client a few hundred milliseconds late, so the window is wide.
     for pair in arrivals.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
-            gap > Duration::from_millis(900) && gap < Duration::from_millis(1300),
+            gap > Duration::from_millis(700) && gap < Duration::from_millis(1600),
             "repeats {gap:?} apart"
         );
     }

@@ -73,11 +73,13 @@ async fn a_snapshot_at_once_then_every_second_with_subscribers_ids_and_rates() {
         String::from_utf8_lossy(&console.raw)
     );
     assert_eq!(first, json!({"topics": [], "total": 0, "truncated": false}));
+    // About a second to the next snapshot: not at once, not several seconds (a loaded CI
+    // machine may deliver it late by a few hundred milliseconds).
     let started = tokio::time::Instant::now();
     snapshot(&mut console).await;
     let gap = started.elapsed();
     assert!(
-        gap > Duration::from_millis(700) && gap < Duration::from_millis(1600),
+        gap > Duration::from_millis(500) && gap < Duration::from_millis(2500),
         "{gap:?}"
     );
 

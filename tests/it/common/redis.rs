@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
@@ -46,10 +45,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Starts (again) on the same port and data folder, and waits until it answers PING.
+    /// Starts (again) on the same port and data folder, and waits until it says it is ready
+    /// (its log line "Ready to accept connections", read from its standard output: a signal,
+    /// not a poll).
     pub fn restart(&mut self) {
+        use std::io::BufRead;
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir", self.dir.to_str().unwrap()])
             .args([
@@ -59,32 +61,30 @@ impl RedisServer {
                 "always",
                 "--save",
                 "",
+                "--logfile",
+                "",
             ])
             .args(&self.extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server not installed (scripts/test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut log = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut seen = Vec::new();
+        let mut line = String::new();
         loop {
-            if self.ping() {
-                return;
+            line.clear();
+            // A server that exits (a bad flag, a port taken) ends its output: no hang.
+            let read = log.read_line(&mut line).unwrap_or(0);
+            assert!(read > 0, "redis-server did not start: {}", seen.join(""));
+            if line.contains("Ready to accept connections") {
+                break;
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+            seen.push(line.clone());
         }
-    }
-
-    fn ping(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        // Any answer means it is up (with a password set it answers -NOAUTH).
-        let mut reply = [0u8; 1];
-        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok()
+        // The rest of its log is read and dropped, so a full pipe never stalls it.
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        self.child = Some(child);
     }
 
     /// SIGKILL, as a crash would.
