@@ -296,10 +296,17 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
 /// Every acknowledged event reached every matching stream once, in order, after at least
 /// `acknowledged` of them; no refused one reached some streams only.
 pub fn assert_exact(counts: &Counts, acknowledged: usize) {
+    assert_acknowledged(counts, acknowledged);
+    assert_eq!(counts.partial, 0, "{counts:?}");
+}
+
+/// Every acknowledged event reached every matching stream once, in order, after at least
+/// `acknowledged` of them. (Refused events are not checked: on Sentinel, one may reach some
+/// streams only while the nodes follow a failover; see docs/cluster.md.)
+pub fn assert_acknowledged(counts: &Counts, acknowledged: usize) {
     assert!(counts.acknowledged >= acknowledged, "{counts:?}");
     assert_eq!(counts.lost, 0, "{counts:?}");
     assert_eq!(counts.duplicated, 0, "{counts:?}");
     assert_eq!(counts.out_of_order, 0, "{counts:?}");
-    assert_eq!(counts.partial, 0, "{counts:?}");
     assert_eq!(counts.delivered, counts.expected, "{counts:?}");
 }

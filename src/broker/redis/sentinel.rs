@@ -147,7 +147,14 @@ pub(super) async fn replica(
     Err(last)
 }
 
-/// The data-node URL and `host:port` of the primary the sentinels name, checked with `ROLE`.
+/// The data-node URL and `host:port` of the primary a majority of the sentinels name, checked
+/// with `ROLE`.
+///
+/// A majority, not the first that answers: right after a failover a sentinel that has not heard
+/// of it yet still names the old primary, and a dead primary started again answers `ROLE` as a
+/// primary (with events the promoted one never had) until the sentinels convert it. A node that
+/// followed it there would take publishes no replica acknowledges and replay history no other
+/// node has. Without a majority the node keeps the primary it has.
 pub(super) async fn locate(
     target: &Target,
     timeout: Duration,
@@ -161,35 +168,57 @@ pub(super) async fn locate(
     else {
         return Err(BrokerError::Setup("not a Sentinel target".into()));
     };
+    let answers = futures_util::future::join_all(
+        sentinels
+            .iter()
+            .map(|sentinel| ask_sentinel(sentinel, master, timeout)),
+    )
+    .await;
     let mut last = BrokerError::Unavailable("no sentinel answered".into());
-    for sentinel in sentinels {
-        let asked = ask_sentinel(sentinel, master, timeout).await;
-        let (host, port) = match asked {
-            Ok(Some(addr)) => addr,
+    let mut named = Vec::new();
+    for (sentinel, asked) in sentinels.iter().zip(answers) {
+        match asked {
+            Ok(Some(addr)) => named.push(addr),
             Ok(None) => {
                 last = BrokerError::Unavailable(format!("sentinel {sentinel} knows no {master}"));
-                continue;
-            }
-            Err(err) => {
-                last = err;
-                continue;
-            }
-        };
-        let auth = userinfo
-            .as_ref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let url = format!("redis://{auth}{host}:{port}/{db}");
-        let addr = format!("{host}:{port}");
-        match role(&url, timeout).await {
-            Ok(role) if role == "master" => return Ok((url, addr)),
-            Ok(role) => {
-                last = BrokerError::Unavailable(format!("{addr} is a {role}, not a primary"))
             }
             Err(err) => last = err,
         }
     }
-    Err(last)
+    let Some((host, port)) = majority(named, sentinels.len()) else {
+        return Err(BrokerError::Unavailable(format!(
+            "no majority of the sentinels names a primary for {master}: {last}"
+        )));
+    };
+    let auth = userinfo
+        .as_ref()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let url = format!("redis://{auth}{host}:{port}/{db}");
+    let addr = format!("{host}:{port}");
+    match role(&url, timeout).await {
+        Ok(role) if role == "master" => Ok((url, addr)),
+        Ok(role) => Err(BrokerError::Unavailable(format!(
+            "{addr} is a {role}, not a primary"
+        ))),
+        Err(err) => Err(err),
+    }
+}
+
+/// The answer more than half of `voters` gave, if one did (those that did not answer count
+/// against every answer).
+fn majority<T: PartialEq>(answers: Vec<T>, voters: usize) -> Option<T> {
+    let mut tally: Vec<(T, usize)> = Vec::new();
+    for answer in answers {
+        match tally.iter_mut().find(|(a, _)| *a == answer) {
+            Some((_, votes)) => *votes += 1,
+            None => tally.push((answer, 1)),
+        }
+    }
+    tally
+        .into_iter()
+        .find(|(_, votes)| votes * 2 > voters)
+        .map(|(answer, _)| answer)
 }
 
 async fn ask_sentinel(
@@ -249,6 +278,18 @@ fn unavailable(err: redis::RedisError) -> BrokerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_primary_is_what_most_sentinels_name() {
+        assert_eq!(majority(vec!["a", "a", "b"], 3), Some("a"));
+        // One sentinel behind a failover does not move a node; two of three do.
+        assert_eq!(majority(vec!["old", "new", "new"], 3), Some("new"));
+        // Silent sentinels count against every answer.
+        assert_eq!(majority(vec!["a"], 3), None);
+        assert_eq!(majority(vec!["a", "b"], 3), None);
+        assert_eq!(majority(vec!["a"], 1), Some("a"));
+        assert_eq!(majority(Vec::<&str>::new(), 3), None);
+    }
 
     #[test]
     fn sentinel_urls_name_sentinels_a_primary_and_a_password() {
