@@ -18,9 +18,13 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+/// The version `--version` prints: the package's and the git commit it was built from
+/// (`build.rs`), e.g. `0.1.0 (cc283d7a1b2c)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SSEHUB_COMMIT"), ")");
+
 /// `ssehub`: a Server-Sent Events hub. With no subcommand it serves.
 #[derive(Debug, Parser)]
-#[command(name = "ssehub", version, about, long_about = None)]
+#[command(name = "ssehub", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to run; none means `serve`.
     #[command(subcommand)]

@@ -235,6 +235,8 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
     let mut refused_reach: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     // Which streams (by index) a refused event reached: printed for a partial one.
     let mut reached_by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // How many acknowledged events each stream missed: printed when any did.
+    let mut lost_by: BTreeMap<usize, usize> = BTreeMap::new();
     for (index, (topics, received)) in streams.iter().enumerate() {
         let mut counted: HashMap<&str, usize> = HashMap::new();
         for (message, _) in received {
@@ -270,6 +272,7 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
                     counts.delivered += 1;
                 } else {
                     counts.lost += 1;
+                    *lost_by.entry(index).or_default() += 1;
                 }
             } else {
                 let reach = refused_reach.entry(&publish.message).or_default();
@@ -283,6 +286,12 @@ pub fn check(ledger: &[Publish], streams: &[(Vec<String>, Received)]) -> Counts 
     }
     counts.acknowledged = ledger.iter().filter(|p| p.id.is_some()).count();
     counts.refused = ledger.len() - counts.acknowledged;
+    if !lost_by.is_empty() {
+        let received: Vec<usize> = streams.iter().map(|(_, r)| r.len()).collect();
+        eprintln!(
+            "acknowledged events missed, by stream: {lost_by:?}; received by stream: {received:?}"
+        );
+    }
     for (message, (of, got)) in &refused_reach {
         if *got != 0 && got != of {
             counts.partial += 1;

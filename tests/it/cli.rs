@@ -291,3 +291,21 @@ async fn completions_for_each_shell() {
         }
     }
 }
+
+/// `--version` names the package version and the commit the binary was built from.
+#[tokio::test]
+async fn the_version_names_the_commit() {
+    let done = run(&["--version"], "", &[]).await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let line = done.stdout.trim();
+    let rest = line
+        .strip_prefix(&format!("ssehub {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    // What build.rs found: `SSEHUB_COMMIT`, the checkout's short hash, or `unknown`.
+    assert_eq!(rest, env!("SSEHUB_COMMIT"));
+    assert!(
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()),
+        "{line:?}"
+    );
+}
