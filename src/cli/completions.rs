@@ -1,5 +1,7 @@
-//! `ssehub completions SHELL`: the shell completion script of the whole command line, made by
-//! `clap_complete` from the same definitions the parser uses, so it cannot drift.
+//! `ssehub completions SHELL` and `ssehub manpage`: the shell completion script and the man page
+//! (roff, `man 1 ssehub`) of the whole command line, made by `clap_complete` and `clap_mangen`
+//! from the same definitions the parser uses, so they cannot drift. The Debian package ships
+//! both (`packaging/deb/build`).
 
 use std::io::Write;
 
@@ -14,6 +16,11 @@ pub struct CompletionsArgs {
     /// The shell: `bash`, `zsh`, `fish` (also `elvish`, `powershell`).
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+/// Writes the man page of `ssehub` (every flag of `serve`, the subcommands listed) to `out`.
+pub fn manpage(out: &mut impl Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// Writes the completion script for `args.shell` to `out`.

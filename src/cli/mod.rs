@@ -1,5 +1,5 @@
 //! The command line: `ssehub` (serve, the default), `ssehub serve`, `ssehub token`, the client
-//! commands `ssehub publish` and `ssehub subscribe`, and `ssehub completions`.
+//! commands `ssehub publish` and `ssehub subscribe`, `ssehub completions` and `ssehub manpage`.
 //!
 //! The client commands speak HTTP to a hub like any other client (`http` holds their
 //! connection, `client` their shared flags and exit codes); no server module depends on them.
@@ -70,6 +70,9 @@ pub enum Command {
     Subscribe(Box<subscribe::SubscribeArgs>),
     /// Print a shell completion script (`bash`, `zsh`, `fish`).
     Completions(completions::CompletionsArgs),
+    /// Print the man page (roff; `ssehub manpage | man -l -`).
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Runs a client command (`publish`, `subscribe`, `completions`) to its exit code; `None` for
@@ -83,6 +86,13 @@ pub fn run_client(command: &Command) -> Option<ExitCode> {
             completions::write(args, &mut stdout);
             ExitCode::SUCCESS
         }
+        Command::Manpage => match completions::manpage(&mut stdout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("ssehub manpage: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(_) | Command::Token(_) => return None,
     })
 }
