@@ -248,7 +248,8 @@ pub struct Config {
     pub broker: Option<String>,
 
     /// PEM file of the certificate authority to trust for a `rediss://` broker (instead of the
-    /// public roots): for a Redis with a certificate from a private CA.
+    /// public roots): for a Redis with a certificate from a private CA. A `redis://` broker
+    /// ignores it.
     #[arg(long, env = "SSEHUB_REDIS_CA")]
     pub redis_ca: Option<std::path::PathBuf>,
 

@@ -290,9 +290,11 @@ impl Link {
     }
 }
 
-/// A client and command connection for `url`.
+/// A client and command connection for `url`. The CA (`--redis-ca`) is for TLS connections
+/// only: a `redis://` URL ignores it, so one setting (the image sets it to its CA bundle) serves
+/// cleartext and TLS brokers alike.
 async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, BrokerError> {
-    let client = match ca {
+    let client = match ca.filter(|_| url.starts_with("rediss://")) {
         None => redis::Client::open(url).map_err(setup)?,
         Some(ca) => {
             let certificates = redis::TlsCertificates {
