@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         // The client commands have returned above.
         Some(_) | None => cli.serve,
     };
+    for warning in ssehub::config::mercure_env_warnings(|name| std::env::var(name).ok()) {
+        tracing::warn!("{warning}");
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

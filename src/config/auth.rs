@@ -9,14 +9,44 @@ use super::parse::parse_duration;
 
 /// The issuer trusted in draft-08 tokens when none is configured (the Mercure hub's default).
 pub const DEFAULT_TRUSTED_ISSUER: &str = "https://localhost";
-/// Mercure hub environment names read when the `SSEHUB_*` twin is unset.
-pub const MERCURE_ENV: [(&str, &str); 6] = [
+/// Mercure hub environment names read when the `SSEHUB_*` twin is unset (an empty value counts
+/// as unset, as in the Mercure hub's image).
+pub const MERCURE_ENV: [(&str, &str); 7] = [
     ("MERCURE_JWT_KEY", "SSEHUB_JWT_KEY"),
     ("MERCURE_PUBLISHER_JWT_KEY", "SSEHUB_PUBLISHER_JWT_KEY"),
     ("MERCURE_PUBLISHER_JWT_ALG", "SSEHUB_PUBLISHER_JWT_ALG"),
     ("MERCURE_SUBSCRIBER_JWT_KEY", "SSEHUB_SUBSCRIBER_JWT_KEY"),
     ("MERCURE_SUBSCRIBER_JWT_ALG", "SSEHUB_SUBSCRIBER_JWT_ALG"),
     ("MERCURE_TRUSTED_ISSUERS", "SSEHUB_TRUSTED_ISSUERS"),
+    ("MERCURE_RESOURCE_IDENTIFIER", "SSEHUB_RESOURCE_IDENTIFIER"),
+];
+/// Variables of the Mercure hub's image that ssehub does not read, with what to do instead:
+/// a deployment moved as is gets a warning at start rather than silently different behaviour.
+pub const MERCURE_UNREAD: [(&str, &str); 6] = [
+    (
+        "MERCURE_EXTRA_DIRECTIVES",
+        "translate each directive into its SSEHUB_* variable (docs/migrating-from-mercure.md)",
+    ),
+    (
+        "MERCURE_TRANSPORT_URL",
+        "history is in memory unless SSEHUB_DATA_DIR or SSEHUB_BROKER is set",
+    ),
+    (
+        "GLOBAL_OPTIONS",
+        "Caddy options: logs are RUST_LOG, metrics are always at /metrics",
+    ),
+    (
+        "CADDY_EXTRA_CONFIG",
+        "put other sites and routes on a reverse proxy in front",
+    ),
+    (
+        "CADDY_SERVER_EXTRA_DIRECTIVES",
+        "put other directives on a reverse proxy in front",
+    ),
+    (
+        "SERVER_NAME",
+        "ssehub listens on SSEHUB_BIND (0.0.0.0:8000); TLS is SSEHUB_TLS_CERT/KEY",
+    ),
 ];
 /// The JWT keys and algorithms of both roles.
 #[derive(Debug, Clone, Default, Args)]
@@ -80,7 +110,7 @@ pub struct AuthConfig {
     pub trusted_issuers: Vec<String>,
 
     /// This hub's resource identifier, which a draft-08 token's `aud` must name. Default: from
-    /// the request, `http://HOST/.well-known/mercure`.
+    /// the request, `http://HOST/.well-known/mercure`. Also `MERCURE_RESOURCE_IDENTIFIER`.
     #[arg(long, env = "SSEHUB_RESOURCE_IDENTIFIER")]
     pub resource_identifier: Option<String>,
 
@@ -152,9 +182,94 @@ pub fn mercure_env_twins(
 ) {
     for (mercure, ours) in MERCURE_ENV {
         if lookup(ours).is_none() {
-            if let Some(value) = lookup(mercure) {
+            if let Some(value) = lookup(mercure).filter(|value| !value.is_empty()) {
                 set(ours, value);
             }
         }
+    }
+}
+
+/// Warnings for a Mercure deployment's environment run as is: each variable of
+/// [`MERCURE_UNREAD`] that is set (and not empty), and the one default that differs: the
+/// Mercure hub refuses subscribers without a token unless `anonymous` is set, ssehub serves
+/// them public updates unless `SSEHUB_REQUIRE_SUBSCRIBER_TOKEN` is set.
+pub fn mercure_env_warnings(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let set = |name: &str| lookup(name).is_some_and(|value| !value.is_empty());
+    let mut warnings: Vec<String> = MERCURE_UNREAD
+        .iter()
+        .filter(|(name, _)| set(name))
+        .map(|(name, instead)| format!("{name} is not read: {instead}"))
+        .collect();
+    let mercure_keys = set("MERCURE_SUBSCRIBER_JWT_KEY") || set("MERCURE_JWT_KEY");
+    if mercure_keys && !set("SSEHUB_REQUIRE_SUBSCRIBER_TOKEN") {
+        warnings.push(
+            "anonymous subscribers get public updates (the Mercure hub refuses them unless \
+             `anonymous` is set): set SSEHUB_REQUIRE_SUBSCRIBER_TOKEN=true to refuse them"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn mercure_names_fill_unset_twins_and_empty_counts_as_unset() {
+        let given = env(&[
+            ("MERCURE_PUBLISHER_JWT_KEY", "k"),
+            ("MERCURE_PUBLISHER_JWT_ALG", ""),
+            (
+                "MERCURE_RESOURCE_IDENTIFIER",
+                "https://hub.example/.well-known/mercure",
+            ),
+            ("MERCURE_TRUSTED_ISSUERS", "a"),
+            ("SSEHUB_TRUSTED_ISSUERS", "b"),
+        ]);
+        let mut set = HashMap::new();
+        mercure_env_twins(
+            |name| given.get(name).cloned(),
+            |name, v| {
+                set.insert(name.to_owned(), v);
+            },
+        );
+        assert_eq!(
+            set,
+            env(&[
+                ("SSEHUB_PUBLISHER_JWT_KEY", "k"),
+                (
+                    "SSEHUB_RESOURCE_IDENTIFIER",
+                    "https://hub.example/.well-known/mercure"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_mercure_deployment_run_as_is_is_warned_of_what_differs() {
+        let given = env(&[
+            ("MERCURE_EXTRA_DIRECTIVES", "anonymous"),
+            ("MERCURE_TRANSPORT_URL", ""),
+            ("MERCURE_SUBSCRIBER_JWT_KEY", "k"),
+        ]);
+        let warnings = mercure_env_warnings(|name| given.get(name).cloned());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("MERCURE_EXTRA_DIRECTIVES is not read"));
+        assert!(warnings[1].contains("SSEHUB_REQUIRE_SUBSCRIBER_TOKEN=true"));
+        let mut strict = given.clone();
+        strict.insert("SSEHUB_REQUIRE_SUBSCRIBER_TOKEN".into(), "true".into());
+        strict.remove("MERCURE_EXTRA_DIRECTIVES");
+        assert!(mercure_env_warnings(|name| strict.get(name).cloned()).is_empty());
+        assert!(mercure_env_warnings(|_| None).is_empty());
     }
 }

@@ -13,7 +13,10 @@ mod auth;
 mod parse;
 mod validate;
 
-pub use auth::{mercure_env_twins, AuthConfig, KeyFlags, DEFAULT_TRUSTED_ISSUER, MERCURE_ENV};
+pub use auth::{
+    mercure_env_twins, mercure_env_warnings, AuthConfig, KeyFlags, DEFAULT_TRUSTED_ISSUER,
+    MERCURE_ENV, MERCURE_UNREAD,
+};
 pub use parse::open_file_limit;
 use parse::{parse_bytes, parse_duration};
 pub use validate::ConfigError;
