@@ -389,7 +389,8 @@ export function unionUrl(base, patterns) {
  * `subs` are `{id, url, kind, key, base, topics, cred, noUnion}`; the answer is a list of
  * `{key, url, kind, members}`. `live` subscriptions of one origin, path and credential share
  * streams holding the union of their topics, at most `maxTopics` patterns each (a subscription
- * is never split across two); a group of one subscription uses that subscription's URL as given.
+ * is never split across two); a group of one subscription uses that subscription's URL as given,
+ * a larger one the URL (without cursor) of a member whose topics are the union, if any.
  * Burst subscriptions get one stream each; the rest one stream per distinct URL and credential.
  */
 export function planUpstreams(subs, maxTopics = MAX_TOPICS_PER_STREAM) {
@@ -430,7 +431,10 @@ export function planUpstreams(subs, maxTopics = MAX_TOPICS_PER_STREAM) {
       chunk.subs.push(sub);
     }
     chunks.forEach((chunk, index) => {
-      const url = chunk.subs.length === 1 ? chunk.subs[0].url : unionUrl(chunk.subs[0].base, chunk.topics);
+      // A member's own URL when it already names the union (tabs asking for the same topics):
+      // the stream then stays the same as subscriptions come and go.
+      const same = chunk.subs.find((s) => unionTopics(s.topics).join("\n") === chunk.topics.join("\n"));
+      const url = chunk.subs.length === 1 ? chunk.subs[0].url : same ? same.key : unionUrl(chunk.subs[0].base, chunk.topics);
       plans.push({ key: bucket + "#" + index, url, kind: "live", members: chunk.subs.map((s) => s.id) });
     });
   }
@@ -800,14 +804,29 @@ class Group {
     }
     // The same stream: new members join the running connection, from now, unless one of them
     // resumes from an id older than where the stream is, which needs the stream reopened.
+    // A member behind the stream gets nothing from the running connection (a live event there
+    // would come before the ones it misses, which its filter would then drop as repeats): only
+    // from a new one that replays from its position.
+    const behind = (entry) => entry.pos && (!this.pos || (entry.pos !== this.pos && compareIds(entry.pos, this.pos) !== 1));
     let replay = false;
     const joinedAt = [];
+    for (const entry of this.memberEntries()) {
+      if (!entry.rewind) continue;
+      // A member back from a freeze, maybe behind the stream.
+      entry.rewind = false;
+      if (behind(entry)) {
+        replay = true;
+        for (const conn of [this.conn, this.next]) if (conn) conn.members.delete(entry.id);
+      }
+    }
     for (const id of added) {
       const entry = this.entry(id);
       if (!entry) continue;
-      if (entry.pos) {
-        if (!this.pos || (entry.pos !== this.pos && compareIds(entry.pos, this.pos) !== 1)) replay = true;
-      } else if (this.state === "open" && this.pos) {
+      if (behind(entry)) {
+        replay = true;
+        continue;
+      }
+      if (!entry.pos && this.state === "open" && this.pos) {
         entry.pos = this.pos;
         entry.synced = true;
         joinedAt.push(id);
@@ -1248,6 +1267,9 @@ class SharedTab {
     this.beatTimer = null;
     this.channel = new BroadcastChannel("ssehub:" + hub);
     this.channel.onmessage = (event) => this.onMessage(event.data);
+    // The tabs already there announce their subscriptions again, so that this one knows them
+    // all (announcements made before its channel existed never reached it) and can lead next.
+    this.post({ t: "rollcall" });
     this.ready = holdTabLock();
     if (typeof addEventListener === "function") {
       addEventListener("pagehide", (event) => this.hidden(event.persisted));
@@ -1370,6 +1392,8 @@ class SharedTab {
   stepDown() {
     if (!this.leading) return;
     this.leading = false;
+    // A leader hears no leader: give the next one time to be heard before taking over again.
+    this.heard = Date.now();
     clearInterval(this.beatTimer);
     this.beatTimer = null;
     if (this.router) this.router.stop();
@@ -1447,7 +1471,9 @@ class SharedTab {
     if (!this.frozen) return;
     this.frozen = false;
     this.heard = Date.now();
-    for (const sub of this.subs.values()) this.post({ t: "sub", entry: sub.entry });
+    // Back from a freeze or the back/forward cache: events may have gone by unseen, so each
+    // subscription is resumed from where it really is (`resume`), not where the others think.
+    for (const sub of this.subs.values()) this.post({ t: "sub", entry: Object.assign({ resume: true }, sub.entry) });
     this.elect();
   }
 
@@ -1502,7 +1528,7 @@ class SharedTab {
   }
 
   onMessage(m) {
-    if (!m || m.v !== PROTOCOL || this.frozen) return;
+    if (!m || m.v !== PROTOCOL) return;
     if (m.epoch !== undefined) {
       if (m.epoch < this.epoch) return;
       if (m.epoch > this.epoch) {
@@ -1516,11 +1542,19 @@ class SharedTab {
       case "sub": {
         const known = this.registry.get(m.entry.id);
         if (known && !this.subs.has(m.entry.id)) {
-          known.pos = newerId(known.pos, m.entry.pos);
-          known.synced = known.synced || m.entry.synced;
+          if (m.entry.resume) {
+            // The owner's own position wins: the leader resumes it from there if it is behind.
+            known.pos = m.entry.pos;
+            known.synced = m.entry.synced;
+            known.rewind = true;
+          } else {
+            known.pos = newerId(known.pos, m.entry.pos);
+            known.synced = known.synced || m.entry.synced;
+          }
           known.token = m.entry.token;
           known.cred = m.entry.cred;
         } else if (!known) {
+          delete m.entry.resume;
           this.registry.set(m.entry.id, m.entry);
         }
         if (this.router) this.router.schedule();

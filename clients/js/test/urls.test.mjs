@@ -137,3 +137,10 @@ test('Link header: targets resolved, parameters read, quoted commas and semicolo
   assert.deepEqual(mercureHubs(null, HUB), []);
   assert.deepEqual(mercureHubs('<https://x.example/>; rel="mercurial"', HUB), []);
 });
+
+test('the plan: tabs asking for the same topics keep the first one\'s URL (no new stream as they join)', () => {
+  const one = sub('1', `${HUB}/stream?mode=live&topic=secret%2F*&lastEventId=urn:ssehub:1-1`);
+  assert.equal(planUpstreams([one])[0].url, `${HUB}/stream?mode=live&topic=secret%2F*&lastEventId=urn:ssehub:1-1`);
+  const plans = planUpstreams([one, sub('2', `${HUB}/stream?mode=live&topic=secret/*`), sub('3', `${HUB}/stream?topic=secret/x&mode=live&topic=secret/*`)]);
+  assert.deepEqual(plans.map((p) => [p.url, p.members]), [[`${HUB}/stream?mode=live&topic=secret%2F*`, ['1', '2', '3']]]);
+});
