@@ -2,11 +2,18 @@
 // and handlers that stop running once it is closed or replaced; and the last event id seen,
 // kept in sessionStorage, which a stream opened again resumes from. Imported by app.js.
 //
+// The EventSource is the hub's client library's drop-in (/ssehub.js, clients/js/): a live stream
+// is shared by every tab of the demo open in this browser (one upstream stream for all of them),
+// and a burst is the tab's own, as before.
+//
 // createStream(openTimeoutMs) returns open(kind, topic, url, handlers), close(), current() (the
 // open stream, or null), lastId() and remember(id).
+
+import { SharedEventSource } from '/ssehub.js';
+
 export function createStream(openTimeoutMs) {
   var STORAGE_KEY = 'ssehub.lastEventId';
-  var stream = null; // { source: EventSource, kind: 'burst'|'live', topic, opened: bool, ... }
+  var stream = null; // { source: SharedEventSource, kind: 'burst'|'live', topic, opened: bool, ... }
   var lastId = readStoredId();
 
   function readStoredId() {
@@ -40,7 +47,7 @@ export function createStream(openTimeoutMs) {
   function openStream(kind, topic, url, handlers) {
     closeStream();
     var current = {
-      source: new EventSource(url),
+      source: new SharedEventSource(url),
       kind: kind,
       topic: topic,
       opened: false,
