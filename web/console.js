@@ -2,8 +2,9 @@
 // JavaScript, no build step: the page's entry module for this view, importing shared.js and
 // inspector.js; app.js (the demo view) is untouched by it.
 //
-// - Topics: GET /api/topics/stream (one `topics` event a second) read with fetch() and a stream
-//   reader rather than EventSource, so a subscriber token can go in an Authorization header.
+// - Topics: GET /api/topics/stream (one `topics` event a second) read with the hub's client
+//   library (/ssehub.js), so a subscriber token goes in an Authorization header, and console tabs
+//   open in one browser share one stream.
 // - Publish: POST /api/messages with topic, event, message, private and, when the hub asks for
 //   one, a publisher token.
 // - Inspector: GET /stream?mode=live&topic=T, also read with fetch(), so each frame is shown as
@@ -12,6 +13,7 @@
 
 import * as shared from './shared.js';
 import { createInspector } from './inspector.js';
+import { SharedEventSource } from '/ssehub.js';
 
 var EVENT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 var TOPIC_LIMIT = 200;
@@ -55,7 +57,7 @@ var iState = $('i-state');
 
 var active = false; // the console view is shown
 var authChecked = false;
-var topicsFeed = null; // { controller } of the open topic stream
+var topicsFeed = null; // { source } of the open topic stream (a SharedEventSource)
 var topicsRetry = null;
 var topicsDelay = RETRY_MIN_MS;
 var rows = {}; // topic -> <tr>
@@ -155,11 +157,12 @@ function stopTopics() {
     topicsRetry = null;
   }
   if (topicsFeed) {
-    topicsFeed.controller.abort();
+    topicsFeed.source.close();
     topicsFeed = null;
   }
 }
 
+// The stream failed for good (an answer the library does not retry): try again from here, later.
 function retryTopics(why) {
   topicsFeed = null;
   if (!active) return;
@@ -174,55 +177,59 @@ function retryTopics(why) {
 
 function startTopics() {
   stopTopics();
-  var feed = { controller: new AbortController() };
+  var token = subToken.value.trim();
+  var source = new SharedEventSource('/api/topics/stream?limit=' + TOPIC_LIMIT, token ? { token: token } : {});
+  var feed = { source: source };
   topicsFeed = feed;
   setPill(topicsState, 'connecting', 'connecting');
   var closed = null;
-  fetch('/api/topics/stream?limit=' + TOPIC_LIMIT, {
-    headers: Object.assign({ 'Accept': 'text/event-stream' }, bearer(subToken)),
-    signal: feed.controller.signal,
-    cache: 'no-store'
-  }).then(function (response) {
-    if (!response.ok) return shared.failure(response).then(function (err) { throw err; });
-    return shared.readFrames(response, function (frame) {
-      if (topicsFeed !== feed) return;
-      var event = shared.parseFrame(frame);
-      var body = null;
-      try {
-        body = event.data ? JSON.parse(event.data) : null;
-      } catch (err) {
-        body = null;
-      }
-      if (event.event === 'topics' && body && body.data) {
-        topicsDelay = RETRY_MIN_MS;
-        setPill(topicsState, 'open', 'live');
-        topicsDetail.textContent = 'Updated ' + new Date().toLocaleTimeString() +
-          '. Events per second over the last 5 s; subscribers on this node.';
-        renderTopics(body.data);
-      } else if (event.event === 'close') {
-        closed = body && body.data ? body.data : {};
-      } else if (event.event === 'unavailable') {
-        setPill(topicsState, 'error', 'stale');
-        topicsDetail.textContent = 'The hub cannot read its topics now (broker unavailable).';
-      }
-    });
-  }).then(function () {
+  function data(event) {
+    try {
+      var body = JSON.parse(event.data);
+      return body && body.data ? body.data : null;
+    } catch (err) {
+      return null;
+    }
+  }
+  source.addEventListener('topics', function (event) {
+    var table = data(event);
+    if (topicsFeed !== feed || !table) return;
+    topicsDelay = RETRY_MIN_MS;
+    closed = null;
+    setPill(topicsState, 'open', 'live');
+    topicsDetail.textContent = 'Updated ' + new Date().toLocaleTimeString() +
+      '. Events per second over the last 5 s; subscribers on this node.';
+    renderTopics(table);
+  });
+  source.addEventListener('unavailable', function () {
     if (topicsFeed !== feed) return;
-    var why = closed && closed.status === 'expired' ? 'The subscriber token expired.'
-      : closed && closed.status === 'shutdown' ? 'The server is shutting down.'
-        : 'The topic stream ended.';
-    retryTopics(why);
-  }, function (err) {
-    if (topicsFeed !== feed) return; // aborted on purpose
-    if (err.status === 401 || err.status === 403) {
+    setPill(topicsState, 'error', 'stale');
+    topicsDetail.textContent = 'The hub cannot read its topics now (broker unavailable).';
+  });
+  source.addEventListener('close', function (event) {
+    if (topicsFeed === feed) closed = data(event) || {};
+  });
+  source.addEventListener('error', function (event) {
+    if (topicsFeed !== feed) return;
+    if (source.readyState === SharedEventSource.CONNECTING) {
+      // The library reconnects by itself (with a fresh token when it has one).
+      var why = closed && closed.status === 'expired' ? 'The subscriber token expired.'
+        : closed && closed.status === 'shutdown' ? 'The server is shutting down.'
+          : 'The topic stream ended.';
+      setPill(topicsState, 'error', 'retrying');
+      topicsDetail.textContent = why + ' Reconnecting…';
+      return;
+    }
+    var refusal = event.status ? (event.message || 'error') + ' (HTTP ' + event.status + ')' : '';
+    if (event.status === 401 || event.status === 403) {
       topicsFeed = null;
       setPill(topicsState, 'error', 'refused');
-      topicsDetail.textContent = 'Topics refused: ' + err.message +
+      topicsDetail.textContent = 'Topics refused: ' + refusal +
         (subTokenField.hidden ? '' : '. Enter a valid subscriber token.');
       subTokenField.hidden = false;
       return;
     }
-    retryTopics(err.status ? 'Topics refused: ' + err.message + '.' : 'Could not reach the server.');
+    retryTopics(refusal ? 'Topics refused: ' + refusal + '.' : 'Could not reach the server.');
   });
 }
 
