@@ -1,6 +1,7 @@
 //! The demo page and its hub console view: the files of `web/`, embedded at compile time (one
 //! binary, no build step, no CDN), each served once at its own path: `web/NAME` at `/NAME`,
-//! `web/index.html` at `/`. The scripts are native ES modules: the page loads the two views'
+//! `web/index.html` at `/`; and the browser client library, `clients/js/ssehub.js`, at
+//! `/ssehub.js`. The scripts are native ES modules: the page loads the two views'
 //! entries (`app.js`, `console.js`) with `<script type="module">` and they `import` the rest,
 //! so a module both views use (`shared.js`) is fetched and run once.
 //!
@@ -24,19 +25,41 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// One served file: where it is served, where it lives in the repository, its content and type.
+struct File {
+    path: &'static str,
+    source: &'static str,
+    body: &'static str,
+    kind: &'static str,
+}
+
 /// `web!("name", type)`: the file `web/name`, served at `/name`.
 macro_rules! web {
     ($name:literal, $kind:expr) => {
-        (
-            concat!("/", $name),
-            (include_str!(concat!("../../web/", $name)), $kind),
-        )
+        File {
+            path: concat!("/", $name),
+            source: concat!("web/", $name),
+            body: include_str!(concat!("../../web/", $name)),
+            kind: $kind,
+        }
     };
 }
 
-/// Every file of the page: path → (content, content type).
-const FILES: [(&str, (&str, &str)); 12] = [
-    ("/", (include_str!("../../web/index.html"), HTML)),
+/// Every file served: the page's, and the browser client library (`clients/js/ssehub.js`, at
+/// `/ssehub.js`) that the page uses and that apps may load from the hub.
+const FILES: [File; 13] = [
+    File {
+        path: "/",
+        source: "web/index.html",
+        body: include_str!("../../web/index.html"),
+        kind: HTML,
+    },
+    File {
+        path: "/ssehub.js",
+        source: "clients/js/ssehub.js",
+        body: include_str!("../../clients/js/ssehub.js"),
+        kind: JS,
+    },
     web!("style.css", CSS),
     web!("feed.css", CSS),
     web!("console.css", CSS),
@@ -51,15 +74,14 @@ const FILES: [(&str, (&str, &str)); 12] = [
 ];
 
 pub(crate) fn router() -> Routes {
-    FILES
-        .iter()
-        .fold(Routes::default(), |routes, &(path, (body, kind))| {
-            let etag = etag(body);
-            routes.route(
-                path,
-                get(move |request: HeaderMap| async move { serve(&request, &etag, kind, body) }),
-            )
-        })
+    FILES.iter().fold(Routes::default(), |routes, file| {
+        let (path, body, kind) = (file.path, file.body, file.kind);
+        let etag = etag(body);
+        routes.route(
+            path,
+            get(move |request: HeaderMap| async move { serve(&request, &etag, kind, body) }),
+        )
+    })
 }
 
 /// The file, or `304 Not Modified` when the request's `If-None-Match` names its ETag.
@@ -104,14 +126,15 @@ pub(super) struct WebFiles;
 impl Modify for WebFiles {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let string = || Object::with_type(Type::String);
-        for &(path, (_, kind)) in &FILES {
+        for file in &FILES {
+            let (path, kind, source) = (file.path, file.kind, file.source);
             let name = path
                 .strip_prefix('/')
                 .filter(|n| !n.is_empty())
                 .unwrap_or("index.html");
             let media = kind.split(';').next().unwrap_or(kind);
             let file = ResponseBuilder::new()
-                .description(format!("`web/{name}`"))
+                .description(format!("`{source}`"))
                 .header(
                     "ETag",
                     HeaderBuilder::new()
@@ -129,7 +152,7 @@ impl Modify for WebFiles {
             let operation = OperationBuilder::new()
                 .operation_id(Some(format!("web_{}", name.replace(['.', '-'], "_"))))
                 .tag("page")
-                .summary(Some(format!("The page's file `web/{name}`")))
+                .summary(Some(format!("The file `{source}`")))
                 .parameter(if_none_match)
                 .response("200", file)
                 .response("304", not_modified);
