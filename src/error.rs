@@ -71,6 +71,9 @@ pub enum ApiError {
     /// 503: the hub holds as many topics as it may.
     #[error("too many topics, retry later")]
     TooManyTopics,
+    /// 503 with `Retry-After`: this node holds as many unredeemed subscribe tickets as it may.
+    #[error("too many subscribe tickets outstanding, retry later")]
+    TooManyTickets,
     /// 503 with `Retry-After`: the hub's pattern budget (bytes, or patterns it cannot index)
     /// is used up.
     #[error("{0}")]
@@ -103,6 +106,7 @@ impl ApiError {
             Self::TooManyStreams
             | Self::PatternsFull(_)
             | Self::TooManyTopics
+            | Self::TooManyTickets
             | Self::Unavailable(_)
             | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -203,6 +203,15 @@ impl Auth {
         }
     }
 
+    /// The token the request presents in its `Authorization` header or a cookie (not the
+    /// query): what a subscribe ticket stands for. Not verified here.
+    ///
+    /// # Errors
+    /// 400 for an `Authorization` header that is not `Bearer <token>`.
+    pub fn presented_token(&self, request: &Credentials<'_>) -> Result<Option<String>, AuthError> {
+        Ok(self.token(request, false)?.map(|(token, _)| token))
+    }
+
     /// When a stream with these grants must end: the token's `exp`, or `--max-stream-lifetime`
     /// from now, whichever is first (Unix seconds and a status word for the `close` event).
     pub fn stream_deadline(&self, grants: Option<&Grants>) -> Option<(Duration, &'static str)> {

@@ -204,4 +204,26 @@ pub trait Broker: Send + Sync + 'static {
     fn held_events(&self) -> Option<usize> {
         None
     }
+
+    /// Where single-use values (subscribe tickets) live so that every node sees them: `None`
+    /// when this backend serves one node only (the caller keeps them in its own memory).
+    fn once_store(&self) -> Option<&dyn OnceStore> {
+        None
+    }
+}
+
+/// Values each taken at most once, within a lifetime, by any node: set-if-absent with an
+/// expiry, and an atomic get-and-delete (two nodes taking one key: one gets it).
+pub trait OnceStore: Send + Sync {
+    /// Stores `value` under `key` for `ttl`; `Ok(false)` if the key is taken.
+    fn put_once<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>>;
+
+    /// Removes and returns the value under `key`, if it is there and has not expired.
+    fn take_once<'a>(&'a self, key: &'a str)
+        -> BoxFuture<'a, Result<Option<Vec<u8>>, BrokerError>>;
 }

@@ -17,6 +17,7 @@ mod meta;
 pub(crate) mod metrics;
 mod stream;
 mod subscriptions;
+mod tickets;
 mod topics;
 mod topics_stream;
 
@@ -71,6 +72,7 @@ fn routes() -> Routes {
         .merge(messages::router())
         .merge(stream::router())
         .merge(subscriptions::router())
+        .merge(tickets::router())
         .merge(topics::router())
         .merge(topics_stream::router())
 }

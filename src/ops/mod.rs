@@ -14,6 +14,7 @@
 //! - [`mercure`]: Mercure's subscribe and publish, its selectors and forms.
 //! - [`publish`]: the native publishes; [`input`]: a publish body into a draft.
 //! - [`subscriptions`]: Mercure's active subscriptions on this node.
+//! - [`tickets`]: single-use subscribe tickets, for a plain `EventSource`.
 //! - [`cors`]: the CORS policy; [`console`]: the console's shared topic table; [`log`]: the
 //!   access log.
 
@@ -27,5 +28,6 @@ pub(crate) mod publish;
 mod state;
 pub(crate) mod stream;
 pub(crate) mod subscriptions;
+pub(crate) mod tickets;
 
 pub use state::AppState;

@@ -58,6 +58,8 @@ struct Inner {
     subscriptions: super::subscriptions::Shared,
     /// The hub console's topic tables, rendered once per change for every console feed.
     console_tables: super::console::TableCache,
+    /// Subscribe tickets, when the broker shares none between nodes (see `ops::tickets`).
+    local_tickets: super::tickets::LocalTickets,
     /// The shutdown signal every connection and stream watches.
     shutdown: Shutdown,
     /// When the server started (uptime in `/api/ready` and the metrics).
@@ -94,6 +96,7 @@ impl AppState {
                 streams_per_subject: config.auth.max_streams_per_subject.map(Quota::new),
                 subscriptions: Arc::default(),
                 console_tables: Default::default(),
+                local_tickets: Default::default(),
                 config,
                 hub,
                 settings,
@@ -165,6 +168,11 @@ impl AppState {
     /// The topic table shared by the console streams (`GET /api/topics/stream`).
     pub(crate) fn console_tables(&self) -> &super::console::TableCache {
         &self.inner.console_tables
+    }
+
+    /// This node's subscribe tickets (used when the broker has no shared store).
+    pub(crate) fn local_tickets(&self) -> &super::tickets::LocalTickets {
+        &self.inner.local_tickets
     }
 
     pub(crate) fn streams_per_client(&self) -> Option<&Quota<std::net::IpAddr>> {

@@ -29,6 +29,8 @@ struct Request {
     last_event_id: Option<String>,
     /// The legacy `authorization` query parameter (used only with `--allow-query-token`).
     token: Option<String>,
+    /// A subscribe ticket (`ops::tickets`).
+    ticket: Option<String>,
 }
 
 fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiError> {
@@ -39,6 +41,7 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
         mode: Mode::Burst,
         last_event_id: None,
         token: None,
+        ticket: None,
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -59,6 +62,7 @@ fn parse_query(query: Option<&str>, max_patterns: usize) -> Result<Request, ApiE
             // Empty means "no id yet", as EventSource's own lastEventId does.
             "lastEventId" if !value.trim().is_empty() => request.last_event_id = Some(value),
             "authorization" => request.token = Some(value),
+            "ticket" => request.ticket = Some(value),
             _ => {}
         }
     }
@@ -92,6 +96,7 @@ pub(crate) async fn open(
         mode: request.mode,
         last_event_id: request.last_event_id,
         token: request.token,
+        ticket: request.ticket,
     };
     Ok(start(app, spec, meta).await?.0)
 }
@@ -104,6 +109,9 @@ pub(crate) struct StreamSpec {
     pub last_event_id: Option<String>,
     /// The `authorization` query parameter.
     pub token: Option<String>,
+    /// The `ticket` query parameter: a subscribe ticket, which stands for a token (it wins over
+    /// the request's other credentials).
+    pub ticket: Option<String>,
 }
 
 /// How a stream's cursor resolved.
@@ -112,6 +120,8 @@ pub(crate) struct Resumed {
     pub requested: Option<String>,
     /// Events after it may be missing (unknown, discarded, or trimmed).
     pub gap: bool,
+    /// The subscriber's payload, from its token (Mercure's subscriptions API shows it).
+    pub payload: Option<serde_json::Value>,
 }
 
 /// Checks who may open the stream, takes its slots, subscribes and reads what to replay.
@@ -130,9 +140,13 @@ pub(crate) async fn start(
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let grants = app
-        .auth()
-        .subscriber(&meta.credentials(spec.token.as_deref()))?;
+    let grants = match spec.ticket.as_deref() {
+        Some(ticket) => Some(super::tickets::redeem(app, meta, ticket).await?),
+        None => app
+            .auth()
+            .subscriber(&meta.credentials(spec.token.as_deref()))?,
+    };
+    let payload = grants.as_ref().and_then(|g| g.payload.clone());
     let mut guard = take_slot(app, meta, grants.as_ref())?;
     let resume = match spec.last_event_id.as_deref() {
         Some(cursor) => Some(resume_from(app, cursor, &spec.patterns).await?),
@@ -150,6 +164,7 @@ pub(crate) async fn start(
     let resumed = Resumed {
         requested: spec.last_event_id.clone(),
         gap: replay.gap,
+        payload,
     };
     let kind = match spec.mode {
         Mode::Burst => StreamKind::Burst,

@@ -36,4 +36,5 @@ mod shutdown;
 mod slow_clients;
 mod stress;
 mod stress_churn;
+mod tickets;
 mod tls;

@@ -50,6 +50,7 @@ mod publish;
 mod reads;
 mod scripts;
 mod sentinel;
+mod tickets;
 mod topology;
 
 pub use self::sentinel::SENTINEL_SCHEME;
@@ -389,6 +390,10 @@ impl Broker for RedisBroker {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn once_store(&self) -> Option<&dyn super::OnceStore> {
+        Some(self)
     }
 
     fn close(&self) {

@@ -9,7 +9,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{COOKIE, LEGACY_COOKIE};
 use crate::http::assets::WebFiles;
-use crate::http::{health, mercure, messages, stream, subscriptions, topics, topics_stream};
+use crate::http::{
+    health, mercure, messages, stream, subscriptions, tickets, topics, topics_stream,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +30,7 @@ use crate::http::{health, mercure, messages, stream, subscriptions, topics, topi
         mercure::subscribe, mercure::publish::publish, mercure::metadata,
         subscriptions::list, subscriptions::doc_selector, subscriptions::doc_pair,
         subscriptions::doc_single,
+        tickets::create,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -39,6 +42,7 @@ use crate::http::{health, mercure, messages, stream, subscriptions, topics, topi
     tags(
         (name = "publish", description = "Native publishing"),
         (name = "stream", description = "Native event streams"),
+        (name = "subscribe", description = "Single-use subscribe tickets, for a plain EventSource"),
         (name = "topics", description = "Topics and their history"),
         (name = "mercure", description = "The Mercure protocol"),
         (name = "health", description = "Liveness and readiness"),

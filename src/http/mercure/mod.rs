@@ -85,6 +85,8 @@ pub(super) async fn metadata(
         ("last_event_id" = Option<String>, Query, description = "draft-08 cursor: an id or `earliest`"),
         ("lastEventID" = Option<String>, Query, description = "draft-07 cursor"),
         ("Last-Event-ID" = Option<String>, Header, description = "The cursor (wins over the query)"),
+        ("ticket" = Option<String>, Query,
+            description = "A single-use subscribe ticket (`POST /api/tickets`): it stands for the token that made it"),
     ),
     responses(
         (status = 200, description = "The event stream: each update as published (`id`, `event` unless `message`, `retry`, `data`)", body = crate::sse::SseEvent, content_type = "text/event-stream",

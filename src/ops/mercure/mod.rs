@@ -101,7 +101,7 @@ pub(crate) async fn subscribe(
 ) -> Result<(Session, Vec<(&'static str, String)>), ApiError> {
     let pairs = form::pairs(query.unwrap_or("").as_bytes())?;
     let mut raw: Vec<selectors::Raw> = Vec::new();
-    let (mut draft_cursor, mut legacy_cursor, mut token) = (None, None, None);
+    let (mut draft_cursor, mut legacy_cursor, mut token, mut ticket) = (None, None, None, None);
     let max = app.config().max_topics_per_stream;
     for (key, value) in pairs {
         match &*key {
@@ -127,6 +127,7 @@ pub(crate) async fn subscribe(
                 legacy_cursor.get_or_insert(value.into_owned());
             }
             "authorization" => token = Some(value.into_owned()),
+            "ticket" => ticket = Some(value.into_owned()),
             _ => {}
         }
     }
@@ -141,16 +142,11 @@ pub(crate) async fn subscribe(
         mode: Mode::Mercure,
         last_event_id: draft_cursor.or(legacy_cursor).filter(|c| !c.is_empty()),
         token,
+        ticket,
     };
     let (mut session, resumed) = start(app, spec, meta).await?;
     if app.config().subscriptions {
-        let payload = app
-            .auth()
-            .subscriber(&meta.credentials(None))
-            .ok()
-            .flatten()
-            .and_then(|g| g.payload);
-        session.hold(Active::open(app, &matchers, payload.as_ref()).await?);
+        session.hold(Active::open(app, &matchers, resumed.payload.as_ref()).await?);
     }
     let mut headers = vec![("link", link_value(meta))];
     // The event preceding the first one sent: the cursor itself, unless it is unknown, gone,
