@@ -3,6 +3,8 @@
 // --access-log. A page of the hub swaps its subscriber token for a ticket (POST /api/tickets,
 // the token in the Authorization header) and hands the ticket to a plain EventSource, native
 // and Mercure; every line the hub writes is kept, and no ticket or token may be in any of them.
+// The page code of docs/browser.md's "Subscribe tickets" runs as written (its hub the page's
+// origin), with tokens that expire every 3 s.
 //
 //   cargo build && cd tests/browser && npm ci && node --test tickets.test.mjs
 //
