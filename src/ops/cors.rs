@@ -4,7 +4,12 @@
 //! layer, which also answers preflights, is `http::cors`).
 //!
 //! `--cors-origins` is a list of exact origins (answered with credentials allowed, so cookies
-//! work) or `*` (any origin, never with credentials). Unset: no CORS headers at all.
+//! work) or `*` (any origin, never with credentials). Unset: no CORS headers at all. An allowed
+//! origin may also read the response headers a client acts on ([`EXPOSE`]): Mercure discovery's
+//! `Link`, the reconciliation cursors and `Retry-After`.
+
+/// The response headers beyond the CORS-safelisted ones that an allowed origin's scripts read.
+pub const EXPOSE: &str = "Link, Mercure-Last-Event-ID, Last-Event-ID, Retry-After";
 
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +38,12 @@ impl Cors {
             Some(origin) if self.origins.iter().any(|o| o == origin) => {
                 headers.push(("access-control-allow-origin", origin.to_owned()));
                 headers.push(("access-control-allow-credentials", "true".to_owned()));
+                headers.push(("access-control-expose-headers", EXPOSE.to_owned()));
             }
-            Some(_) if self.any => headers.push(("access-control-allow-origin", "*".to_owned())),
+            Some(_) if self.any => {
+                headers.push(("access-control-allow-origin", "*".to_owned()));
+                headers.push(("access-control-expose-headers", EXPOSE.to_owned()));
+            }
             _ => {}
         }
         if !self.origins.is_empty() {

@@ -119,6 +119,11 @@ async fn streams_carry_cors_headers_on_both_paths() {
         head.contains("\r\naccess-control-allow-credentials: true\r\n"),
         "{head}"
     );
+    // Scripts of the allowed origin may read Mercure's discovery and cursor headers.
+    let expose =
+        "access-control-expose-headers: Link, Mercure-Last-Event-ID, Last-Event-ID, Retry-After";
+    let expose = expose.to_ascii_lowercase();
+    assert!(head.contains(&format!("\r\n{expose}\r\n")), "{head}");
     let (head, _evil) = raw_get(app.addr, "/stream?mode=live", &[("Origin", EVIL)]).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(!head.contains("access-control-"), "{head}");
@@ -146,6 +151,10 @@ async fn a_star_allows_any_origin_without_credentials() {
     let ping = Reply::read(ping).await;
     assert_eq!(ping.header("access-control-allow-origin"), Some("*"));
     assert_eq!(ping.header("access-control-allow-credentials"), None);
+    assert_eq!(
+        ping.header("access-control-expose-headers"),
+        Some("Link, Mercure-Last-Event-ID, Last-Event-ID, Retry-After")
+    );
     let (head, _stream) = raw_get(app.addr, "/stream?mode=live", &[("Origin", EVIL)]).await;
     assert!(
         head.contains("\r\naccess-control-allow-origin: *\r\n"),
