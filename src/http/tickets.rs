@@ -27,7 +27,7 @@ pub(crate) fn router() -> Routes {
 pub(crate) struct TicketRequest {
     /// Topics (or the token's own selectors) the ticket's stream may read private events of:
     /// each must be granted by the token. Left out: all the token grants.
-    #[schema(max_items = 64)]
+    #[schema(min_items = 1, max_items = 64)]
     topics: Option<Vec<String>>,
 }
 
@@ -63,9 +63,10 @@ pub(super) async fn create(
     let topics = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<TicketRequest>(&body)
+        // `null` is the absent body the document allows.
+        serde_json::from_slice::<Option<TicketRequest>>(&body)
             .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?
-            .topics
+            .and_then(|request| request.topics)
     };
     let issued = tickets::issue(&app, &meta, topics).await?;
     let ticket = Ticket {

@@ -123,6 +123,10 @@ async fn a_ticket_is_made_only_from_a_token_and_narrowed_to_what_it_grants() {
     ask(&app, Some(&forged), None)
         .await
         .assert_refused(401, Some(INVALID_TOKEN), INVALID, &forged);
+    // JSON `null` is no body (the document allows it); an empty list narrows to nothing: 400.
+    assert_eq!(ask(&app, Some(&token), Some(Value::Null)).await.status, 201);
+    let empty = ask(&app, Some(&token), Some(json!({"topics": []}))).await;
+    assert_eq!(empty.status, 400, "{empty:?}");
     let bad = ask(&app, Some(&token), Some(json!({"topics": "a"}))).await;
     assert_eq!(bad.status, 400, "{bad:?}");
     let many: Vec<String> = (0..65).map(|i| format!("c/{i}")).collect();
