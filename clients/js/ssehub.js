@@ -237,8 +237,8 @@ const HUB_ID = /^(?:urn:ssehub:)?([0-9]{1,20})-([0-9]{1,20})$/;
  * either is not a hub id (a Mercure publisher's own id has no order).
  */
 export function compareIds(a, b) {
-  const x = typeof a === "string" && HUB_ID.exec(a);
-  const y = typeof b === "string" && HUB_ID.exec(b);
+  const x = hubIdParts(a);
+  const y = hubIdParts(b);
   if (!x || !y) return null;
   for (let i = 1; i <= 2; i++) {
     const p = BigInt(x[i]);
@@ -246,6 +246,12 @@ export function compareIds(a, b) {
     if (p !== q) return p < q ? -1 : 1;
   }
   return 0;
+}
+
+/** A hub id's two numbers; `earliest` (the hub's cursor before every event) is `0-0`. */
+function hubIdParts(id) {
+  if (id === "earliest") return [id, "0", "0"];
+  return typeof id === "string" && HUB_ID.exec(id);
 }
 
 /** The newer of two ids: by hub order when both are hub ids, else the later one given (`b`). */
@@ -602,7 +608,10 @@ class Connection {
       return;
     }
     this.isOpen = true;
-    this.group.opened(this);
+    // Without a cursor, a Mercure hub may say where the stream starts (a native stream says it
+    // as its first event's id): the position of members that have none yet.
+    const start = this.cursor ? null : response.headers.get("mercure-last-event-id");
+    this.group.opened(this, start);
     if (this.stopped) {
       cancelBody(response);
       return;
@@ -903,7 +912,7 @@ class Group {
     this.next = this.newConnection();
   }
 
-  opened(conn) {
+  opened(conn, start = null) {
     if (conn === this.next) {
       this.conn.stop();
       this.conn = conn;
@@ -917,7 +926,23 @@ class Group {
     this.scheduleRenew(conn.token);
     const ids = [...conn.members].filter((id) => this.members.has(id));
     SharedEventSource.diagnostics.emit("upstreamopen", { url: this.url, members: ids });
-    if (ids.length) this.router.host.report(ids, "open", {});
+    // Where the stream starts, for the members that have no position yet: a leader that takes
+    // over before any event came resumes them from there, not from whatever is live then.
+    const placed = [];
+    if (start) {
+      this.pos = newerId(this.pos, start);
+      for (const id of ids) {
+        const entry = this.entry(id);
+        if (entry && !entry.pos) {
+          entry.pos = start;
+          entry.synced = true;
+          placed.push(id);
+        }
+      }
+    }
+    if (placed.length) this.router.host.report(placed, "open", { pos: start });
+    const others = ids.filter((id) => !placed.includes(id));
+    if (others.length) this.router.host.report(others, "open", {});
   }
 
   event(conn, event) {

@@ -65,6 +65,9 @@ pub struct Replay {
     pub events: Vec<Arc<Event>>,
     /// Some events after the requested id are no longer held (or the id was unknown).
     pub gap: bool,
+    /// A stream without a cursor: where it starts, the newest event issued before it (none
+    /// after it is missed by resuming from this id). `None` with a cursor, or when unknown.
+    pub start: Option<EventId>,
 }
 
 /// How much one resume may replay: the newest events that fit both bounds are kept, and
@@ -97,6 +100,7 @@ impl Replay {
         Self {
             events,
             gap: gap || trimmed,
+            start: None,
         }
     }
 }

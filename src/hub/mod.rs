@@ -185,16 +185,33 @@ impl Hub {
         replay_limit: ReplayLimit,
         access: Option<Access>,
     ) -> Result<(Subscription, Replay), BrokerError> {
-        let mut subscription =
+        // Where a stream without a cursor starts: the newest event delivered here before it
+        // subscribed (exact: read under the fan-out's lock). Before this node delivered any,
+        // the newest the broker issued, read before subscribing, so that it errs early (an
+        // event of the instant before may come twice to a client resuming from it; none is
+        // missed); `0-0` when none was ever issued.
+        let floor = if resume.is_none() && !self.fanout.delivered_any() {
+            match self.broker.last_id().await {
+                Ok(last) => Some(last.unwrap_or_default()),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let (mut subscription, start) =
             self.fanout
-                .subscribe(patterns, access)
+                .subscribe_from(patterns, access)
                 .map_err(|err| match err {
                     TooManyPatterns::Topics => BrokerError::TooManyTopics,
                     TooManyPatterns::Broad => BrokerError::TooManyPatterns,
                 })?;
         self.broker.watch(patterns).await?;
         let Some(from) = resume else {
-            return Ok((subscription, Replay::default()));
+            let replay = Replay {
+                start: start.or(floor),
+                ..Replay::default()
+            };
+            return Ok((subscription, replay));
         };
         let mut replay = self.broker.replay(patterns, from, replay_limit).await?;
         if let Some(last) = replay.events.last() {

@@ -122,6 +122,8 @@ pub(crate) struct Resumed {
     pub gap: bool,
     /// The subscriber's payload, from its token (Mercure's subscriptions API shows it).
     pub payload: Option<serde_json::Value>,
+    /// Without a cursor: where the stream starts (the newest event issued before it).
+    pub start: Option<EventId>,
 }
 
 /// Checks who may open the stream, takes its slots, subscribes and reads what to replay.
@@ -165,6 +167,7 @@ pub(crate) async fn start(
         requested: spec.last_event_id.clone(),
         gap: replay.gap,
         payload,
+        start: replay.start,
     };
     let kind = match spec.mode {
         Mode::Burst => StreamKind::Burst,

@@ -23,7 +23,7 @@ mod live;
 mod pace;
 use crate::hub::{Event, Replay, Subscription};
 use crate::metrics::End;
-use crate::sse::{EventName, FrameBuilder};
+use crate::sse::{EventId, EventName, FrameBuilder, LineText};
 pub use guard::StreamGuard;
 pub use pace::Pacer;
 
@@ -112,6 +112,20 @@ impl Session {
             let mut opening = FrameBuilder::new();
             if mode == Mode::Live {
                 opening = opening.retry(settings.retry_ms);
+                // Where the stream starts, as its last event id: a client that reconnects (or
+                // hands the stream to another tab) before any event came resumes from here and
+                // misses nothing published in between.
+                // `earliest` (Mercure's reserved cursor, read by both APIs) when no event was
+                // ever issued.
+                match replay.start {
+                    Some(start) if start == EventId::default() => {
+                        if let Ok(earliest) = LineText::new("earliest", 8) {
+                            opening = opening.id_text(&earliest);
+                        }
+                    }
+                    Some(start) => opening = opening.id(start),
+                    None => {}
+                }
             }
             queued.push_back(
                 opening

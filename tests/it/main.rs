@@ -34,6 +34,7 @@ mod paths;
 mod paths_publish;
 mod shutdown;
 mod slow_clients;
+mod stream_start;
 mod stress;
 mod stress_churn;
 mod tickets;

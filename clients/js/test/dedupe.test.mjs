@@ -13,6 +13,13 @@ test('hub ids compare by time then sequence, with or without the urn prefix', ()
   assert.equal(compareIds('urn:ssehub:99999999999999999999-1', 'urn:ssehub:99999999999999999998-1'), 1);
 });
 
+test('earliest, the cursor before every event, is older than every hub id', () => {
+  assert.equal(compareIds('earliest', 'urn:ssehub:1-1'), -1);
+  assert.equal(compareIds('urn:ssehub:0-0', 'earliest'), 0);
+  assert.equal(newerId('earliest', 'urn:ssehub:1-1'), 'urn:ssehub:1-1');
+  assert.equal(oldestId(['urn:ssehub:5-1', 'earliest']), 'earliest');
+});
+
 test('ids that are not the hub\'s have no order', () => {
   for (const [a, b] of [['book-1', 'book-2'], ['urn:ssehub:1-1', 'book'], ['', '1-1'], [null, '1-1'], ['1-1-1', '1-1'], ['urn:other:1-1', '1-1']]) {
     assert.equal(compareIds(a, b), null, `${a} ${b}`);

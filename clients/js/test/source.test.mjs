@@ -42,7 +42,7 @@ function fakeHub() {
     if (answer.status !== 200) {
       return new Response(JSON.stringify({ error: answer.error || 'no' }), { status: answer.status, headers: { 'content-type': 'application/json' } });
     }
-    return new Response(request.body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    return new Response(request.body, { status: 200, headers: { 'content-type': 'text/event-stream', ...answer.headers } });
   };
   /** Resolves to the nth request (from 1) once it is made. */
   hub.request = async (n, timeout = 5000) => {
@@ -164,6 +164,37 @@ test('the stream ends: reconnects after retry: with Last-Event-ID, and repeats n
     ['message', '{"timestamp":1,"data":{"message":"three","topic":"a","replayed":true}}'],
   ]);
   assert.equal(source.readyState, SharedEventSource.OPEN);
+});
+
+test('a stream that ends before any event resumes from where it started (the hello\'s id)', async () => {
+  const source = open(`${HUB}/stream?mode=live&topic=a`);
+  const log = record(source);
+  const first = await hub.request(1);
+  first.send('retry: 5\nid: urn:ssehub:5-1\nevent: keepalive\ndata: {"data":{"status":"connected"}}\n\n');
+  await until(() => source.readyState === SharedEventSource.OPEN);
+  first.end();
+  const second = await hub.request(2);
+  assert.equal(second.headers['Last-Event-ID'], 'urn:ssehub:5-1', 'published in between: replayed');
+  second.send(HELLO + live('a', 'between', 'urn:ssehub:6-1', ',"replayed":true'));
+  await until(() => log.some((l) => l[0] === 'message'));
+  assert.deepEqual(log.filter((l) => l[0] === 'message').map((l) => l[2]), ['urn:ssehub:6-1']);
+});
+
+test('a Mercure stream without a cursor resumes from its Mercure-Last-Event-ID (earliest too)', async () => {
+  for (const start of ['urn:ssehub:7-3', 'earliest']) {
+    hub = fakeHub();
+    globalThis.fetch = hub.fetch;
+    hub.answers.push({ status: 200, headers: { 'mercure-last-event-id': start } });
+    const source = open(`${HUB}/.well-known/mercure?topic=${start}`);
+    const first = await hub.request(1);
+    assert.equal(first.headers['Last-Event-ID'], undefined);
+    first.send(':\n\n');
+    await until(() => source.readyState === SharedEventSource.OPEN);
+    first.end();
+    const second = await hub.request(2);
+    assert.equal(second.headers['Last-Event-ID'], start);
+    source.close();
+  }
 });
 
 test('a burst: the close event of status complete ends it, with no reconnection', async () => {

@@ -244,6 +244,7 @@ impl Broker for MemoryBroker {
         let replay = Replay {
             events,
             gap: gap || trimmed,
+            start: None,
         };
         std::future::ready(Ok(replay)).boxed()
     }

@@ -173,7 +173,7 @@ fn build() -> Value {
     let native_bindings = response_headers(json!({}));
     let mercure_bindings = response_headers(json!({
         "Link": {"type": "string", "description": "`<hub URL>; rel=\"mercure\"`"},
-        "Mercure-Last-Event-ID": {"type": "string", "description": "With a cursor: the cursor, or `earliest` when it is unknown or gone"},
+        "Mercure-Last-Event-ID": {"type": "string", "description": "The event preceding the first one sent: with a cursor, the cursor, or `earliest` when it is unknown or gone; without one, the newest event issued before the stream began (`earliest` if none), a cursor to resume from without missing anything"},
     }));
     let with_bindings = |mut message: Value, bindings: &Value| {
         message["bindings"] = bindings.clone();

@@ -92,7 +92,7 @@ pub(super) async fn metadata(
         (status = 200, description = "The event stream: each update as published (`id`, `event` unless `message`, `retry`, `data`)", body = crate::sse::SseEvent, content_type = "text/event-stream",
             headers(
                 ("Link" = String, description = "`<hub URL>; rel=\"mercure\"`"),
-                ("Mercure-Last-Event-ID" = String, description = "With a cursor: the cursor, or `earliest` when it is unknown or gone"),
+                ("Mercure-Last-Event-ID" = String, description = "The event preceding the first one sent: with a cursor, the cursor, or `earliest` when it is unknown or gone; without one, the newest event issued before the stream began (`earliest` if none), a cursor to resume from without missing anything"),
                 ("Cache-Control" = String, description = "`no-cache`"),
             )),
         (status = 400, description = "No selector, an invalid selector or cursor, an unsupported `match*` parameter, too many selectors, or a malformed `Authorization` header", body = ErrorBody),

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::activity::Activity;
 use crate::broker::Delivery;
 use crate::event::Event;
+use crate::sse::EventId;
 use crate::topic::{Pattern, Selector, TopicName};
 
 mod index;
@@ -103,6 +104,21 @@ impl Fanout {
         patterns: &[Pattern],
         access: Option<Access>,
     ) -> Result<Subscription, TooManyPatterns> {
+        self.subscribe_from(patterns, access)
+            .map(|(subscription, _)| subscription)
+    }
+
+    /// As [`Fanout::subscribe`], with where the subscription starts: the newest event
+    /// delivered before it (`None` if none was, since this node started). Every event after
+    /// that one reaches the subscription; none before it does.
+    ///
+    /// # Errors
+    /// As [`Fanout::subscribe`].
+    pub fn subscribe_from(
+        self: &Arc<Self>,
+        patterns: &[Pattern],
+        access: Option<Access>,
+    ) -> Result<(Subscription, Option<EventId>), TooManyPatterns> {
         let slot = Arc::new(Slot {
             access,
             ..Slot::default()
@@ -141,11 +157,18 @@ impl Fanout {
             list.insert(Arc::clone(&slot));
             kept.push(pattern.clone());
         }
-        Ok(Subscription {
+        let start = (table.delivered != EventId::default()).then_some(table.delivered);
+        let subscription = Subscription {
             slot,
             patterns: kept,
             fanout: Arc::clone(self),
-        })
+        };
+        Ok((subscription, start))
+    }
+
+    /// Whether any event was delivered here yet.
+    pub fn delivered_any(&self) -> bool {
+        self.lock().delivered != EventId::default()
     }
 
     /// Local subscriptions that would receive an event on `topic` (one matching by two
@@ -212,6 +235,7 @@ impl Fanout {
 impl Delivery for Fanout {
     fn deliver(&self, event: &Arc<Event>) -> usize {
         let mut table = self.lock();
+        table.delivered = table.delivered.max(event.id);
         let mut reached = 0;
         // A subscriber matched by several topics or patterns is offered the event several
         // times in a row and keeps it once (its queue refuses ids it already has).

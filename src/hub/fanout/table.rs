@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::index::{Admission, MatcherIndex};
 use super::members::Members;
+use crate::sse::EventId;
 use crate::topic::{Pattern, Selector, TopicName};
 
 /// Topics whose matching patterns are remembered, at most.
@@ -65,6 +66,9 @@ pub(super) struct Table {
     floor: u64,
     next_id: u64,
     pub(super) max_broad: usize,
+    /// The newest event delivered: where a subscription made now starts (events are delivered
+    /// in id order, under this table's lock).
+    pub(super) delivered: EventId,
 }
 
 impl Table {

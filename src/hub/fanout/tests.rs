@@ -304,3 +304,38 @@ fn subscription_churn_does_not_rematch_remembered_topics() {
     let churn_runs = runs();
     assert!(churn_runs <= 1000, "{churn_runs} runs");
 }
+
+/// A subscription's start is the newest event delivered before it, on any topic: every event
+/// after that one reaches it (if it matches), none before it does, whichever thread delivers.
+#[test]
+fn a_subscription_starts_right_after_the_newest_event_delivered() {
+    let fanout = Arc::new(Fanout::new(64, 16));
+    let (_, start) = fanout.subscribe_from(&patterns(&["a"]), None).unwrap();
+    assert_eq!(start, None, "nothing delivered yet");
+    assert!(!fanout.delivered_any());
+    fanout.deliver(&event(1, "a"));
+    fanout.deliver(&event(2, "elsewhere"));
+    let (mut sub, start) = fanout.subscribe_from(&patterns(&["a"]), None).unwrap();
+    assert_eq!(start, Some(EventId::new(1, 2)));
+    fanout.deliver(&event(3, "a"));
+    assert_eq!(drain(&mut sub), [3]);
+    // Racing deliveries: each subscription made meanwhile holds exactly the events after its
+    // start.
+    let deliverer = {
+        let fanout = Arc::clone(&fanout);
+        std::thread::spawn(move || {
+            for seq in 4..=40 {
+                fanout.deliver(&event(seq, "a"));
+            }
+        })
+    };
+    let mut made = Vec::new();
+    while !deliverer.is_finished() || made.is_empty() {
+        made.push(fanout.subscribe_from(&patterns(&["a"]), None).unwrap());
+    }
+    deliverer.join().unwrap();
+    for (mut sub, start) in made {
+        let after = start.map_or(0, |s| s.seq);
+        assert_eq!(drain(&mut sub), (after + 1..=40).collect::<Vec<_>>());
+    }
+}

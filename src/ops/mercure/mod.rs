@@ -4,8 +4,9 @@
 //!
 //! - [`subscribe`]: legacy `topic` selectors (exact, `*`, URI templates) and draft-08
 //!   `match` / `match_exact` / `match_urlpattern`; cursors from `Last-Event-ID`,
-//!   `last_event_id` or `lastEventID`, and `earliest`; `Mercure-Last-Event-ID` (and the legacy
-//!   `Last-Event-ID`) on the response.
+//!   `last_event_id` or `lastEventID`, and `earliest`; `Mercure-Last-Event-ID` (and, after a
+//!   cursor, the legacy `Last-Event-ID`) on the response, also without a cursor: where the
+//!   stream starts.
 //! - [`publish::publish`]: a form: `topic` (the first canonical, the rest alternates), `data`,
 //!   `private`, `id`, `type`, `retry`; answered with the event's id as text.
 //!
@@ -23,6 +24,7 @@ use super::subscriptions::Active;
 use super::AppState;
 use crate::auth::HUB_PATH;
 use crate::error::ApiError;
+use crate::hub::EventId;
 use crate::session::{Mode, Session};
 use crate::sse::has_forbidden_char;
 use crate::topic::TopicName;
@@ -159,6 +161,16 @@ pub(crate) async fn subscribe(
         };
         headers.push(("mercure-last-event-id", anchor.clone()));
         headers.push(("last-event-id", anchor));
+    } else if let Some(start) = resumed.start {
+        // Without a cursor too: the event preceding the first one this stream can send, so
+        // that a client which reconnects (or hands the stream to another tab) before any event
+        // came resumes from there and misses none published in between.
+        let anchor = if start == EventId::default() {
+            "earliest".to_owned()
+        } else {
+            start.wire()
+        };
+        headers.push(("mercure-last-event-id", anchor));
     }
     // The direct path writes these into the head as they are: only valid header values.
     headers.retain(|(_, value)| HeaderValue::from_str(value).is_ok());

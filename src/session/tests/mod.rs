@@ -285,6 +285,7 @@ async fn replayed_events_come_first_marked_and_are_not_repeated_live() {
     let replay = Replay {
         events: vec![event(1), event(2)],
         gap: true,
+        start: None,
     };
     let mut f = fixture(Mode::Live, 8, replay);
     f.session.next_chunk().await.unwrap();
@@ -346,6 +347,7 @@ async fn streams_count_the_events_they_send_and_why_they_end() {
     let replay = Replay {
         events: vec![event(1)],
         gap: false,
+        start: None,
     };
     let mut f = fixture(Mode::Live, 2, replay);
     f.session.next_chunk().await.unwrap();

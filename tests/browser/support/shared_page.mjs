@@ -159,3 +159,20 @@ export function assertExactlyOnce(got, expected, label) {
   assert.deepEqual({ repeats, missing, extra }, { repeats: [], missing: [], extra: [] }, `${label}: each event once`);
   assert.deepEqual(got, want, `${label}: in publish order`);
 }
+
+/** Publishes one event per topic of `topics` (in order), named `${prefix}-N`. */
+export async function publishAll(base, prefix, topics, options) {
+  const published = [];
+  for (const [i, topic] of topics.entries()) {
+    published.push(await publish(base, `${prefix}-${i}-${topic}`, topic, options));
+  }
+  return published;
+}
+
+/** Records the page's uncaught errors and console errors (a test asserts there are none). */
+export function watch(page, problems) {
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console.error: ${msg.text()}`);
+  });
+}
