@@ -8,6 +8,8 @@
 //! Caching: a file changes only with the binary, so each carries a strong `ETag` (a hash of its
 //! content, computed once when the router is built) and `Cache-Control: no-cache`: a browser
 //! revalidates on every load and gets `304 Not Modified`, without a body, until the file changes.
+//! The library is also served under its version (`/ssehub@VERSION.js`, `immutable`), for apps
+//! that pin it: its `VERSION` changes with its content (`clients/js/test/version.test.mjs`).
 //!
 //! [`FILES`] is the one table: the routes and their OpenAPI entries ([`WebFiles`]) are both
 //! made from it, so the document cannot miss a file.
@@ -57,7 +59,7 @@ const FILES: [File; 13] = [
     File {
         path: "/ssehub.js",
         source: "clients/js/ssehub.js",
-        body: include_str!("../../clients/js/ssehub.js"),
+        body: LIBRARY,
         kind: JS,
     },
     web!("style.css", CSS),
@@ -73,15 +75,45 @@ const FILES: [File; 13] = [
     web!("inspector.js", JS),
 ];
 
+/// The client library (the second entry of [`FILES`]).
+const LIBRARY: &str = include_str!("../../clients/js/ssehub.js");
+
+/// How long a versioned copy of the library may be cached: a year, and never revalidated.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The library's version, as its `export const VERSION = "…"` line says.
+fn library_version() -> &'static str {
+    LIBRARY
+        .lines()
+        .find_map(|line| line.strip_prefix("export const VERSION = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("0.0.0")
+}
+
+/// Where the library is served under its version, e.g. `/ssehub@0.1.0.js`: an app that names
+/// it there may cache it for good (`immutable`); `/ssehub.js` is always the current one.
+pub(crate) fn versioned_library_path() -> String {
+    format!("/ssehub@{}.js", library_version())
+}
+
 pub(crate) fn router() -> Routes {
-    FILES.iter().fold(Routes::default(), |routes, file| {
+    let routes = FILES.iter().fold(Routes::default(), |routes, file| {
         let (path, body, kind) = (file.path, file.body, file.kind);
         let etag = etag(body);
         routes.route(
             path,
-            get(move |request: HeaderMap| async move { serve(&request, &etag, kind, body) }),
+            get(move |request: HeaderMap| async move {
+                serve(&request, &etag, kind, body, "no-cache")
+            }),
         )
-    })
+    });
+    let etag = etag(LIBRARY);
+    routes.route(
+        &versioned_library_path(),
+        get(
+            move |request: HeaderMap| async move { serve(&request, &etag, JS, LIBRARY, IMMUTABLE) },
+        ),
+    )
 }
 
 /// The file, or `304 Not Modified` when the request's `If-None-Match` names its ETag.
@@ -90,10 +122,14 @@ fn serve(
     etag: &HeaderValue,
     kind: &'static str,
     body: &'static str,
+    cache_control: &'static str,
 ) -> Response {
     let cache = [
         (header::ETAG, etag.clone()),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        ),
     ];
     let current = request
         .get_all(header::IF_NONE_MATCH)
@@ -155,7 +191,20 @@ impl Modify for WebFiles {
                 .summary(Some(format!("The file `{source}`")))
                 .parameter(if_none_match)
                 .response("200", file)
-                .response("304", not_modified);
+                .response("304", not_modified)
+                .build();
+            if source == "clients/js/ssehub.js" {
+                // The versioned copy too (same content, cached for good).
+                let mut versioned = operation.clone();
+                versioned.operation_id = Some("web_ssehub_js_versioned".to_owned());
+                versioned.summary =
+                    Some(format!("The file `{source}`, at its version (immutable)"));
+                openapi.paths.add_path_operation(
+                    versioned_library_path(),
+                    vec![HttpMethod::Get],
+                    versioned,
+                );
+            }
             openapi
                 .paths
                 .add_path_operation(path, vec![HttpMethod::Get], operation);

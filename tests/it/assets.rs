@@ -83,6 +83,31 @@ async fn fetch(app: &TestApp, url: &Url) -> Fetched {
     }
 }
 
+/// The client library at its version: the same bytes as `/ssehub.js`, cached for good; another
+/// version is not served (404), so a pinned URL never silently gets other content.
+#[tokio::test]
+async fn the_library_is_served_at_its_version_as_immutable() {
+    let app = spawn_app(|_| {}).await;
+    let base = Url::parse(&app.url("/")).unwrap();
+    let current = fetch(&app, &base.join("/ssehub.js").unwrap()).await;
+    let version = current
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("export const VERSION = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let pinned = fetch(&app, &base.join(&format!("/ssehub@{version}.js")).unwrap()).await;
+    assert_eq!(pinned.status, 200);
+    assert_eq!(pinned.body, current.body);
+    assert_eq!(pinned.etag, current.etag);
+    assert_eq!(pinned.kind, "text/javascript; charset=utf-8");
+    assert_eq!(pinned.cache, "public, max-age=31536000, immutable");
+    assert_eq!(current.cache, "no-cache");
+    let other = fetch(&app, &base.join("/ssehub@0.0.0-other.js").unwrap()).await;
+    assert_eq!(other.status, 404);
+}
+
 #[tokio::test]
 async fn the_page_loads_each_module_once_and_revalidates_with_etags() {
     let app = spawn_app(|_| {}).await;
