@@ -142,14 +142,26 @@ pub(crate) async fn start(
     if app.shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let grants = match spec.ticket.as_deref() {
-        Some(ticket) => Some(super::tickets::redeem(app, meta, ticket).await?),
-        None => app
-            .auth()
-            .subscriber(&meta.credentials(spec.token.as_deref()))?,
+    let (grants, mut guard) = match spec.ticket.as_deref() {
+        // A ticket is spent by its redemption: the caps that do not depend on who it stands
+        // for are taken first, so that a stream refused by them (`503`, `429`) leaves it for
+        // the retry. Only the per-subject cap, which needs the redeemed grants, can refuse a
+        // stream whose ticket is spent.
+        Some(ticket) => {
+            let mut guard = take_slot(app, meta, None)?;
+            let grants = super::tickets::redeem(app, meta, ticket).await?;
+            take_subject_slot(app, &mut guard, Some(&grants))?;
+            (Some(grants), guard)
+        }
+        None => {
+            let grants = app
+                .auth()
+                .subscriber(&meta.credentials(spec.token.as_deref()))?;
+            let guard = take_slot(app, meta, grants.as_ref())?;
+            (grants, guard)
+        }
     };
     let payload = grants.as_ref().and_then(|g| g.payload.clone());
-    let mut guard = take_slot(app, meta, grants.as_ref())?;
     let resume = match spec.last_event_id.as_deref() {
         Some(cursor) => Some(resume_from(app, cursor, &spec.patterns).await?),
         None => None,
@@ -207,13 +219,27 @@ pub(crate) fn take_slot(
     if let (Some(quota), Some(peer)) = (app.streams_per_client(), meta.peer) {
         guard.hold(quota.enter(peer).ok_or(ApiError::TooManyClientStreams)?);
     }
+    take_subject_slot(app, &mut guard, grants)?;
+    Ok(guard)
+}
+
+/// The per-subject part of [`take_slot`]: a slot under `--max-streams-per-subject` for the
+/// token's `sub`, held by `guard`.
+///
+/// # Errors
+/// 429 past the cap.
+fn take_subject_slot(
+    app: &AppState,
+    guard: &mut StreamGuard,
+    grants: Option<&Grants>,
+) -> Result<(), ApiError> {
     if let (Some(quota), Some(subject)) = (
         app.streams_per_subject(),
         grants.and_then(|g| g.subject.clone()),
     ) {
         guard.hold(quota.enter(subject).ok_or(ApiError::TooManyClientStreams)?);
     }
-    Ok(guard)
+    Ok(())
 }
 
 /// Where a cursor points, first match wins:

@@ -295,3 +295,37 @@ async fn on_a_redis_cluster_a_ticket_is_redeemed_once_whatever_the_node() {
     let (a, b) = (keyed(Some(url.clone())).await, keyed(Some(url)).await);
     redeemed_exactly_once(&[&a, &b]).await;
 }
+
+/// A stream refused by the stream cap (`503`) or the per-client cap (`429`) does not spend its
+/// ticket: the caps that need no grants are taken before the redemption, and the retry opens.
+#[tokio::test]
+async fn a_stream_refused_by_a_cap_leaves_its_ticket_for_the_retry() {
+    let app = spawn_app(|c| {
+        c.auth.keys.subscriber_jwt_key = Some(SUB_SECRET.into());
+        c.max_streams = Some(1);
+    })
+    .await;
+    let token = subscriber(&["news"]);
+    let one = ticket(&app, &token, None).await;
+    let path = format!("/stream?mode=live&topic=news&ticket={one}");
+    let holder = app
+        .stream_with(
+            "/stream?mode=live&topic=news",
+            &[("authorization", &bearer(&token))],
+        )
+        .await;
+    let refused = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    drop(holder);
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while app.state.open_streams() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut stream = app.stream(&path).await;
+    private(&app, "news", "after the retry").await;
+    assert_eq!(message(&take(&mut stream, 1).await[0]), "after the retry");
+}
