@@ -9,6 +9,7 @@
 //! (`ulimit -n` must allow N + a few files.)
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,12 +43,13 @@ fn main() {
 
 async fn run(addr: SocketAddr, clients: usize) {
     let headed = std::sync::Arc::new(Barrier::new(clients + 1));
+    let settled = std::sync::Arc::new(AtomicUsize::new(0));
     let (done, mut results) = mpsc::unbounded_channel::<Seen>();
     for i in 0..clients {
         let stream = connect(addr, i).await;
-        let (headed, done) = (headed.clone(), done.clone());
+        let (headed, settled, done) = (headed.clone(), settled.clone(), done.clone());
         tokio::spawn(async move {
-            let seen = client(stream, headed).await;
+            let seen = client(stream, headed, settled).await;
             let _ = done.send(seen);
         });
     }
@@ -58,6 +60,13 @@ async fn run(addr: SocketAddr, clients: usize) {
     {
         eprintln!("not every stream opened in 60 s; publishing anyway");
     }
+    // The barrier wakes every task: let each go back to waiting in `read` before publishing,
+    // or the first copies would be timestamped behind that wake-up storm (tens of ms at
+    // 19,000), an artefact of the probe, not of the server.
+    while settled.load(Ordering::Relaxed) < clients {
+        tokio::task::yield_now().await;
+    }
+    tokio::task::yield_now().await;
     eprintln!("{clients} streams open; publishing");
     let sent = Instant::now();
     publish(addr).await;
@@ -144,7 +153,11 @@ async fn connect(addr: SocketAddr, i: usize) -> TcpStream {
 }
 
 /// Reads one stream to its end, timestamping each `data:` line of the message.
-async fn client(mut stream: TcpStream, headed: std::sync::Arc<Barrier>) -> Seen {
+async fn client(
+    mut stream: TcpStream,
+    headed: std::sync::Arc<Barrier>,
+    settled: std::sync::Arc<AtomicUsize>,
+) -> Seen {
     let mut seen = Seen {
         copies: Vec::with_capacity(3),
         closed: false,
@@ -167,6 +180,7 @@ async fn client(mut stream: TcpStream, headed: std::sync::Arc<Barrier>) -> Seen 
             pending.drain(..end + 4);
             head_done = true;
             headed.wait().await;
+            settled.fetch_add(1, Ordering::Relaxed);
         }
         while let Some(end) = find(&pending, b"\n") {
             let line = &pending[..end];
