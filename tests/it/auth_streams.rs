@@ -83,12 +83,16 @@ async fn max_stream_lifetime_ends_every_stream() {
     let mut short_token = app
         .stream_with("/stream?mode=live&topic=x", &[("authorization", &near)])
         .await;
+    // `expired`, not `lifetime`: its token ended it, whatever the machine's load (no wall-clock
+    // window to miss).
     let (status, _) = close_and_end(&mut short_token).await;
     assert_eq!(status, "expired");
-    assert!(opened.elapsed() < Duration::from_millis(2900), "{opened:?}");
     for stream in [&mut anonymous, &mut long_token] {
         let (status, _) = close_and_end(stream).await;
         assert_eq!(status, "lifetime");
+        // Never before the lifetime (a lower bound no load can break: `opened` was read before
+        // the streams opened); the upper bound only catches a stream that would not end, with
+        // 3 s of slack for a loaded machine.
         let took = opened.elapsed();
         assert!(
             took >= Duration::from_millis(2900) && took <= Duration::from_secs(6),
