@@ -68,8 +68,9 @@ struct RunArgs {
     #[arg(long)]
     smoke: bool,
     /// Run only these scenarios (comma-separated): fanout-1k, fanout-10k, cluster, idle,
-    /// burst, publish, mercure-fanout, mercure-patterns; `fanout` means both fan-outs,
-    /// `mercure` both Mercure scenarios.
+    /// burst, publish, publish-ab, mercure-fanout, mercure-patterns, shutdown, tls-idle,
+    /// tls-fanout, store, redis-ha; `fanout` means both fan-outs, `mercure` both Mercure
+    /// scenarios, `tls` both TLS ones.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to run against.

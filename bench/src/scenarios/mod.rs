@@ -9,6 +9,8 @@
 //! - [`publish_ab`]: publish requests/s from `wrk`, ssehub, nchan and the minimal broadcaster in
 //!   alternating rounds, with each server's CPU per request (user and kernel).
 //! - [`cluster`]: two ssehub nodes on Redis, publish on one, subscribers on both (ssehub only).
+//! - [`ha`]: the same two nodes' latency on one Redis, on Sentinel and on a Redis Cluster, side
+//!   by side (ssehub only; not in the smoke run).
 //! - [`mercure_fanout`]: the 10,000-subscriber fan-out through ssehub's Mercure endpoint
 //!   (exact topic, URI template, URL pattern) beside the same through `/stream` (ssehub only).
 //! - [`mercure_patterns`]: Mercure publishes/s and publish latency with 1 to 10,000 distinct
@@ -21,6 +23,8 @@
 pub mod burst;
 pub mod cluster;
 pub mod fanout;
+pub mod ha;
+mod ha_kill;
 pub mod idle;
 mod live;
 pub mod mercure_fanout;
@@ -51,7 +55,7 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const TOPIC: &str = "bench";
 
 /// Every scenario name, in run order.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     "fanout-1k",
     "fanout-10k",
     "cluster",
@@ -65,6 +69,7 @@ pub const ALL: [&str; 13] = [
     "tls-idle",
     "tls-fanout",
     "store",
+    "redis-ha",
 ];
 
 /// What every scenario needs.
@@ -157,6 +162,7 @@ pub async fn run(ctx: &Ctx, scenario: &'static str, kind: ServerKind) -> Outcome
             "tls-idle" => tls::idle(ctx, kind, &mut outcome).await,
             "tls-fanout" => tls::fanout(ctx, kind, &mut outcome).await,
             "store" => store::run(ctx, kind, &mut outcome).await,
+            "redis-ha" => ha::run(ctx, kind, &mut outcome).await,
             other => Err(crate::error::Error::msg(format!(
                 "unknown scenario {other}"
             ))),
