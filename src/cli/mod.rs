@@ -3,12 +3,19 @@
 //!
 //! The client commands speak HTTP to a hub like any other client (`http` holds their
 //! connection, `client` their shared flags and exit codes); no server module depends on them.
+//! They are the `client` feature (on by default): an embedder's build without it has no HTTP
+//! client (hyper's `client`) and no `publish` or `subscribe`.
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod completions;
+#[cfg(feature = "client")]
 mod http;
+#[cfg(feature = "client")]
 pub mod publish;
+#[cfg(feature = "client")]
 pub mod render;
+#[cfg(feature = "client")]
 pub mod subscribe;
 pub mod token;
 
@@ -65,8 +72,10 @@ pub enum Command {
     /// Mint a JWT for local use and tests, with the server's key flags and environment.
     Token(Box<token::TokenArgs>),
     /// Publish a message (or each line of standard input) and print its id.
+    #[cfg(feature = "client")]
     Publish(Box<publish::PublishArgs>),
     /// Print a stream's events, reconnecting with `Last-Event-ID` as a browser does.
+    #[cfg(feature = "client")]
     Subscribe(Box<subscribe::SubscribeArgs>),
     /// Print a shell completion script (`bash`, `zsh`, `fish`).
     Completions(completions::CompletionsArgs),
@@ -80,7 +89,9 @@ pub enum Command {
 pub fn run_client(command: &Command) -> Option<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     Some(match command {
+        #[cfg(feature = "client")]
         Command::Publish(args) => client::run("publish", publish::run(args, &mut stdout)),
+        #[cfg(feature = "client")]
         Command::Subscribe(args) => client::run("subscribe", subscribe::run(args, &mut stdout)),
         Command::Completions(args) => {
             completions::write(args, &mut stdout);
