@@ -75,6 +75,10 @@ pub mod quota;
 pub mod session;
 pub mod shutdown;
 pub mod sse;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "tls_absent.rs"]
 pub mod tls;
 pub mod topic;
 mod transport;

@@ -133,12 +133,15 @@ pub async fn serve(
         let state = state.clone();
         let held = (permit, client);
         match &tls {
+            #[cfg(feature = "tls")]
             Some(tls) => {
                 let acceptor = tls.acceptor().clone();
                 let serve =
                     crate::transport::serve_tls(socket, peer, router, state, acceptor, held);
                 connections.spawn(serve);
             }
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match *tls {},
             None => {
                 connections.spawn(crate::transport::serve(socket, router, state, held));
             }

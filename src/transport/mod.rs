@@ -72,6 +72,7 @@ pub(crate) fn serve<H: Send + 'static>(
 /// Serves one accepted TLS connection: the handshake within `--header-timeout`, then
 /// hyper (HTTP/2 or HTTP/1.1 as ALPN chose; the direct path is for cleartext HTTP/1 only).
 /// `held` (the connection's permits) is kept until it closes.
+#[cfg(feature = "tls")]
 pub(crate) async fn serve_tls<H: Send + 'static>(
     socket: TcpStream,
     peer: SocketAddr,
