@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::partition::Layout;
-use super::sentinel::{locate, replica, Target};
+use super::sentinel::{locate, replica, role, Target};
 use super::topology;
 use crate::broker::BrokerError;
 
@@ -232,6 +232,18 @@ impl Link {
             } else {
                 let mut feed = Arc::clone(&route.primary);
                 for addr in &shard.replicas {
+                    // As with Sentinel: a replica the cluster calls online may still hold its
+                    // own data (a dead primary started again and turned into a replica keeps
+                    // the events it had, refused ones included, until its first sync). Only
+                    // one that says itself its link to the primary is up (`slave connected`)
+                    // is delivered from.
+                    let url = topology::node_url(addr, userinfo.as_deref());
+                    if !role(&url, self.timeout)
+                        .await
+                        .is_ok_and(|r| r == "slave connected")
+                    {
+                        continue;
+                    }
                     if let Ok(node) = self.node(&mut nodes, addr, userinfo).await {
                         feed = node;
                         break;

@@ -244,7 +244,7 @@ async fn ask_sentinel(
 /// What a server says it is (`ROLE`): `master`, or for a replica `slave` and the state of its
 /// link to its primary (`slave connected` once synced; `slave connect`, `slave connecting` or
 /// `slave sync` before: its data may still be its own, not its primary's).
-async fn role(url: &str, timeout: Duration) -> Result<String, BrokerError> {
+pub(super) async fn role(url: &str, timeout: Duration) -> Result<String, BrokerError> {
     let client = redis::Client::open(url).map_err(setup)?;
     let work = async {
         let mut con = client.get_multiplexed_async_connection().await?;
