@@ -32,6 +32,7 @@ mod mercure_subscribe;
 mod metrics;
 mod paths;
 mod paths_publish;
+mod redis_batch;
 mod shutdown;
 mod slow_clients;
 mod stream_start;

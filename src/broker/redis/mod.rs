@@ -3,9 +3,10 @@
 //! - **Ids and history** live in Redis. One Lua script, atomic on the server, takes the next id
 //!   (`MS-SEQ`: Redis' clock in ms, never decreasing, and a counter in a hash), appends the
 //!   event to the topic's stream (`XADD` with approximate `MAXLEN ~` trimming; reads hide what
-//!   is past the history count or age) and `PUBLISH`es it on one channel. A publish is
+//!   is past the history count or age) and `PUBLISH`es it on one channel. The script takes the
+//!   publishes that queued while the previous one ran, in a batch ([`commit`]). A publish is
 //!   accepted only when the script returns, and with `min_replicas` only once `WAIT` says that
-//!   many replicas hold it ([`commit`]).
+//!   many replicas hold it.
 //! - **Where**: one Redis by URL, or the primary that Redis Sentinel names, followed through
 //!   failovers ([`link`]); or a Redis Cluster, over which topics are spread in partitions
 //!   ([`partition`]), each followed to the shard that serves it ([`topology`]), delivered by
@@ -93,11 +94,10 @@ pub struct RedisSettings {
 pub struct RedisBroker {
     link: Arc<link::Link>,
     layout: Layout,
-    /// With `min_replicas` > 0, per partition: where publishes go to be acknowledged.
+    /// Per partition: where publishes go (in batches, see [`commit`]).
     lanes: Vec<commit::Lanes>,
     settings: RedisSettings,
     delivery: Arc<dyn Delivery>,
-    publish: Script,
     read: Script,
     tick: Script,
     /// In a Cluster: the task that follows partitions (see [`cluster`]).
@@ -143,30 +143,30 @@ impl RedisBroker {
         );
         let link = Arc::new(link.await?);
         let publish = Script::new(PUBLISH_LUA);
-        let per_partition = if layout.count() > 1 { 1 } else { commit::LANES };
-        let lanes = if settings.min_replicas > 0 {
-            (0..layout.count())
-                .map(|p| {
-                    commit::Lanes::start(
-                        Arc::clone(&link),
-                        p,
-                        per_partition,
-                        publish.clone(),
-                        settings.min_replicas,
-                        settings.timeout,
-                    )
-                })
-                .collect()
+        let per_partition = if layout.count() == 1 && settings.min_replicas > 0 {
+            commit::LANES
         } else {
-            Vec::new()
+            1
         };
+        let lanes = (0..layout.count())
+            .map(|p| {
+                let setup = commit::Setup {
+                    link: Arc::clone(&link),
+                    partition: p,
+                    script: publish.clone(),
+                    head: publish::head(&layout, &settings, &publish, link.is_cluster(), p),
+                    replicas: settings.min_replicas,
+                    timeout: settings.timeout,
+                };
+                commit::Lanes::start(setup, per_partition)
+            })
+            .collect();
         let broker = Arc::new(Self {
             link,
             layout,
             lanes,
             settings,
             delivery,
-            publish,
             read: Script::new(READ_LUA),
             tick: Script::new(TICK_LUA),
             follower: std::sync::OnceLock::new(),
@@ -252,18 +252,16 @@ impl Broker for RedisBroker {
     fn publish(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Event>, BrokerError>> {
         async move {
             let partition = self.layout.of_draft(&draft);
-            let cmd = self.publish_cmd(partition, &draft);
-            let id = match self.lanes.get(partition) {
-                Some(lanes) => {
-                    let started = std::time::Instant::now();
-                    let id = lanes.publish(cmd).await;
-                    self.settings
-                        .round_trip
-                        .record(started.elapsed().as_secs_f64());
-                    id?
-                }
-                None => self.publish_now(partition, &cmd).await?,
-            };
+            let lanes = self
+                .lanes
+                .get(partition)
+                .ok_or_else(|| BrokerError::Unavailable(format!("no partition {partition}")))?;
+            let started = std::time::Instant::now();
+            let id = lanes.publish(self.entry(partition, &draft)).await;
+            self.settings
+                .round_trip
+                .record(started.elapsed().as_secs_f64());
+            let id = id?;
             let id: EventId = id
                 .parse()
                 .map_err(|_| BrokerError::Unavailable(format!("Redis returned a bad id {id:?}")))?;

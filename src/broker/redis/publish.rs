@@ -1,78 +1,96 @@
-//! The publish path to Redis: the script's arguments, and running it, on the shared connection
-//! or (with replicas to wait for) through the commit lanes; and a partition's tick (Cluster).
+//! The publish path to Redis: the batch script's arguments (what is fixed per partition, and
+//! each event's), and a partition's tick (Cluster). The batches themselves are made by the
+//! [`commit`](super::commit) lanes.
 
-use redis::Cmd;
+use redis::{Cmd, Script};
 
-use super::{unavailable, RedisBroker};
-use crate::broker::BrokerError;
+use super::partition::Layout;
+use super::scripts::PUBLISH_FIELDS;
+use super::{BrokerError, RedisBroker, RedisSettings};
 use crate::event::Draft;
 use crate::sse::EventId;
 use crate::topic::TopicName;
 
-impl RedisBroker {
-    /// The publish script for `draft`, as an `EVALSHA`.
-    pub(super) fn publish_cmd(&self, p: usize, draft: &Draft) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.publish.get_hash())
-            .arg(3)
-            .arg(self.key(p, "meta"))
-            .arg(self.stream_key(p, draft.topic.as_str()))
-            .arg(self.key(p, "topics"))
-            .arg(draft.topic.as_str())
-            .arg(draft.name.as_str())
-            .arg(&draft.message)
-            .arg(self.settings.history)
-            .arg(self.settings.max_age.as_millis() as u64)
-            .arg(self.key(p, "events"))
-            .arg(if draft.private { "1" } else { "0" })
-            .arg(
-                draft
-                    .alternates
-                    .iter()
-                    .map(TopicName::as_str)
-                    .collect::<Vec<_>>()
-                    .join("\t"),
-            )
-            .arg(draft.custom_id.as_ref().map_or("", |i| i.as_str()))
-            .arg(draft.retry.map(|r| r.to_string()).unwrap_or_default())
-            .arg(self.key(p, "id:"))
-            .arg(self.key(p, ""))
-            .arg(self.layout.count())
-            .arg(p)
-            .arg(if self.link.is_cluster() {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
-            })
-            .arg(if self.link.is_cluster() {
-                self.key(p, "ch:")
-            } else {
-                String::new()
-            });
-        cmd
+/// One event's arguments to the publish script, in its order (see `PUBLISH_LUA`).
+pub(super) struct Entry {
+    fields: [Vec<u8>; PUBLISH_FIELDS],
+}
+
+impl Entry {
+    /// Bytes the entry adds to a batch: what bounds a batch's size.
+    pub(super) fn len(&self) -> usize {
+        self.fields.iter().map(Vec::len).sum()
     }
 
-    /// Runs the publish script on the shared connection (no replicas to wait for), loading
-    /// it first if the server does not know it (`NOSCRIPT`: it did not run).
-    pub(super) async fn publish_now(&self, p: usize, cmd: &Cmd) -> Result<String, BrokerError> {
-        let mut con = self.con(p);
-        let started = std::time::Instant::now();
-        let limit = self.settings.timeout;
-        let mut answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
-        if matches!(&answer, Ok(Err(err)) if err.code() == Some("NOSCRIPT")) {
-            let _ = self.publish.load_async(&mut con).await;
-            answer = tokio::time::timeout(limit, cmd.query_async(&mut con)).await;
+    /// Appends the entry to a batch command.
+    pub(super) fn append_to(&self, cmd: &mut Cmd) {
+        for field in &self.fields {
+            cmd.arg(field.as_slice());
         }
-        self.settings
-            .round_trip
-            .record(started.elapsed().as_secs_f64());
-        let answer = answer
-            .map_err(|_| BrokerError::Unavailable("Redis did not answer in time".into()))
-            .and_then(|a| a.map_err(unavailable));
-        if answer.is_err() {
-            self.link.suspect();
+    }
+}
+
+/// The publish script's `EVALSHA` for partition `p`, without events: each batch starts from a
+/// clone of it.
+pub(super) fn head(
+    layout: &Layout,
+    settings: &RedisSettings,
+    script: &Script,
+    cluster: bool,
+    p: usize,
+) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash())
+        .arg(2)
+        .arg(layout.key(p, "meta"))
+        .arg(layout.key(p, "topics"))
+        .arg(settings.history)
+        .arg(settings.max_age.as_millis() as u64)
+        .arg(layout.key(p, "events"))
+        .arg(layout.key(p, "id:"))
+        .arg(layout.key(p, ""))
+        .arg(layout.count())
+        .arg(p)
+        .arg(if cluster { "SPUBLISH" } else { "PUBLISH" })
+        .arg(if cluster {
+            layout.key(p, "ch:")
+        } else {
+            String::new()
+        });
+    cmd
+}
+
+impl RedisBroker {
+    /// `draft`'s arguments to the publish script of partition `p`.
+    pub(super) fn entry(&self, p: usize, draft: &Draft) -> Entry {
+        let alternates = draft
+            .alternates
+            .iter()
+            .map(TopicName::as_str)
+            .collect::<Vec<_>>()
+            .join("\t");
+        Entry {
+            fields: [
+                self.stream_key(p, draft.topic.as_str()).into_bytes(),
+                draft.topic.as_str().as_bytes().to_vec(),
+                draft.name.as_str().as_bytes().to_vec(),
+                draft.message.as_bytes().to_vec(),
+                if draft.private {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
+                alternates.into_bytes(),
+                draft
+                    .custom_id
+                    .as_ref()
+                    .map_or_else(Vec::new, |i| i.as_str().as_bytes().to_vec()),
+                draft
+                    .retry
+                    .map(|r| r.to_string().into_bytes())
+                    .unwrap_or_default(),
+            ],
         }
-        answer
     }
 }
 

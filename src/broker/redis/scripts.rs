@@ -1,60 +1,90 @@
 //! The Lua scripts the Redis broker runs: each is atomic on the server.
 
-/// Publish: next id (Redis' clock in ms, never decreasing, and a counter), `XADD` with
-/// approximate `MAXLEN ~` trimming (Redis drops whole stream nodes, so a stream holds up to ~100
-/// entries more than the history; reads hide them, and those past the age, see [`READ_LUA`]),
-/// the topic's last publish time, the publisher's id → (topic → hub id)
+/// Publish a batch of events, in order (a group commit: one script for the publishes that
+/// queued while the previous batch was on its way). Once per batch: the clock (Redis' time in
+/// ms, never decreasing), the counter (`HINCRBY` by the batch's size), and the topics' last
+/// publish times (one `ZADD`). Per event: `XADD` with approximate `MAXLEN ~` trimming (Redis
+/// drops whole stream nodes, so a stream holds up to ~100 entries more than the history; reads
+/// hide them, and those past the age, see [`READ_LUA`]), the publisher's id → (topic → hub id)
 /// hash (the earliest event of each topic and alternate bearing it, kept for the history age),
-/// and the channel message.
-/// ARGV: topic, event type, message, history count, history age in ms, channel, private flag
-/// (`1` or `0`), alternates (tab-separated), publisher id (or empty), retry (or empty), prefix
-/// of the id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics,
-/// and `alt:NAME`, the canonical topics an alternate appeared with: what replay reads),
+/// and the channel message. Returns one element per event: its id, or the error that refused
+/// it (an event whose `XADD` fails is not published; the others are).
+///
+/// KEYS: meta, topics. ARGV: history count, history age in ms, channel, prefix of the
+/// id-mapping keys, key prefix (for `alternates`, the sorted set of alternate topics, and
+/// `alt:NAME`, the canonical topics an alternate appeared with: what replay reads),
 /// partitions, this partition (ids are `MS-(n × partitions + partition)`), the command that
 /// publishes on the channel (`PUBLISH`, or `SPUBLISH` in a Cluster), and in a Cluster the prefix
 /// of per-topic channels (the event also goes to the channel of each of its topics, for nodes
-/// that follow only some topics of the partition), else empty.
+/// that follow only some topics of the partition), else empty. Then per event
+/// [`PUBLISH_FIELDS`] values: stream key, topic, event type, message, private flag (`1` or
+/// `0`), alternates (tab-separated), publisher id (or empty), retry (or empty).
 pub(super) const PUBLISH_LUA: &str = r"
+local head, width = 9, 8
+local n = math.floor((#ARGV - head) / width)
+if n < 1 then return {} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local last = tonumber(redis.call('HGET', KEYS[1], 'ms') or '0')
 if now < last then now = last end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1) * tonumber(ARGV[13]) + tonumber(ARGV[14])
+local first = redis.call('HINCRBY', KEYS[1], 'seq', n) - n
 redis.call('HSET', KEYS[1], 'ms', now)
-local id = now .. '-' .. seq
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id, 'e', ARGV[2], 'm', ARGV[3], 'p', ARGV[7], 'a', ARGV[8], 'i', ARGV[9], 'r', ARGV[10])
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-if ARGV[9] ~= '' then
-  local key = ARGV[11] .. ARGV[9]
-  -- Before 0.2 this was a string (one hub id): replaced by the hash.
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', key) end
-  redis.call('HSETNX', key, ARGV[1], id)
-  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
-    redis.call('HSETNX', key, alternate, id)
+local parts, part = tonumber(ARGV[6]), tonumber(ARGV[7])
+local replies, stamps, seen = {}, {}, {}
+for i = 1, n do
+  local a = head + (i - 1) * width
+  local key, topic, kind, text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local private, alternates, own, retry = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local id = now .. '-' .. ((first + i) * parts + part)
+  local added = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[1], id, 'e', kind, 'm', text, 'p', private, 'a', alternates, 'i', own, 'r', retry)
+  if type(added) == 'table' and added.err then
+    replies[i] = added
+  else
+    if not seen[topic] then
+      seen[topic] = true
+      stamps[#stamps + 1] = now
+      stamps[#stamps + 1] = topic
+    end
+    if own ~= '' then
+      local mapping = ARGV[4] .. own
+      -- Before 0.2 this was a string (one hub id): replaced by the hash.
+      local held = redis.call('TYPE', mapping)['ok']
+      if held ~= 'hash' and held ~= 'none' then redis.call('DEL', mapping) end
+      redis.call('HSETNX', mapping, topic, id)
+      for alternate in string.gmatch(alternates, '[^\t]+') do
+        redis.call('HSETNX', mapping, alternate, id)
+      end
+      redis.call('PEXPIRE', mapping, ARGV[2])
+    end
+    local topics = topic
+    if alternates ~= '' then
+      topics = topic .. '\t' .. alternates
+      for alternate in string.gmatch(alternates, '[^\t]+') do
+        redis.call('SADD', ARGV[5] .. 'alt:' .. alternate, topic)
+        redis.call('ZADD', ARGV[5] .. 'alternates', now, alternate)
+      end
+    end
+    local flags = ''
+    if private == '1' then flags = 'p' end
+    local message = id .. '\n' .. topics .. '\n' .. kind .. '\n' .. flags .. '\n' .. own .. '\n' .. retry .. '\n' .. text
+    redis.call(ARGV[8], ARGV[3], message)
+    if ARGV[9] ~= '' then
+      redis.call(ARGV[8], ARGV[9] .. topic, message)
+      if alternates ~= '' then
+        for alternate in string.gmatch(alternates, '[^\t]+') do
+          redis.call(ARGV[8], ARGV[9] .. alternate, message)
+        end
+      end
+    end
+    replies[i] = id
   end
-  redis.call('PEXPIRE', key, ARGV[5])
 end
-local topics = ARGV[1]
-if ARGV[8] ~= '' then
-  topics = topics .. '\t' .. ARGV[8]
-  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
-    redis.call('SADD', ARGV[12] .. 'alt:' .. alternate, ARGV[1])
-    redis.call('ZADD', ARGV[12] .. 'alternates', now, alternate)
-  end
-end
-local flags = ''
-if ARGV[7] == '1' then flags = 'p' end
-local message = id .. '\n' .. topics .. '\n' .. ARGV[2] .. '\n' .. flags .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[3]
-redis.call(ARGV[15], ARGV[6], message)
-if ARGV[16] ~= '' then
-  redis.call(ARGV[15], ARGV[16] .. ARGV[1], message)
-  for alternate in string.gmatch(ARGV[8], '[^\t]+') do
-    redis.call(ARGV[15], ARGV[16] .. alternate, message)
-  end
-end
-return id
+if #stamps > 0 then redis.call('ZADD', KEYS[2], unpack(stamps)) end
+return replies
 ";
+
+/// Values per event in [`PUBLISH_LUA`]'s arguments.
+pub(super) const PUBLISH_FIELDS: usize = 8;
 
 /// Reads one topic between ARGV[1] (exclusive) and ARGV[2]: `{out-of-history id, entries}`;
 /// `rev` takes the newest `count`, `fwd` the oldest. Only the newest ARGV[5] entries younger
