@@ -95,10 +95,11 @@ impl Config {
                 "rediss://",
                 "redis+sentinel://",
                 "redis+cluster://",
+                "rediss+cluster://",
             ];
             if !schemes.iter().any(|s| url.starts_with(s)) {
                 return fail(
-                    "--broker must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL",
+                    "--broker must be a redis://, rediss://, redis+sentinel://, redis+cluster:// or rediss+cluster:// URL",
                 );
             }
         }

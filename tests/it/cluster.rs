@@ -5,6 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::cluster::RedisCluster;
 use common::redis::RedisServer;
 use common::{
     assert_nothing_before_sentinel, data, ids, message, spawn_app, take, SseStream, TestApp,
@@ -322,6 +323,69 @@ async fn rediss_with_a_private_ca() {
     assert_eq!(redis.cli(&["XLEN", "ssehub:topic:tls"]).trim(), "1");
 
     // Without the CA the server's certificate is not trusted: the node does not start.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = ssehub::Config::with_bind(listener.local_addr().unwrap());
+    config.broker = Some(url);
+    config.broker_timeout = Duration::from_secs(2);
+    assert!(ssehub::app::connect(config).await.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `rediss+cluster://`: every node reached by TLS at the port it announces as its `tls-port`
+/// (each also has a cleartext port, which a node must not use: a TLS handshake there fails).
+#[tokio::test]
+async fn a_redis_cluster_over_tls_with_a_private_ca() {
+    let dir = std::env::temp_dir().join(format!("ssehub-tls-cluster-{}", std::process::id()));
+    let (ca, cert, key) = common::redis::make_certificates(&dir);
+    let tls_ports: Vec<u16> = (0..3).map(|_| common::redis::free_port()).collect();
+    let files = [&cert, &key, &ca].map(|p| p.to_str().unwrap().to_owned());
+    let cluster = RedisCluster::start_with(3, 0, |i| {
+        let mut args = vec!["--tls-port".to_owned(), tls_ports[i].to_string()];
+        for (flag, file) in ["--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file"]
+            .iter()
+            .zip(&files)
+        {
+            args.extend([flag.to_string(), file.clone()]);
+        }
+        args.extend(["--tls-cluster", "yes", "--tls-auth-clients", "no"].map(String::from));
+        args
+    })
+    .await;
+    // One seed, by TLS: the other nodes are found through `CLUSTER SHARDS`.
+    let url = format!("rediss+cluster://127.0.0.1:{}", tls_ports[0]);
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (url, ca) = (url.clone(), ca.clone());
+        nodes.push(
+            spawn_app(move |c| {
+                c.broker = Some(url);
+                c.redis_ca = Some(ca);
+                c.redis_min_replicas = Some(0);
+                c.broker_timeout = Duration::from_secs(2);
+            })
+            .await,
+        );
+    }
+    // Topics on every shard (12 partitions over 3 primaries), read on the other node.
+    let topics: Vec<String> = (0..12).map(|i| format!("tls/{i}")).collect();
+    let mut stream = nodes[1].stream("/stream?mode=live&topic=tls/*").await;
+    for topic in &topics {
+        nodes[0].publish(topic, topic).await;
+    }
+    let got = take(&mut stream, topics.len()).await;
+    let mut seen: Vec<String> = got.iter().map(message).collect();
+    seen.sort();
+    let mut want = topics.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    let mut total = 0;
+    for node in &cluster.nodes {
+        let keys = node.cli(&["KEYS", "ssehub*topic:tls/*"]);
+        total += keys.lines().filter(|l| !l.is_empty()).count();
+    }
+    assert_eq!(total, topics.len(), "each topic's stream on some shard");
+
+    // Without the CA the nodes' certificate is not trusted: the node does not start.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = ssehub::Config::with_bind(listener.local_addr().unwrap());
     config.broker = Some(url);

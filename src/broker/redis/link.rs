@@ -66,11 +66,11 @@ impl Link {
         let url = match &target {
             Target::Single(url) => url.clone(),
             target @ Target::Sentinel { .. } => locate(target, timeout).await?.0,
-            Target::Cluster { seeds, userinfo } => {
-                let shards = topology::shards(seeds, userinfo.as_deref(), timeout).await?;
+            Target::Cluster { seeds, access } => {
+                let shards = topology::shards(seeds, access, ca.as_deref(), timeout).await?;
                 let shard = topology::serving(&shards, layout.slot(0))
                     .ok_or_else(|| BrokerError::Unavailable("no shard serves a slot".into()))?;
-                topology::node_url(&shard.primary, userinfo.as_deref())
+                access.url(&shard.primary)
             }
         };
         let primary = Arc::new(open(&url, ca.as_deref(), timeout).await?);
@@ -186,7 +186,7 @@ impl Link {
     /// replicas, keeping the one it has while it stays online). With `strict`, a partition
     /// that finds no shard is an error.
     async fn cluster_routes(&self, strict: bool) -> Result<(), BrokerError> {
-        let Target::Cluster { seeds, userinfo } = &self.target else {
+        let Target::Cluster { seeds, access } = &self.target else {
             return Ok(());
         };
         let current = self
@@ -210,7 +210,7 @@ impl Link {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        let shards = topology::shards(&ask, userinfo.as_deref(), self.timeout).await?;
+        let shards = topology::shards(&ask, access, self.ca.as_deref(), self.timeout).await?;
         let mut next = current.clone();
         for (p, route) in next.iter_mut().enumerate() {
             let Some(shard) = topology::serving(&shards, self.layout.slot(p)) else {
@@ -221,7 +221,7 @@ impl Link {
                 }
                 continue;
             };
-            let Ok(primary) = self.node(&mut nodes, &shard.primary, userinfo).await else {
+            let Ok(primary) = self.node(&mut nodes, &shard.primary, access).await else {
                 continue;
             };
             route.primary = primary;
@@ -237,14 +237,14 @@ impl Link {
                     // the events it had, refused ones included, until its first sync). Only
                     // one that says itself its link to the primary is up (`slave connected`)
                     // is delivered from.
-                    let url = topology::node_url(addr, userinfo.as_deref());
-                    if !role(&url, self.timeout)
+                    let url = access.url(addr);
+                    if !role(&url, self.ca.as_deref(), self.timeout)
                         .await
                         .is_ok_and(|r| r == "slave connected")
                     {
                         continue;
                     }
-                    if let Ok(node) = self.node(&mut nodes, addr, userinfo).await {
+                    if let Ok(node) = self.node(&mut nodes, addr, access).await {
                         feed = node;
                         break;
                     }
@@ -269,12 +269,12 @@ impl Link {
         &self,
         nodes: &mut Vec<Arc<Node>>,
         addr: &str,
-        userinfo: &Option<String>,
+        access: &topology::Access,
     ) -> Result<Arc<Node>, BrokerError> {
         if let Some(node) = nodes.iter().find(|n| n.addr == addr) {
             return Ok(Arc::clone(node));
         }
-        let url = topology::node_url(addr, userinfo.as_deref());
+        let url = access.url(addr);
         let node = Arc::new(open(&url, self.ca.as_deref(), self.timeout).await?);
         nodes.push(Arc::clone(&node));
         Ok(node)
@@ -302,20 +302,25 @@ impl Link {
     }
 }
 
-/// A client and command connection for `url`. The CA (`--redis-ca`) is for TLS connections
-/// only: a `redis://` URL ignores it, so one setting (the image sets it to its CA bundle) serves
-/// cleartext and TLS brokers alike.
-async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, BrokerError> {
-    let client = match ca.filter(|_| url.starts_with("rediss://")) {
-        None => redis::Client::open(url).map_err(setup)?,
+/// A client for `url`. The CA (`--redis-ca`) is for TLS connections only: a `redis://` URL
+/// ignores it, so one setting (the image sets it to its CA bundle) serves cleartext and TLS
+/// brokers alike.
+pub(super) fn client(url: &str, ca: Option<&[u8]>) -> Result<redis::Client, BrokerError> {
+    match ca.filter(|_| url.starts_with("rediss://")) {
+        None => redis::Client::open(url).map_err(setup),
         Some(ca) => {
             let certificates = redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(ca.to_vec()),
             };
-            redis::Client::build_with_tls(url, certificates).map_err(setup)?
+            redis::Client::build_with_tls(url, certificates).map_err(setup)
         }
-    };
+    }
+}
+
+/// A client and command connection for `url` (`ca`: see [`client`]).
+async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, BrokerError> {
+    let client = client(url, ca)?;
     let addr = client.get_connection_info().addr().to_string();
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -337,11 +342,12 @@ async fn open(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Node, B
 /// A RESP3 connection to `url` whose pushes (pub/sub messages, disconnection) go to `sender`.
 pub(super) async fn open_push(
     url: &str,
+    ca: Option<&[u8]>,
     timeout: Duration,
     sender: impl redis::aio::AsyncPushSender,
 ) -> Result<redis::aio::MultiplexedConnection, BrokerError> {
     let separator = if url.contains('?') { '&' } else { '?' };
-    let client = redis::Client::open(format!("{url}{separator}protocol=resp3")).map_err(setup)?;
+    let client = client(&format!("{url}{separator}protocol=resp3"), ca)?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))

@@ -55,7 +55,7 @@ mod tickets;
 mod topology;
 
 pub use self::sentinel::SENTINEL_SCHEME;
-pub use self::topology::CLUSTER_SCHEME;
+pub use self::topology::{is_cluster, CLUSTER_SCHEME, CLUSTER_TLS_SCHEME};
 
 use self::partition::Layout;
 use self::scripts::{PUBLISH_LUA, READ_LUA, RESOLVE_LUA, TICK_LUA};

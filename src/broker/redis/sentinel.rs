@@ -13,12 +13,13 @@ pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
 pub(super) enum Target {
     /// `redis://…` or `rediss://…`: one server.
     Single(String),
-    /// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]`: a Redis Cluster.
+    /// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]` (or `rediss+cluster://`):
+    /// a Redis Cluster.
     Cluster {
         /// Nodes to ask first for the cluster's shape.
         seeds: Vec<String>,
-        /// `user:password` or `:password` (as written, percent-encoded).
-        userinfo: Option<String>,
+        /// How its nodes are reached.
+        access: super::topology::Access,
     },
     /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[?db=N]`.
     Sentinel {
@@ -41,8 +42,8 @@ impl Target {
     /// Cluster URL without nodes.
     pub(super) fn parse(url: &str) -> Result<Self, BrokerError> {
         if let Some(cluster) = super::topology::parse(url) {
-            let (seeds, userinfo) = cluster?;
-            return Ok(Self::Cluster { seeds, userinfo });
+            let (seeds, access) = cluster?;
+            return Ok(Self::Cluster { seeds, access });
         }
         let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
             return Ok(Self::Single(url.to_owned()));
@@ -135,7 +136,7 @@ pub(super) async fn replica(
         // link to its primary is up (`connected`: synced).
         for (host, port) in healthy {
             let url = format!("redis://{auth}{host}:{port}/{db}");
-            if role(&url, timeout)
+            if role(&url, None, timeout)
                 .await
                 .is_ok_and(|r| r == "slave connected")
             {
@@ -196,7 +197,7 @@ pub(super) async fn locate(
         .unwrap_or_default();
     let url = format!("redis://{auth}{host}:{port}/{db}");
     let addr = format!("{host}:{port}");
-    match role(&url, timeout).await {
+    match role(&url, None, timeout).await {
         Ok(role) if role == "master" => Ok((url, addr)),
         Ok(role) => Err(BrokerError::Unavailable(format!(
             "{addr} is a {role}, not a primary"
@@ -244,8 +245,12 @@ async fn ask_sentinel(
 /// What a server says it is (`ROLE`): `master`, or for a replica `slave` and the state of its
 /// link to its primary (`slave connected` once synced; `slave connect`, `slave connecting` or
 /// `slave sync` before: its data may still be its own, not its primary's).
-pub(super) async fn role(url: &str, timeout: Duration) -> Result<String, BrokerError> {
-    let client = redis::Client::open(url).map_err(setup)?;
+pub(super) async fn role(
+    url: &str,
+    ca: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<String, BrokerError> {
+    let client = super::link::client(url, ca)?;
     let work = async {
         let mut con = client.get_multiplexed_async_connection().await?;
         let reply: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut con).await?;

@@ -1,5 +1,6 @@
-//! Asking a Redis Cluster who serves what: what a `redis+cluster://` URL names, and, from
-//! `CLUSTER SHARDS`, the primary and healthy replicas that hold a slot.
+//! Asking a Redis Cluster who serves what: what a `redis+cluster://` (or, with TLS to every
+//! node, `rediss+cluster://`) URL names, and, from `CLUSTER SHARDS`, the primary and healthy
+//! replicas that hold a slot.
 //!
 //! Any reachable node answers for the whole cluster, so the seeds need not be every node, and
 //! a node learns a failover (a replica promoted) or a resharding (a slot moved) by asking again.
@@ -13,6 +14,8 @@ use crate::broker::BrokerError;
 
 /// The URL scheme of a Redis Cluster.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+/// The URL scheme of a Redis Cluster reached by TLS (every node, at its `tls-port`).
+pub const CLUSTER_TLS_SCHEME: &str = "rediss+cluster://";
 
 /// One shard: its slot ranges, its primary and its replicas that are online.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,13 +27,43 @@ pub(super) struct Shard {
     pub replicas: Vec<String>,
 }
 
-/// A cluster URL read: the seeds, and the user info for the data nodes.
-type Seeds = (Vec<String>, Option<String>);
+/// How a cluster's data nodes are reached: the user info of the URL, and whether by TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Access {
+    /// `user:password` or `:password` (as written, percent-encoded).
+    pub userinfo: Option<String>,
+    /// `rediss+cluster://`: TLS to every node, at the port it announces as its `tls-port`.
+    pub tls: bool,
+}
 
-/// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]`: the seeds and the user info
-/// (`None` for another scheme).
+impl Access {
+    /// The URL of the data node at `addr`.
+    pub(super) fn url(&self, addr: &str) -> String {
+        let auth = self
+            .userinfo
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{auth}{addr}")
+    }
+}
+
+/// A cluster URL read: the seeds, and how to reach the data nodes.
+type Seeds = (Vec<String>, Access);
+
+/// Whether `url` names a Redis Cluster.
+pub fn is_cluster(url: &str) -> bool {
+    url.starts_with(CLUSTER_SCHEME) || url.starts_with(CLUSTER_TLS_SCHEME)
+}
+
+/// `redis+cluster://` or `rediss+cluster://` then `[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]`:
+/// the seeds and how to reach the nodes (`None` for another scheme).
 pub(super) fn parse(url: &str) -> Option<Result<Seeds, BrokerError>> {
-    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
+    let (rest, tls) = match url.strip_prefix(CLUSTER_SCHEME) {
+        Some(rest) => (rest, false),
+        None => (url.strip_prefix(CLUSTER_TLS_SCHEME)?, true),
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (userinfo, seeds) = hosts(authority, 6379);
     if seeds.is_empty() {
@@ -38,7 +71,7 @@ pub(super) fn parse(url: &str) -> Option<Result<Seeds, BrokerError>> {
             "{CLUSTER_SCHEME} URL: no HOST:PORT"
         ))));
     }
-    Some(Ok((seeds, userinfo)))
+    Some(Ok((seeds, Access { userinfo, tls })))
 }
 
 /// The user info and `host:port`s of a URL's authority (`[USERINFO@]HOST[:PORT][,…]`), with
@@ -62,24 +95,17 @@ pub(super) fn hosts(authority: &str, default_port: u16) -> (Option<String>, Vec<
     (userinfo, hosts)
 }
 
-/// The URL of a data node.
-pub(super) fn node_url(addr: &str, userinfo: Option<&str>) -> String {
-    let auth = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
-    format!("redis://{auth}{addr}")
-}
-
-/// The cluster's shards, as the first of `nodes` that answers sees them.
+/// The cluster's shards, as the first of `nodes` that answers sees them (`ca`: see
+/// `link::client`).
 pub(super) async fn shards(
     nodes: &[String],
-    userinfo: Option<&str>,
+    access: &Access,
+    ca: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Vec<Shard>, BrokerError> {
     let mut last = BrokerError::Unavailable("no cluster node answered".into());
     for addr in nodes {
-        let client = match redis::Client::open(node_url(addr, userinfo)) {
-            Ok(client) => client,
-            Err(err) => return Err(BrokerError::Setup(err.to_string())),
-        };
+        let client = super::link::client(&access.url(addr), ca)?;
         let work = async {
             let mut con = client.get_multiplexed_async_connection().await?;
             redis::cmd("CLUSTER")
@@ -89,7 +115,7 @@ pub(super) async fn shards(
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(Ok(reply)) => {
-                let shards = decode(reply);
+                let shards = decode(reply, access.tls);
                 if !shards.is_empty() {
                     return Ok(shards);
                 }
@@ -137,7 +163,8 @@ fn number(value: &Value) -> Option<i64> {
     }
 }
 
-fn decode(reply: Value) -> Vec<Shard> {
+/// The shards of a `CLUSTER SHARDS` reply; with `tls`, each node at its `tls-port`.
+fn decode(reply: Value, tls: bool) -> Vec<Shard> {
     let Value::Array(shards) = reply else {
         return Vec::new();
     };
@@ -166,7 +193,11 @@ fn decode(reply: Value) -> Vec<Shard> {
                                 .and_then(text)
                                 .filter(|h| !h.is_empty() && h != "?")
                                 .or_else(|| get("ip").and_then(text));
-                            let port = get("port").and_then(number);
+                            let port = if tls {
+                                get("tls-port").and_then(number)
+                            } else {
+                                get("port").and_then(number)
+                            };
                             let (Some(host), Some(port)) = (host, port) else {
                                 continue;
                             };
@@ -193,11 +224,16 @@ mod tests {
 
     #[test]
     fn cluster_urls_name_seeds_and_a_password() {
-        let (seeds, user) = parse("redis+cluster://:pw@a:1,b").unwrap().unwrap();
+        let (seeds, access) = parse("redis+cluster://:pw@a:1,b").unwrap().unwrap();
         assert_eq!(seeds, vec!["a:1".to_owned(), "b:6379".to_owned()]);
-        assert_eq!(user.as_deref(), Some(":pw"));
+        assert_eq!(access.userinfo.as_deref(), Some(":pw"));
+        assert_eq!(access.url("c:7"), "redis://:pw@c:7");
+        let (seeds, access) = parse("rediss+cluster://a:1").unwrap().unwrap();
+        assert_eq!(seeds, vec!["a:1".to_owned()]);
+        assert_eq!(access.url("c:7"), "rediss://c:7");
         assert!(parse("redis://a:1").is_none());
         assert!(parse("redis+cluster://").unwrap().is_err());
+        assert!(is_cluster("rediss+cluster://a:1") && !is_cluster("rediss://a:1"));
     }
 
     #[test]
@@ -209,6 +245,8 @@ mod tests {
                 s("127.0.0.1"),
                 s("port"),
                 Value::Int(port),
+                s("tls-port"),
+                Value::Int(port + 100),
                 s("endpoint"),
                 s("127.0.0.1"),
                 s("role"),
@@ -227,7 +265,7 @@ mod tests {
                 node(7005, "replica", "loading"),
             ]),
         ])]);
-        let shards = decode(reply);
+        let shards = decode(reply.clone(), false);
         assert_eq!(
             shards,
             vec![Shard {
@@ -236,6 +274,9 @@ mod tests {
                 replicas: vec!["127.0.0.1:7004".into()],
             }]
         );
+        let tls = decode(reply, true);
+        assert_eq!(tls[0].primary, "127.0.0.1:7101");
+        assert_eq!(tls[0].replicas, ["127.0.0.1:7104"]);
         assert!(serving(&shards, 5460).is_some());
         assert!(serving(&shards, 5461).is_none());
     }

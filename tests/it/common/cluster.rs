@@ -17,9 +17,18 @@ impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each, once every slot is served and
     /// every replica is in sync.
     pub async fn start(primaries: usize, replicas: usize) -> Self {
+        Self::start_with(primaries, replicas, |_| Vec::new()).await
+    }
+
+    /// The same, each node also given the arguments `extra` returns for it (its index).
+    pub async fn start_with(
+        primaries: usize,
+        replicas: usize,
+        extra: impl Fn(usize) -> Vec<String>,
+    ) -> Self {
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
-            .map(|_| {
-                RedisServer::start_with(&[
+            .map(|i| {
+                let mut args: Vec<String> = [
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -28,7 +37,11 @@ impl RedisCluster {
                     "1000",
                     "--appendonly",
                     "no",
-                ])
+                ]
+                .map(String::from)
+                .to_vec();
+                args.extend(extra(i));
+                RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
             })
             .collect();
         let addrs: Vec<String> = nodes

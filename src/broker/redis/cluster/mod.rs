@@ -544,7 +544,9 @@ impl Task {
             tx.send(Input::Push(generation, push))
                 .map_err(|_| redis::aio::SendError)
         };
-        let con = super::link::open_push(url, self.broker.settings.timeout, sender).await?;
+        let settings = &self.broker.settings;
+        let con =
+            super::link::open_push(url, settings.ca.as_deref(), settings.timeout, sender).await?;
         self.subs.insert(
             addr.to_owned(),
             Sub {
