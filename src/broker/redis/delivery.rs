@@ -21,12 +21,17 @@ impl RedisBroker {
         let mut ready = Some(ready);
         let mut backoff = Duration::from_millis(100);
         loop {
+            let tried = self.link.feed(0);
             match self.subscribe_and_deliver(&mut ready).await {
                 Ok(()) => tracing::warn!("Redis subscription ended; reconnecting"),
                 Err(err) => tracing::warn!(%err, ?backoff, "Redis subscription failed; retrying"),
             }
             self.live.store(false, Ordering::Release);
-            tokio::time::sleep(backoff).await;
+            // Back off, but try at once where the node now delivers from (a failover found).
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until && Arc::ptr_eq(&self.link.feed(0), &tried) {
+                tokio::time::sleep(Duration::from_millis(50).min(backoff)).await;
+            }
             backoff = (backoff * 2).min(Duration::from_secs(5));
             if self.live.load(Ordering::Acquire) {
                 backoff = Duration::from_millis(100);
@@ -39,6 +44,13 @@ impl RedisBroker {
         ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), BrokerError> {
         let feed = self.link.feed(0);
+        if !self.link.may_deliver_from(&feed).await {
+            self.link.suspect();
+            return Err(BrokerError::Unavailable(format!(
+                "{} is neither the primary nor a synced replica now",
+                feed.addr
+            )));
+        }
         let mut pubsub = self.timed(feed.client.get_async_pubsub()).await?;
         self.timed(pubsub.subscribe(self.key(0, "events"))).await?;
         // Anything published from here on is buffered on the subscription; first deliver what

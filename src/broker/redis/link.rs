@@ -166,12 +166,42 @@ impl Link {
                 Ok(node) => Arc::new(node),
                 Err(_) => return,
             },
-            // No healthy replica: deliver from the primary.
+            // No healthy replica: deliver from the primary, once it answers as one. Right
+            // after a primary dies, its replica loses its link and is no longer healthy
+            // either; following the dead primary then would subscribe to it again if it came
+            // back (restarted, or thawed) before the sentinels convert it, and deliver events
+            // the promoted replica never had. Meanwhile the current feed is kept.
             None if Arc::ptr_eq(&feed, &primary) => return,
+            None if !self.answers_as_primary(&primary).await => return,
             None => primary,
         };
         tracing::warn!(redis = %next.addr, "delivering from another Redis");
         self.set(0, |r| r.feed = next);
+    }
+
+    /// Whether `node` says itself it is a primary (`ROLE` is `master`).
+    async fn answers_as_primary(&self, node: &Node) -> bool {
+        role(&node.url, self.ca.as_deref(), self.timeout)
+            .await
+            .is_ok_and(|r| r == "master")
+    }
+
+    /// Whether the node may deliver from `feed` now (Sentinel; always, otherwise): a replica
+    /// whose link to its primary is up (`slave connected`: synced), or the primary a majority
+    /// of the sentinels names, answering as one. A dead primary started again answers as a
+    /// primary, with events the promoted one never had, until the sentinels convert it: it is
+    /// refused, however the node came to follow it.
+    pub(super) async fn may_deliver_from(&self, feed: &Node) -> bool {
+        if !matches!(self.target, Target::Sentinel { .. }) {
+            return true;
+        }
+        match role(&feed.url, self.ca.as_deref(), self.timeout).await {
+            Ok(role) if role == "slave connected" => true,
+            Ok(role) if role == "master" => locate(&self.target, self.timeout)
+                .await
+                .is_ok_and(|(_, addr)| addr == feed.addr),
+            _ => false,
+        }
     }
 
     fn set(&self, p: usize, change: impl FnOnce(&mut Route)) {
