@@ -240,3 +240,45 @@ async fn a_publish_is_acknowledged_only_once_a_replica_holds_it() {
     assert_eq!(got[0], "unacknowledged", "{got:?}");
     assert!(got[1..].iter().all(|m| m == "second"), "{got:?}");
 }
+
+/// The interleaving behind "every stream or none": the primary dies, its replica is promoted,
+/// and the dead primary comes back, a primary in its own view, with an event the promoted one
+/// never had, before the sentinels convert it (they are frozen from the promotion on, so the
+/// node cannot learn of it either). A node that delivered from the replica must not follow the
+/// dead primary and deliver that event (it would reach this node's streams and no other's).
+#[tokio::test]
+async fn a_dead_primary_back_before_its_conversion_is_never_delivered_from() {
+    let mut sentinels = Sentinels::start(1).await;
+    let app = node(&sentinels).await;
+    let mut stream = app.stream("/stream?mode=live&topic=w").await;
+    app.publish("w", "first").await;
+    assert_eq!(
+        crate::common::message(&stream.next_event().await.unwrap()),
+        "first"
+    );
+    let old = sentinels.primary_port().await.unwrap();
+    sentinels.primary().await.kill();
+    sentinels.until_failover_from(old).await;
+    sentinels.pause();
+    let primary = sentinels.nodes.iter_mut().find(|n| n.port == old).unwrap();
+    primary.restart();
+    // An event only the dead primary has, published there by a node of its own.
+    let url = primary.url();
+    let witness = crate::common::spawn_app(move |c| c.broker = Some(url)).await;
+    let mut control = witness.stream("/stream?mode=live&topic=w").await;
+    witness.publish("w", "only on the old primary").await;
+    assert_eq!(
+        crate::common::message(&control.next_event().await.unwrap()),
+        "only on the old primary",
+        "published on the old primary"
+    );
+    // The node retries a lost subscription with backoff up to 5 s; had it followed the dead
+    // primary, it would have delivered the event within that.
+    let got = tokio::time::timeout(Duration::from_secs(6), stream.next_event()).await;
+    assert!(
+        got.is_err(),
+        "delivered from the dead primary: {:?}",
+        got.ok().flatten().map(|e| crate::common::message(&e))
+    );
+    sentinels.resume();
+}

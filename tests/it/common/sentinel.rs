@@ -139,6 +139,27 @@ impl Sentinels {
         }
     }
 
+    /// SIGSTOP to every sentinel: no failover, no conversion, no answer, until
+    /// [`Sentinels::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Sentinels::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        for child in &self.children {
+            let status = Command::new("kill")
+                .args([which, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
     /// Waits until the sentinels see `n` healthy replicas.
     pub async fn until_replicas(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + PATIENCE * 2;
