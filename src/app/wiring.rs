@@ -67,7 +67,7 @@ pub async fn connect(config: Config) -> Result<AppState, StartError> {
 /// A server on Redis (the `redis` feature).
 #[cfg(feature = "redis")]
 async fn redis(config: Config, url: String) -> Result<AppState, StartError> {
-    use crate::broker::redis::{is_cluster, RedisBroker, RedisSettings, SENTINEL_SCHEME};
+    use crate::broker::redis::{is_cluster, is_sentinel, RedisBroker, RedisSettings};
     use crate::hub::Fanout;
     let fanout = Arc::new(Fanout::new(config.queue, config.max_topics));
     let metrics = Metrics::new();
@@ -78,7 +78,7 @@ async fn redis(config: Config, url: String) -> Result<AppState, StartError> {
         ),
         None => None,
     };
-    let replicated = url.starts_with(SENTINEL_SCHEME) || is_cluster(&url);
+    let replicated = is_sentinel(&url) || is_cluster(&url);
     let settings = RedisSettings {
         min_replicas: config.redis_min_replicas.unwrap_or(usize::from(replicated)),
         partitions: usize::from(config.partitions),

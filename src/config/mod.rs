@@ -245,15 +245,16 @@ pub struct Config {
     /// Run as a cluster node on Redis: `redis://[:password@]host:port/db` (`rediss://` for
     /// TLS), or a primary found through Redis Sentinel and followed through failovers:
     /// `redis+sentinel://[:password@]host:port[,host:port…]/MASTER_NAME` (the sentinels'
-    /// addresses; the password is the data nodes'), or a Redis Cluster:
+    /// addresses; the password is the data nodes'; `rediss+sentinel://` for TLS to both), or a
+    /// Redis Cluster:
     /// `redis+cluster://[:password@]host:port[,host:port…]` (`rediss+cluster://` for TLS to
     /// every node). Every node given the same Redis and prefix forms one hub. Without it, the
     /// in-memory broker (a single node).
     #[arg(long, env = "SSEHUB_BROKER")]
     pub broker: Option<String>,
 
-    /// PEM file of the certificate authority to trust for a `rediss://` or `rediss+cluster://`
-    /// broker (instead of the public roots): for a Redis with a certificate from a private CA.
+    /// PEM file of the certificate authority to trust for a `rediss://`, `rediss+sentinel://` or
+    /// `rediss+cluster://` broker (instead of the public roots): for a Redis with a certificate from a private CA.
     /// A cleartext broker ignores it.
     #[arg(long, env = "SSEHUB_REDIS_CA")]
     pub redis_ca: Option<std::path::PathBuf>,

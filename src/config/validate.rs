@@ -94,12 +94,13 @@ impl Config {
                 "redis://",
                 "rediss://",
                 "redis+sentinel://",
+                "rediss+sentinel://",
                 "redis+cluster://",
                 "rediss+cluster://",
             ];
             if !schemes.iter().any(|s| url.starts_with(s)) {
                 return fail(
-                    "--broker must be a redis://, rediss://, redis+sentinel://, redis+cluster:// or rediss+cluster:// URL",
+                    "--broker must be a redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster:// URL",
                 );
             }
         }

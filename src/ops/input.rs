@@ -31,28 +31,6 @@ pub struct Limits {
     pub timeout: std::time::Duration,
 }
 
-/// The JSON body of a native publish, as the API document describes it (the reader below takes
-/// each field raw and checks it itself).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // named only in the API document
-pub(crate) struct PublishJson {
-    /// The text to deliver (not only white space, at most `--max-message` bytes).
-    #[schema(example = "Hello from curl", pattern = r"[^\s\u0085]")]
-    message: String,
-    /// The topic: 1 to 128 of `A-Z a-z 0-9 _ . : -` in `/`-separated segments.
-    #[schema(
-        example = "default",
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$"
-    )]
-    topic: Option<String>,
-    /// The SSE event type: 1 to 64 of `A-Z a-z 0-9 _ . : -`.
-    #[schema(example = "message", max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
-    event: Option<String>,
-    /// Deliver only to streams whose token grants `subscribe` on the topic.
-    private: Option<bool>,
-}
-
 /// The form body of `POST /publish`: the same fields; `private` is present and not
 /// `""`/`false`/`off`/`0` for a private event.
 #[derive(utoipa::ToSchema)]
@@ -201,16 +179,29 @@ struct JsonBody<'a> {
     private: Option<bool>,
 }
 
-/// The JSON body as most publishers send it: every field of the right type. Read in one pass;
-/// a body that does not fit is read again by [`JsonBody`], which tells what is wrong with it.
-#[derive(Deserialize)]
-struct PlainBody<'a> {
+/// The JSON body of a native publish, as most publishers send it: every field of the right
+/// type. Read in one pass; a body that does not fit is read again by [`JsonBody`], which tells
+/// what is wrong with it. Its schema is the API document's.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct PublishJson<'a> {
+    /// The text to deliver (not only white space, at most `--max-message` bytes).
     #[serde(borrow, default)]
+    #[schema(value_type = String, required = true, example = "Hello from curl", pattern = r"[^\s\u0085]")]
     message: Option<std::borrow::Cow<'a, str>>,
+    /// The topic: 1 to 128 of `A-Z a-z 0-9 _ . : -` in `/`-separated segments.
     #[serde(borrow, default)]
+    #[schema(
+        value_type = Option<String>,
+        example = "default",
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$"
+    )]
     topic: Option<std::borrow::Cow<'a, str>>,
+    /// The SSE event type: 1 to 64 of `A-Z a-z 0-9 _ . : -`.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>, example = "message", max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
     event: Option<std::borrow::Cow<'a, str>>,
+    /// Deliver only to streams whose token grants `subscribe` on the topic.
     #[serde(default)]
     private: Option<bool>,
 }
@@ -220,7 +211,7 @@ fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
     if first.is_some_and(|b| *b != b'{') {
         return Err(ApiError::BadRequest("expected a JSON object".into()));
     }
-    if let Ok(body) = serde_json::from_slice::<PlainBody<'_>>(bytes) {
+    if let Ok(body) = serde_json::from_slice::<PublishJson<'_>>(bytes) {
         return Ok(Fields {
             message: body.message.map(std::borrow::Cow::into_owned),
             topic: body.topic.map(std::borrow::Cow::into_owned),

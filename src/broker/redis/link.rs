@@ -65,7 +65,7 @@ impl Link {
     ) -> Result<Self, BrokerError> {
         let url = match &target {
             Target::Single(url) => url.clone(),
-            target @ Target::Sentinel { .. } => locate(target, timeout).await?.0,
+            target @ Target::Sentinel { .. } => locate(target, ca.as_deref(), timeout).await?.0,
             Target::Cluster { seeds, access } => {
                 let shards = topology::shards(seeds, access, ca.as_deref(), timeout).await?;
                 let shard = topology::serving(&shards, layout.slot(0))
@@ -139,7 +139,7 @@ impl Link {
             }
             return;
         }
-        match locate(&self.target, self.timeout).await {
+        match locate(&self.target, self.ca.as_deref(), self.timeout).await {
             Ok((url, addr)) if addr != self.primary(0).addr => {
                 match open(&url, self.ca.as_deref(), self.timeout).await {
                     Ok(node) => {
@@ -154,7 +154,10 @@ impl Link {
         }
         let feed = self.feed(0);
         let wanted = if self.from_replica {
-            replica(&self.target, self.timeout).await.ok().flatten()
+            replica(&self.target, self.ca.as_deref(), self.timeout)
+                .await
+                .ok()
+                .flatten()
         } else {
             None
         };
@@ -197,7 +200,7 @@ impl Link {
         }
         match role(&feed.url, self.ca.as_deref(), self.timeout).await {
             Ok(role) if role == "slave connected" => true,
-            Ok(role) if role == "master" => locate(&self.target, self.timeout)
+            Ok(role) if role == "master" => locate(&self.target, self.ca.as_deref(), self.timeout)
                 .await
                 .is_ok_and(|(_, addr)| addr == feed.addr),
             _ => false,

@@ -54,7 +54,7 @@ mod sentinel;
 mod tickets;
 mod topology;
 
-pub use self::sentinel::SENTINEL_SCHEME;
+pub use self::sentinel::{is_sentinel, SENTINEL_SCHEME, SENTINEL_TLS_SCHEME};
 pub use self::topology::{is_cluster, CLUSTER_SCHEME, CLUSTER_TLS_SCHEME};
 
 use self::partition::Layout;

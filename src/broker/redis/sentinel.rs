@@ -7,6 +7,13 @@ use crate::broker::BrokerError;
 
 /// The URL scheme of a Sentinel-managed Redis.
 pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+/// The same, with TLS to the sentinels and to the data nodes.
+pub const SENTINEL_TLS_SCHEME: &str = "rediss+sentinel://";
+
+/// Whether `url` names a Sentinel-managed Redis.
+pub fn is_sentinel(url: &str) -> bool {
+    url.starts_with(SENTINEL_SCHEME) || url.starts_with(SENTINEL_TLS_SCHEME)
+}
 
 /// What `--broker` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +28,8 @@ pub(super) enum Target {
         /// How its nodes are reached.
         access: super::topology::Access,
     },
-    /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[?db=N]`.
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[?db=N]` (or
+    /// `rediss+sentinel://`).
     Sentinel {
         /// The sentinels' `host:port`s.
         sentinels: Vec<String>,
@@ -31,6 +39,8 @@ pub(super) enum Target {
         userinfo: Option<String>,
         /// The database number on the data nodes.
         db: u32,
+        /// `rediss+sentinel://`: TLS to the sentinels and to the data nodes they name.
+        tls: bool,
     },
 }
 
@@ -45,8 +55,12 @@ impl Target {
             let (seeds, access) = cluster?;
             return Ok(Self::Cluster { seeds, access });
         }
-        let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
-            return Ok(Self::Single(url.to_owned()));
+        let (rest, tls) = match url.strip_prefix(SENTINEL_SCHEME) {
+            Some(rest) => (rest, false),
+            None => match url.strip_prefix(SENTINEL_TLS_SCHEME) {
+                Some(rest) => (rest, true),
+                None => return Ok(Self::Single(url.to_owned())),
+            },
         };
         let bad = |why: &str| BrokerError::Setup(format!("{SENTINEL_SCHEME} URL: {why}"));
         let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no /MASTER_NAME"))?;
@@ -70,7 +84,29 @@ impl Target {
             master: master.to_owned(),
             userinfo,
             db,
+            tls,
         })
+    }
+
+    /// The URL of a sentinel (`host:port`), and of a data node a sentinel names.
+    fn urls(&self, sentinel: &str, data: Option<(&str, &str)>) -> String {
+        let Self::Sentinel {
+            userinfo, db, tls, ..
+        } = self
+        else {
+            return String::new();
+        };
+        let scheme = if *tls { "rediss" } else { "redis" };
+        match data {
+            None => format!("{scheme}://{sentinel}"),
+            Some((host, port)) => {
+                let auth = userinfo
+                    .as_ref()
+                    .map(|u| format!("{u}@"))
+                    .unwrap_or_default();
+                format!("{scheme}://{auth}{host}:{port}/{db}")
+            }
+        }
     }
 }
 
@@ -78,20 +114,18 @@ impl Target {
 /// primary, not down), if any.
 pub(super) async fn replica(
     target: &Target,
+    ca: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Option<(String, String)>, BrokerError> {
     let Target::Sentinel {
-        sentinels,
-        master,
-        userinfo,
-        db,
+        sentinels, master, ..
     } = target
     else {
         return Ok(None);
     };
     let mut last = BrokerError::Unavailable("no sentinel answered".into());
     for sentinel in sentinels {
-        let client = redis::Client::open(format!("redis://{sentinel}")).map_err(setup)?;
+        let client = super::link::client(&target.urls(sentinel, None), ca)?;
         let work = async {
             let mut con = client.get_multiplexed_async_connection().await?;
             redis::cmd("SENTINEL")
@@ -125,18 +159,14 @@ pub(super) async fn replica(
                     .flatten()
             })
             .collect();
-        let auth = userinfo
-            .as_ref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
         // The sentinels' view can be a second old: a dead primary started again answers as a
         // primary, with events the promoted one never had, until they convert it; and once
         // converted it still holds those events until its first sync with the new primary
         // replaces its data. Deliver only from a server that says itself it is a replica whose
         // link to its primary is up (`connected`: synced).
         for (host, port) in healthy {
-            let url = format!("redis://{auth}{host}:{port}/{db}");
-            if role(&url, None, timeout)
+            let url = target.urls("", Some((&host, &port)));
+            if role(&url, ca, timeout)
                 .await
                 .is_ok_and(|r| r == "slave connected")
             {
@@ -158,23 +188,20 @@ pub(super) async fn replica(
 /// node has. Without a majority the node keeps the primary it has.
 pub(super) async fn locate(
     target: &Target,
+    ca: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<(String, String), BrokerError> {
     let Target::Sentinel {
-        sentinels,
-        master,
-        userinfo,
-        db,
+        sentinels, master, ..
     } = target
     else {
         return Err(BrokerError::Setup("not a Sentinel target".into()));
     };
-    let answers = futures_util::future::join_all(
-        sentinels
-            .iter()
-            .map(|sentinel| ask_sentinel(sentinel, master, timeout)),
-    )
-    .await;
+    let answers =
+        futures_util::future::join_all(sentinels.iter().map(|sentinel| {
+            ask_sentinel(sentinel, target.urls(sentinel, None), master, ca, timeout)
+        }))
+        .await;
     let mut last = BrokerError::Unavailable("no sentinel answered".into());
     let mut named = Vec::new();
     for (sentinel, asked) in sentinels.iter().zip(answers) {
@@ -191,13 +218,9 @@ pub(super) async fn locate(
             "no majority of the sentinels names a primary for {master}: {last}"
         )));
     };
-    let auth = userinfo
-        .as_ref()
-        .map(|u| format!("{u}@"))
-        .unwrap_or_default();
-    let url = format!("redis://{auth}{host}:{port}/{db}");
+    let url = target.urls("", Some((&host, &port.to_string())));
     let addr = format!("{host}:{port}");
-    match role(&url, None, timeout).await {
+    match role(&url, ca, timeout).await {
         Ok(role) if role == "master" => Ok((url, addr)),
         Ok(role) => Err(BrokerError::Unavailable(format!(
             "{addr} is a {role}, not a primary"
@@ -224,10 +247,12 @@ fn majority<T: PartialEq>(answers: Vec<T>, voters: usize) -> Option<T> {
 
 async fn ask_sentinel(
     sentinel: &str,
+    url: String,
     master: &str,
+    ca: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Option<(String, u16)>, BrokerError> {
-    let client = redis::Client::open(format!("redis://{sentinel}")).map_err(setup)?;
+    let client = super::link::client(&url, ca)?;
     let work = async {
         let mut con = client.get_multiplexed_async_connection().await?;
         redis::cmd("SENTINEL")
@@ -272,10 +297,6 @@ pub(super) async fn role(
         .map_err(unavailable)
 }
 
-fn setup(err: redis::RedisError) -> BrokerError {
-    BrokerError::Setup(err.to_string())
-}
-
 fn unavailable(err: redis::RedisError) -> BrokerError {
     BrokerError::Unavailable(err.to_string())
 }
@@ -305,8 +326,13 @@ mod tests {
                 master: "main".into(),
                 userinfo: Some(":s3cret".into()),
                 db: 2,
+                tls: false,
             }
         );
+        let tls = Target::parse("rediss+sentinel://:pw@a:1/main").unwrap();
+        assert_eq!(tls.urls("a:1", None), "rediss://a:1");
+        assert_eq!(tls.urls("", Some(("h", "7"))), "rediss://:pw@h:7/0");
+        assert!(is_sentinel("rediss+sentinel://a:1/m") && !is_sentinel("rediss://a:1"));
         assert_eq!(
             Target::parse("redis://x:1/0").unwrap(),
             Target::Single("redis://x:1/0".into())

@@ -7,6 +7,13 @@ use std::time::Duration;
 use super::redis::{free_port, RedisServer};
 use super::PATIENCE;
 
+/// Certificate files for TLS (`super::redis::make_certificates`).
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 /// The name the sentinels monitor.
 pub const MASTER: &str = "main";
 
@@ -14,6 +21,8 @@ pub struct Sentinels {
     /// Every data node; which one is the primary changes with failovers.
     pub nodes: Vec<RedisServer>,
     ports: Vec<u16>,
+    /// The sentinels' TLS ports (none without TLS).
+    tls_ports: Vec<u16>,
     children: Vec<Child>,
     dir: std::path::PathBuf,
 }
@@ -22,16 +31,40 @@ impl Sentinels {
     /// A primary with `replicas` replicas and three sentinels, once the sentinels know every
     /// replica (so a failover can happen).
     pub async fn start(replicas: usize) -> Self {
-        let primary = RedisServer::start();
+        Self::start_with(replicas, None).await
+    }
+
+    /// The same; with `tls`, every data node and sentinel also listens for TLS, and the
+    /// sentinels and replicas reach the primary by TLS (so the sentinels name TLS ports).
+    pub async fn start_with(replicas: usize, tls: Option<&Tls>) -> Self {
+        let tls_args = |port: u16| -> Vec<String> {
+            let Some(tls) = tls else { return vec![] };
+            let mut args = vec!["--tls-port".to_owned(), port.to_string()];
+            for (flag, file) in [
+                ("--tls-cert-file", &tls.cert),
+                ("--tls-key-file", &tls.key),
+                ("--tls-ca-cert-file", &tls.ca),
+            ] {
+                args.extend([flag.to_owned(), file.display().to_string()]);
+            }
+            args.extend(["--tls-auth-clients", "no", "--tls-replication", "yes"].map(String::from));
+            args
+        };
+        let primary_tls = free_port();
+        let primary = RedisServer::start_with(&as_strs(&tls_args(primary_tls)));
+        // What the sentinels and replicas connect to.
+        let primary_port = if tls.is_some() {
+            primary_tls
+        } else {
+            primary.port
+        }
+        .to_string();
         let mut nodes = vec![];
-        let primary_port = primary.port.to_string();
         nodes.push(primary);
         for _ in 0..replicas {
-            nodes.push(RedisServer::start_with(&[
-                "--replicaof",
-                "127.0.0.1",
-                &primary_port,
-            ]));
+            let mut args = tls_args(free_port());
+            args.extend(["--replicaof", "127.0.0.1", &primary_port].map(String::from));
+            nodes.push(RedisServer::start_with(&as_strs(&args)));
         }
         let dir = std::env::temp_dir().join(format!(
             "ssehub-sentinel-{}-{primary_port}",
@@ -41,24 +74,35 @@ impl Sentinels {
         let mut set = Self {
             nodes,
             ports: vec![],
+            tls_ports: vec![],
             children: vec![],
             dir,
         };
         for _ in 0..3 {
             let port = free_port();
             let conf = set.dir.join(format!("sentinel-{port}.conf"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-                     sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 400\n\
-                     sentinel failover-timeout {MASTER} 2000\n\
-                     sentinel parallel-syncs {MASTER} 1\n",
-                    dir = set.dir.display()
-                ),
-            )
-            .unwrap();
+            let mut text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n",
+                dir = set.dir.display()
+            );
+            if let Some(tls) = tls {
+                let tls_port = free_port();
+                set.tls_ports.push(tls_port);
+                text.push_str(&format!(
+                    "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                    tls.cert.display(),
+                    tls.key.display(),
+                    tls.ca.display()
+                ));
+            }
+            text.push_str(&format!(
+                "sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n\
+                 sentinel down-after-milliseconds {MASTER} 400\n\
+                 sentinel failover-timeout {MASTER} 2000\n\
+                 sentinel parallel-syncs {MASTER} 1\n"
+            ));
+            std::fs::write(&conf, text).unwrap();
             let child = Command::new("redis-sentinel")
                 .arg(&conf)
                 .stdout(Stdio::null())
@@ -70,6 +114,16 @@ impl Sentinels {
         }
         set.until_replicas(replicas).await;
         set
+    }
+
+    /// `--broker` for ssehub, by TLS (after `start_with` and a [`Tls`]).
+    pub fn tls_url(&self) -> String {
+        let hosts: Vec<String> = self
+            .tls_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("rediss+sentinel://{}/{MASTER}", hosts.join(","))
     }
 
     /// `--broker` for ssehub.
@@ -171,6 +225,10 @@ impl Sentinels {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 impl Drop for Sentinels {
