@@ -24,6 +24,18 @@ async fn node(sentinels: &Sentinels) -> TestApp {
     app
 }
 
+/// A node with a live stream on topic `w` that has received a first event: delivery works.
+async fn streaming_node(sentinels: &Sentinels) -> (TestApp, SseStream) {
+    let app = node(sentinels).await;
+    let mut stream = app.stream("/stream?mode=live&topic=w").await;
+    app.publish("w", "first").await;
+    assert_eq!(
+        crate::common::message(&stream.next_event().await.unwrap()),
+        "first"
+    );
+    (app, stream)
+}
+
 /// How the primary fails.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -206,13 +218,7 @@ async fn a_frozen_primary_loses_no_acknowledged_event() {
 #[tokio::test]
 async fn a_publish_is_acknowledged_only_once_a_replica_holds_it() {
     let sentinels = Sentinels::start(1).await;
-    let app = node(&sentinels).await;
-    let mut stream = app.stream("/stream?mode=live&topic=w").await;
-    app.publish("w", "first").await;
-    assert_eq!(
-        crate::common::message(&stream.next_event().await.unwrap()),
-        "first"
-    );
+    let (app, mut stream) = streaming_node(&sentinels).await;
     sentinels.nodes[1].pause();
     let started = tokio::time::Instant::now();
     let (status, body) = app
@@ -249,13 +255,7 @@ async fn a_publish_is_acknowledged_only_once_a_replica_holds_it() {
 #[tokio::test]
 async fn a_dead_primary_back_before_its_conversion_is_never_delivered_from() {
     let mut sentinels = Sentinels::start(1).await;
-    let app = node(&sentinels).await;
-    let mut stream = app.stream("/stream?mode=live&topic=w").await;
-    app.publish("w", "first").await;
-    assert_eq!(
-        crate::common::message(&stream.next_event().await.unwrap()),
-        "first"
-    );
+    let (_node, mut stream) = streaming_node(&sentinels).await;
     let old = sentinels.primary_port().await.unwrap();
     sentinels.primary().await.kill();
     sentinels.until_failover_from(old).await;
